@@ -1,0 +1,133 @@
+"""Image classification: one LightningModule for every classifier network."""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from dlforge.models.base import DlforgeModule
+from dlforge.nets import build_net
+from dlforge.viz import log_image, save_figure
+
+
+class ImageClassifier(DlforgeModule):
+    """Softmax classifier over any registered image network.
+
+    Args:
+        net: ``{"name": <network in dlforge.nets.NETS>, **its options}``.
+        data: the data module's ``spec`` (shape, classes, normalization statistics).
+        optimizer: optimizer config (``_target_`` + arguments), used when training.
+        scheduler: optional learning-rate scheduler config.
+        label_smoothing: cross-entropy label smoothing.
+        monitor, monitor_mode: the metric that picks the best checkpoint.
+    """
+
+    kind = "image_classifier"
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        data: dict[str, Any],
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        label_smoothing: float = 0.0,
+        monitor: str = "val/acc",
+        monitor_mode: str = "max",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_net(
+            in_channels=data["channels"],
+            height=data["height"],
+            width=data["width"],
+            num_classes=data["num_classes"],
+            **net,
+        )
+        self.register_buffer("mean", torch.tensor(data["mean"]).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(data["std"]).view(1, -1, 1, 1), persistent=False)
+        classes = data["num_classes"]
+        self.train_acc = MulticlassAccuracy(classes, average="micro")
+        self.val_acc = MulticlassAccuracy(classes, average="micro")
+        self.test_acc = MulticlassAccuracy(classes, average="micro")
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.val_acc_best = MaxMetric()
+        self.test_confusion = MulticlassConfusionMatrix(classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits for images in [0, 1] (normalized here with the training data's statistics)."""
+        return self.net((images - self.mean) / self.std)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features, the domain feature extractor for FID/KID."""
+        return self.net.embed((images - self.mean) / self.std)
+
+    def _step(
+        self, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        return loss, logits, labels
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, logits, labels = self._step(batch)
+        self.train_acc(logits, labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def on_train_start(self) -> None:
+        self.val_acc_best.reset()  # forget the sanity-check validation
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, logits, labels = self._step(batch)
+        self.val_loss(loss, weight=len(labels))
+        self.val_acc(logits, labels)
+        self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
+        self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, logits, labels = self._step(batch)
+        self.test_loss(loss, weight=len(labels))
+        self.test_acc(logits, labels)
+        self.test_confusion(logits, labels)
+        self.log("test/loss", self.test_loss, on_epoch=True)
+        self.log("test/acc", self.test_acc, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        matrix = self.test_confusion.compute().cpu()
+        self.test_confusion.reset()
+        if self.trainer.is_global_zero:
+            self.save_confusion_matrix(matrix)
+
+    def save_confusion_matrix(self, matrix: torch.Tensor) -> None:
+        """Write ``confusion_matrix.csv`` (rows: true class, columns: predicted) and its PNG."""
+        names = self.hparams.data["class_names"]
+        with open(self.run_dir / "confusion_matrix.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["true \\ predicted", *names])
+            writer.writerows([name, *row] for name, row in zip(names, matrix.tolist(), strict=True))
+        fig, ax = self.test_confusion.plot(val=matrix, labels=names)
+        ax.set_title(f"test confusion matrix (accuracy {matrix.diag().sum() / matrix.sum():.4f})")
+        fig.set_size_inches(max(6, 0.6 * len(names)), max(5, 0.55 * len(names)))
+        log_image(
+            self.trainer, "test/confusion_matrix", save_figure(fig, self.run_dir / "confusion_matrix.png")
+        )
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(images).softmax(dim=-1)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.build_optimizer(self.hparams.optimizer, self.parameters())
+        scheduler = self.build_scheduler(self.hparams.scheduler, optimizer)
+        return {"optimizer": optimizer, **({"lr_scheduler": scheduler} if scheduler else {})}

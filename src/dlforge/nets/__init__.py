@@ -1,0 +1,27 @@
+"""Plain ``nn.Module`` networks, built by name so checkpoints store only plain data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from dlforge.nets.classifiers import MLP, ConvNet
+
+#: Every network a config or checkpoint may name. Loading never imports anything else.
+NETS: dict[str, type[nn.Module]] = {
+    "convnet": ConvNet,
+    "mlp": MLP,
+}
+
+
+def build_net(name: str, **kwargs: Any) -> nn.Module:
+    """Build the network registered as ``name`` with keyword arguments from config and data."""
+    try:
+        cls = NETS[name]
+    except KeyError:
+        raise ValueError(f"unknown network {name!r}; choose one of {sorted(NETS)}") from None
+    return cls(**kwargs)
+
+
+__all__ = ["MLP", "NETS", "ConvNet", "build_net"]

@@ -1,0 +1,150 @@
+"""Shared fixtures: tiny data sets written in their real on-disk formats, and ways to run the CLIs."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+from PIL import Image
+
+from dlforge import CONF_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def class_images(
+    n: int, size: int, channels: int, classes: int = 10, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable toy images: class k lights a bright square at its own place on a noisy background."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(n, size, size, channels), dtype=np.uint8)
+    cell = size // 4
+    for i, k in enumerate(labels):
+        r, c = divmod(int(k) % 16, 4)
+        images[i, r * cell : (r + 1) * cell, c * cell : (c + 1) * cell, :] = 230
+    return images, labels.astype(np.uint8)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write an IDX file (the MNIST format): magic 0x08 (uint8) + ndim, big-endian dims, data."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def write_mnist_like(root: Path, folder: str, n_train: int = 240, n_test: int = 80) -> None:
+    """``<root>/<folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte`` as torchvision reads them."""
+    for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        images, labels = class_images(n, 28, 1, seed=seed)
+        write_idx(root / folder / "raw" / f"{prefix}-images-idx3-ubyte", images[..., 0])
+        write_idx(root / folder / "raw" / f"{prefix}-labels-idx1-ubyte", labels)
+
+
+def write_cifar_like(root: Path, n_per_batch: int = 40, n_test: int = 60) -> None:
+    """``<root>/cifar-10-batches-py/`` with the python-pickle batches and ``batches.meta``."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    files = [(f"data_batch_{i}", n_per_batch, i) for i in range(1, 6)] + [("test_batch", n_test, 9)]
+    for name, n, seed in files:
+        images, labels = class_images(n, 32, 3, seed=seed)
+        data = images.transpose(0, 3, 1, 2).reshape(n, -1)  # rows of 3072: R plane, G plane, B plane
+        batch = {"data": data, "labels": labels.tolist(), "batch_label": name}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": names, "num_cases_per_batch": n_per_batch}, f, protocol=2)
+
+
+def write_image_folder(
+    root: Path, n_train: int = 60, n_test: int = 30, size: int = 32, classes: int = 3
+) -> None:
+    """``<root>/{train,test}/<class>/<i>.png`` (and a few .jpg)."""
+    for split, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+        images, labels = class_images(n, size, 3, classes=classes, seed=seed)
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+            path = root / split / f"class_{label}" / f"{i:04d}.{'jpg' if i % 5 == 0 else 'png'}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(path)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root holding tiny MNIST, Fashion-MNIST, CIFAR-10 and an image folder."""
+    root = tmp_path_factory.mktemp("data")
+    write_mnist_like(root, "MNIST")
+    write_mnist_like(root, "FashionMNIST")
+    write_cifar_like(root)
+    write_image_folder(root / "shapes")
+    return root
+
+
+@pytest.fixture
+def make_cfg(data_dir: Path, tmp_path: Path) -> Callable[..., DictConfig]:
+    """Compose ``conf/<config_name>.yaml`` with overrides, on the tiny data, writing into ``tmp_path``."""
+
+    def make(*overrides: str, config_name: str = "train") -> DictConfig:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose(
+                config_name=config_name,
+                overrides=[f"paths.data_dir={data_dir}", f"paths.cache_dir={tmp_path / 'cache'}", *overrides],
+                return_hydra_config=False,
+            )
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "run")
+        return cfg
+
+    return make
+
+
+@pytest.fixture
+def run_cli(data_dir: Path, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``python <args>`` as a user types it, from ``tmp_path`` (so ``outputs/`` lands there).
+
+    ``train.py`` is found in the repo; ``-m dlforge.<tool>`` through the installed package.
+    """
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+        full_env = {
+            **os.environ,
+            "DATA_DIR": str(data_dir),
+            "DLFORGE_CACHE": str(tmp_path / "cache"),
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        argv = [str(REPO / args[0]) if args[0].endswith(".py") else args[0], *args[1:]]
+        return subprocess.run(
+            [sys.executable, *argv],
+            cwd=tmp_path,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+#: Overrides that make any training run a few CPU steps long.
+FAST = (
+    "trainer=cpu",
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=4",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_model_summary=false",
+    "data.batch_size=16",
+    "data.val_size=32",
+)

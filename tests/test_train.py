@@ -1,0 +1,204 @@
+"""Training image classifiers: every model trains, runs write their outputs, the CLI behaves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlforge.checkpoint import load_model
+from dlforge.errors import CheckpointError
+from dlforge.train import build_run, train
+from tests.conftest import FAST
+
+
+def first_and_last(metrics_csv: Path, key: str) -> tuple[float, float]:
+    import csv
+
+    with open(metrics_csv) as f:
+        values = [float(row[key]) for row in csv.DictReader(f) if row.get(key)]
+    return values[0], values[-1]
+
+
+@pytest.mark.parametrize(
+    ("model", "data"),
+    [
+        ("cnn_seed000", "mnist"),
+        ("lenet", "mnist"),
+        ("mlp", "fashion_mnist"),
+        ("cifar_cnn", "cifar10"),
+        ("cifar_cnn_deep", "cifar10"),
+    ],
+)
+def test_every_classifier_trains_and_its_loss_falls(make_cfg, model: str, data: str) -> None:
+    cfg = make_cfg(f"model={model}", f"data={data}", *FAST, "trainer.max_epochs=3", "optimizer.lr=0.003")
+    summary = train(cfg)
+    out = Path(cfg.paths.output_dir)
+    first, last = first_and_last(out / "metrics.csv", "train/loss_step")
+    assert last < first
+    assert 0.0 <= summary["metrics"]["test/acc"] <= 1.0
+    assert summary["epochs"] == 3
+
+
+def test_run_dir_holds_config_checkpoints_metrics_and_confusion_matrix(make_cfg) -> None:
+    cfg = make_cfg("model=lenet", *FAST)
+    train(cfg)
+    out = Path(cfg.paths.output_dir)
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["status"] == "ok"
+    for key in ("test/acc", "test/loss", "val/acc", "val/acc_best", "train/loss"):
+        assert key in summary["metrics"]
+    assert summary["epochs"] == 2 and summary["wall_time_s"] > 0
+    assert Path(summary["best_checkpoint"]).is_file() and Path(summary["last_checkpoint"]).name == "last.ckpt"
+    assert (out / "config.yaml").is_file() and (out / "metrics.csv").is_file()
+    rows = (out / "confusion_matrix.csv").read_text().splitlines()
+    assert len(rows) == 11 and rows[0].startswith("true")
+    assert sum(int(v) for row in rows[1:] for v in row.split(",")[1:]) == 80  # every test image counted
+    assert (out / "confusion_matrix.png").stat().st_size > 1000
+
+
+def test_checkpoints_load_weights_only_and_rebuild_the_model(make_cfg) -> None:
+    cfg = make_cfg("model=cnn_seed000", *FAST)
+    summary = train(cfg)
+    raw = torch.load(summary["last_checkpoint"], weights_only=True)
+    assert raw["dlforge"]["model"] == "image_classifier"
+    assert raw["hyper_parameters"]["data"]["channels"] == 1
+    model = load_model(summary["last_checkpoint"])
+    datamodule, fresh, _ = build_run(cfg)
+    images, _ = next(iter(datamodule.test_dataloader()))
+    images = datamodule.preprocess(images)
+    fresh.load_state_dict(raw["state_dict"])
+    fresh.eval()
+    assert torch.allclose(model(images), fresh(images))
+
+
+def test_load_model_rejects_other_files(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_model(tmp_path / "missing.ckpt")
+    (tmp_path / "junk.ckpt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_model(tmp_path / "junk.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    with pytest.raises(CheckpointError, match="not a dlforge model"):
+        load_model(tmp_path / "foreign.ckpt")
+
+
+def test_same_seed_same_metrics_on_cpu(make_cfg, tmp_path: Path) -> None:
+    def run(name: str) -> dict:
+        cfg = make_cfg("model=lenet", "data=cifar10", "data.crop_padding=4", "data.hflip=true", *FAST)
+        cfg.paths.output_dir = str(tmp_path / name)
+        return train(cfg)["metrics"]
+
+    assert run("a") == run("b")
+
+
+def test_resume_from_last_checkpoint_continues_to_max_epochs(make_cfg, tmp_path: Path) -> None:
+    first = make_cfg("model=lenet", *FAST, "trainer.max_epochs=1")
+    last = train(first)["last_checkpoint"]
+    resumed = make_cfg("model=lenet", *FAST, "trainer.max_epochs=3", f"ckpt_path={last}")
+    resumed.paths.output_dir = str(tmp_path / "resumed")
+    summary = train(resumed)
+    assert summary["epochs"] == 3
+    assert summary["global_step"] == 3 * 4  # 4 batches an epoch, epoch 0 done before the resume
+
+
+def test_bf16_mixed_precision_runs_on_cpu(make_cfg) -> None:
+    summary = train(make_cfg("model=lenet", *FAST, "trainer.precision=bf16-mixed", "trainer.max_epochs=1"))
+    assert summary["metrics"]["test/acc"] is not None
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "momentum", "rmsprop"])
+def test_optimizer_group_options_compose(make_cfg, optimizer: str) -> None:
+    cfg = make_cfg(f"optimizer={optimizer}", "scheduler=cosine", "data.val_size=32")
+    _, model, _ = build_run(cfg)
+    config = model.configure_optimizers()
+    assert type(config["optimizer"]).__name__ == {"adam": "Adam", "rmsprop": "RMSprop"}.get(optimizer, "SGD")
+    assert type(config["lr_scheduler"]["scheduler"]).__name__ == "CosineAnnealingLR"
+
+
+def test_overrides_reach_the_network(make_cfg) -> None:
+    cfg = make_cfg(
+        "model=lenet",
+        "model.net.blocks=[[4],[6],[8]]",
+        "model.net.padding=same",
+        "model.net.activation=tanh",
+        "data.val_size=32",
+    )
+    _, model, _ = build_run(cfg)
+    convs = [m for m in model.net.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [4, 6, 8]
+    assert any(isinstance(m, torch.nn.Tanh) for m in model.net.modules())
+
+
+# --- the command line, as a user types it ------------------------------------------------------
+
+
+def test_cli_trains_evaluates_and_reports(run_cli, tmp_path: Path) -> None:
+    result = run_cli("train.py", "model=lenet", "data=mnist", *FAST, "hydra.run.dir=outputs/cli")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "outputs" / "cli"
+    trained = json.loads((run / "metrics.json").read_text())
+    ckpt = run / "checkpoints" / "last.ckpt"
+    result = run_cli(
+        "-m",
+        "dlforge.evaluate",
+        f"ckpt_path={ckpt}",
+        "data=mnist",
+        "trainer=cpu",
+        "hydra.run.dir=outputs/eval",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "outputs" / "eval" / "metrics.json").read_text())
+    assert evaluated["model"] == "image_classifier"
+    assert 0 <= evaluated["metrics"]["test/acc"] <= 1
+    assert (tmp_path / "outputs" / "eval" / "confusion_matrix.png").is_file()
+    assert trained["metrics"]["test/acc"] is not None
+
+
+def test_cli_evaluate_refuses_data_of_another_shape(run_cli, make_cfg, tmp_path: Path) -> None:
+    summary = train(make_cfg("model=lenet", *FAST, "trainer.max_epochs=1"))
+    result = run_cli("-m", "dlforge.evaluate", f"ckpt_path={summary['last_checkpoint']}", "data=cifar10")
+    assert result.returncode == 2
+    assert "data=mnist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_multirun_runs_every_job(run_cli, tmp_path: Path) -> None:
+    result = run_cli(
+        "train.py",
+        "-m",
+        "model=cnn_seed000",
+        "optimizer.lr=0.1,0.01",
+        *FAST,
+        "trainer.max_epochs=1",
+        "hydra.sweep.dir=outputs/sweep",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted((tmp_path / "outputs" / "sweep").glob("*/metrics.json"))
+    assert len(jobs) == 2
+    assert [json.loads(j.read_text())["overrides"][1] for j in jobs] == [
+        "optimizer.lr=0.1",
+        "optimizer.lr=0.01",
+    ]
+
+
+def test_cli_impossible_network_is_one_clear_line(run_cli) -> None:
+    result = run_cli("train.py", "model=lenet", "model.net.blocks=[[4],[6],[8]]", *FAST)
+    assert result.returncode == 2
+    assert "shrink" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_wrong_option_lists_the_valid_ones(run_cli) -> None:
+    result = run_cli("train.py", "model=lenett")
+    assert result.returncode != 0
+    assert "Could not find 'model/lenett'" in result.stderr and "cnn_seed000" in result.stderr
+
+
+def test_cli_missing_data_is_one_line_naming_the_folder(run_cli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    result = run_cli("train.py", "data.download=false", env={"DATA_DIR": str(empty)})
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"{empty}/MNIST/raw" in result.stderr and "DATA_DIR" in result.stderr
+    assert not list(tmp_path.glob("outputs/**/metrics.json"))
