@@ -45,3 +45,32 @@ class DlforgeModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["dlforge"] = {"model": self.kind, "version": __version__}
+
+
+class GenerativeModule(DlforgeModule):
+    """A model that turns latent vectors into images: GANs, VAEs.
+
+    The shared interface of ``python -m dlforge.generate`` (grids, interpolation, arithmetic) and
+    of sample-quality metrics. Subclasses set ``latent_dim`` (and ``num_classes`` > 0 when the
+    generator is conditioned on a class label) and implement :meth:`decode_latent`.
+    """
+
+    latent_dim: int
+    num_classes: int = 0  # > 0: decode_latent needs labels
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` latent vectors from the prior, N(0, I), on the model's device."""
+        return torch.randn(n, self.latent_dim, generator=generator, device="cpu").to(self.device)
+
+    def decode_latent(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [0, 1], shape (N, C, H, W), for latent vectors ``z`` (and class ``labels``)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` images from the prior, reproducible with ``seed``."""
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        z = self.sample_latent(n, generator)
+        if self.num_classes and labels is None:
+            labels = torch.arange(n, device=self.device) % self.num_classes
+        return self.decode_latent(z, labels)
