@@ -65,13 +65,17 @@ def run_summary(
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     return {
         "status": "ok",
+        "experiment": choices.get("experiment"),
         "model": choices.get("model"),
         "data": choices.get("data"),
+        "reference": OmegaConf.to_container(cfg.reference, resolve=True) if cfg.get("reference") else None,
         "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
         "metrics": plain_metrics(metrics),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "wall_time_s": round(wall_time, 3),
+        "device": f"{trainer.strategy.root_device.type} x{trainer.world_size}",
+        "precision": str(trainer.precision),
     }
 
 
@@ -111,8 +115,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @hydra_entry("train")
 def main(cfg: DictConfig) -> float | None:
     summary = train(cfg)
-    value = summary["metrics"].get(cfg.get("optimized_metric") or "")
-    return value  # the value a Hydra sweeper (e.g. Optuna) optimizes
+    metric = cfg.get("optimized_metric")
+    if not metric:
+        return None
+    if summary["metrics"].get(metric) is None:
+        raise DlforgeError(
+            f"optimized_metric={metric} was not logged; logged: {', '.join(summary['metrics'])}"
+        )
+    return summary["metrics"][metric]  # the value a Hydra sweeper (e.g. Optuna) optimizes
 
 
 if __name__ == "__main__":
