@@ -39,7 +39,7 @@ def _reachable(host: str, timeout: float = 2.0) -> bool:
 
 
 def wandb_mode(requested: str | None = None) -> tuple[str, str]:
-    """The W&B mode to use and why: ``requested`` or ``$WANDB_MODE`` if set, else online only when possible."""
+    """The W&B mode and why: ``requested`` or ``$WANDB_MODE`` if set, else online only when possible."""
     if requested or os.environ.get("WANDB_MODE"):
         return str(requested or os.environ["WANDB_MODE"]), "as asked"
     host = _wandb_host()
