@@ -239,3 +239,19 @@ def test_denoising_conv_autoencoder_on_cifar(data_dir: Path, tmp_path: Path) -> 
     assert not (tmp_path / "samples").exists() and not (tmp_path / "manifold.png").exists()  # not generative
     model = load_model(summary["last_checkpoint"])
     assert type(model) is Autoencoder and model.hparams.noise_level == 0.2
+
+
+def test_evaluate_tests_a_vae_checkpoint_and_draws_its_pictures(vae_run, make_cfg, tmp_path: Path) -> None:
+    from dlforge.evaluate import evaluate
+
+    _, summary = vae_run
+    cfg = make_cfg(
+        f"ckpt_path={summary['last_checkpoint']}",
+        "trainer=cpu",
+        "trainer.limit_test_batches=1",
+        config_name="evaluate",
+    )
+    metrics = evaluate(cfg)["metrics"]
+    assert metrics["test/kl"] > 0 and metrics["test/elbo"] < 0
+    out = Path(cfg.paths.output_dir)
+    assert (out / "latent_space.png").is_file() and (out / "manifold.png").is_file()

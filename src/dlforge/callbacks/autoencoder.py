@@ -16,6 +16,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 import torch
+from matplotlib.lines import Line2D
 from pytorch_lightning.callbacks import Callback
 
 from dlforge.viz import log_image, save_figure, save_grid
@@ -190,15 +191,19 @@ def latent_scatter(
         )
     fig, ax = plt.subplots(figsize=(7, 6))
     colours = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
-    for k, name in enumerate(class_names):
-        chosen = labels == k
-        if chosen.any():
-            x, y = points[chosen].T.numpy()
-            ax.scatter(x, y, s=3, alpha=0.6, color=colours(k % colours.N), label=str(name), rasterized=True)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))  # no class drawn on top
+    x, y = points[order].T.numpy()
+    ax.scatter(x, y, s=3, alpha=0.6, c=[colours(int(k) % colours.N) for k in labels[order]], rasterized=True)
+    present = set(labels.tolist())
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=colours(k % colours.N), label=str(name))
+        for k, name in enumerate(class_names)
+        if k in present
+    ]
     ax.set_xlabel(axes[0])
     ax.set_ylabel(axes[1])
     ax.set_title(title, fontsize=9)
-    ax.legend(markerscale=4, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     return fig
 
 
