@@ -144,10 +144,13 @@ class Autoencoder(DlforgeModule):
             per_pixel = (torch.sigmoid(logits) - targets).square()
         return per_pixel.flatten(1).sum(1)
 
-    def losses(self, images: torch.Tensor, beta: float = 1.0) -> dict[str, torch.Tensor]:
+    def losses(
+        self, images: torch.Tensor, beta: float = 1.0, inputs: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Per-image ``loss``, ``recon`` (VAE: and ``kl``, weighted by ``beta`` in the loss), averaged over
-        the batch; ``latent``: the codes (VAE: the posterior means)."""
-        code, _ = self.posterior(self.corrupt(images))
+        the batch, of reconstructing ``images`` from ``inputs`` (default: ``self.corrupt(images)``);
+        ``latent``: the codes (VAE: the posterior means)."""
+        code, _ = self.posterior(self.corrupt(images) if inputs is None else inputs)
         recon = self.reconstruction_loss(self.net.decoder(code), images).mean()
         return {"loss": recon, "recon": recon, "latent": code}
 
@@ -161,8 +164,9 @@ class Autoencoder(DlforgeModule):
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
         images, labels = batch
-        out = self.losses(images, self.kl_weight())
-        out["mse"] = F.mse_loss(self(self.corrupt(images)), images)  # per pixel, as the pictures show
+        inputs = self.corrupt(images)
+        out = self.losses(images, self.kl_weight(), inputs)
+        out["mse"] = F.mse_loss(self(inputs), images)  # per pixel, as the pictures show
         if "kl" in out:
             out["elbo"] = -(out["recon"] + out["kl"] + self.recon_constant())
         for name, value in out.items():
@@ -259,8 +263,10 @@ class VAE(Autoencoder, GenerativeModule):
         epoch_fraction = (batch_idx + 1) / batches if math.isfinite(batches) and batches > 0 else 1.0
         return beta * min(1.0, (self.current_epoch + epoch_fraction) / warmup)
 
-    def losses(self, images: torch.Tensor, beta: float = 1.0) -> dict[str, torch.Tensor]:
-        mean, logvar = self.posterior(self.corrupt(images))
+    def losses(
+        self, images: torch.Tensor, beta: float = 1.0, inputs: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        mean, logvar = self.posterior(self.corrupt(images) if inputs is None else inputs)
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
         recon = self.reconstruction_loss(self.net.decoder(z), images).mean()
         kl = 0.5 * (mean.square() + logvar.exp() - 1 - logvar).sum(1).mean()
