@@ -1,10 +1,13 @@
 """LightningModules. ``MODELS`` maps the ``kind`` stored in a checkpoint to its class."""
 
+from dlforge.models.autoencoder import VAE, Autoencoder
 from dlforge.models.base import DlforgeModule
 from dlforge.models.classifier import ImageClassifier
 
 MODELS: dict[str, type[DlforgeModule]] = {
     ImageClassifier.kind: ImageClassifier,
+    Autoencoder.kind: Autoencoder,
+    VAE.kind: VAE,
 }
 
 __all__ = ["MODELS", "DlforgeModule", "ImageClassifier"]

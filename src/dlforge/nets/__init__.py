@@ -6,12 +6,15 @@ from typing import Any
 
 from torch import nn
 
+from dlforge.nets.autoencoder import ConvAutoencoder, MLPAutoencoder
 from dlforge.nets.classifiers import MLP, ConvNet
 
 #: Every network a config or checkpoint may name. Loading never imports anything else.
 NETS: dict[str, type[nn.Module]] = {
     "convnet": ConvNet,
     "mlp": MLP,
+    "mlp_autoencoder": MLPAutoencoder,
+    "conv_autoencoder": ConvAutoencoder,
 }
 
 
