@@ -7,11 +7,16 @@ from typing import Any
 from torch import nn
 
 from dlforge.nets.classifiers import MLP, ConvNet
+from dlforge.nets.text import KimCNN, TextCNN, TextMLP, TextRNN
 
 #: Every network a config or checkpoint may name. Loading never imports anything else.
 NETS: dict[str, type[nn.Module]] = {
     "convnet": ConvNet,
     "mlp": MLP,
+    "text_cnn": TextCNN,
+    "kim_cnn": KimCNN,
+    "text_mlp": TextMLP,
+    "text_rnn": TextRNN,
 }
 
 

@@ -1,0 +1,517 @@
+"""Text classification corpora as LightningDataModules, each in its upstream on-disk layout.
+
+A data module reads its corpus, splits it (the corpus's own test split, else a seeded stratified
+hold-out, or fold ``fold`` of ``folds`` for k-fold cross-validation), builds the vocabulary on the
+training split, encodes every split to fixed-length token ids, and hands the model its data spec
+plus the GloVe embedding matrix (:meth:`TextDataModule.model_kwargs`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from dlforge.data.glove import embedding_matrix, load_glove
+from dlforge.data.tensors import TensorBatches, keep_batch
+from dlforge.data.text import TextEncoder, build_vocab, tokenize
+from dlforge.errors import DataNotFoundError, DlforgeError
+
+log = logging.getLogger(__name__)
+
+Texts = tuple[list[str], list[int]]  # texts and their class indices
+CORNELL = "https://www.cs.cornell.edu/people/pabo/movie-review-data"
+
+
+def read_text(path: Path, encoding: str = "auto") -> str:
+    """A file's text; ``auto`` reads UTF-8 and falls back to Latin-1 (the MR/Subj originals)."""
+    data = path.read_bytes()
+    if encoding != "auto":
+        return data.decode(encoding)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def read_lines(path: Path, encoding: str = "auto") -> list[str]:
+    """Non-empty lines of a one-text-per-line file."""
+    return [line.strip() for line in read_text(path, encoding).splitlines() if line.strip()]
+
+
+def stratified_holdout(labels: torch.Tensor, size: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(held-out, rest) indices: ``size`` (a count, or a fraction < 1) drawn per class in proportion."""
+    n = len(labels)
+    count = round(size * n) if 0 < size < 1 else int(size)
+    if not 0 <= count < n:
+        raise DlforgeError(
+            f"cannot hold out {size} of {n} texts; use a smaller count or a fraction such as 0.1"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=generator)
+    # rank every text within its class in the random order, then take the lowest relative ranks
+    ranks = torch.empty(n)
+    for label in labels.unique():
+        members = order[labels[order] == label]
+        ranks[members] = (torch.arange(len(members)) + 0.5) / len(members)
+    by_rank = order[torch.argsort(ranks[order], stable=True)]
+    return by_rank[:count].sort().values, by_rank[count:].sort().values
+
+
+def stratified_folds(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
+    """The fold (0..folds-1) of every text: each class dealt round-robin in a seeded random order."""
+    generator = torch.Generator().manual_seed(seed)
+    fold_of = torch.empty(len(labels), dtype=torch.long)
+    for label in labels.unique():
+        members = torch.nonzero(labels == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        fold_of[members] = torch.arange(len(members)) % folds
+    return fold_of
+
+
+class TextDataModule(pl.LightningDataModule):
+    """Base for labelled text corpora; subclasses implement :meth:`load_corpus`.
+
+    Args:
+        data_dir: data root (``paths.data_dir``).
+        glove: ``{path, dim, missing}``: a GloVe text file (or ``glove.6B.zip``, member by ``dim``;
+            ``path: null`` gives random vectors of size ``dim``), and ``zero`` or ``random``
+            vectors for words GloVe lacks.
+        cache_dir: where GloVe's memory-mapped cache goes (``paths.cache_dir``).
+        max_len: tokens per text (longer texts are cut; null: the longest training text).
+        padding: ``pad`` (PAD ids at the end) or ``wrap`` (repeat the text to ``max_len``).
+        lowercase, keep_punctuation: tokenizer options.
+        min_freq, max_vocab: the vocabulary: training words seen ``min_freq`` times, at most
+            ``max_vocab`` entries with PAD and OOV.
+        val_size: held out of the training split for validation (count or fraction).
+        test_size: held out for testing when the corpus has no test split.
+        folds, fold: with ``folds`` >= 2, fold ``fold`` (stratified, seeded) is the test split
+            (k-fold cross-validation: ``python -m dlforge.crossval``).
+        encoding: ``auto`` (UTF-8, else Latin-1), or a codec name.
+        download: fetch the corpus (and glove.6B.zip) from upstream when missing.
+        seed: seed of the splits and of random vectors.
+    """
+
+    name = "text"
+    url: str | None = None  # the upstream archive
+    folder = ""  # the corpus's folder under the data root
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        glove: dict[str, Any] | None = None,
+        cache_dir: str | None = None,
+        max_len: int | None = 50,
+        padding: str = "pad",
+        lowercase: bool = True,
+        keep_punctuation: bool = True,
+        min_freq: int = 1,
+        max_vocab: int | None = None,
+        val_size: float = 0.1,
+        test_size: float = 0.1,
+        folds: int = 0,
+        fold: int = 0,
+        batch_size: int = 50,
+        eval_batch_size: int | None = None,
+        encoding: str = "auto",
+        download: bool = True,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.data_dir = Path(data_dir).expanduser()
+        self.glove = {"path": None, "dim": 300, "missing": "random", **(glove or {})}
+        self.cache_dir = cache_dir
+        self.max_len = max_len
+        self.padding = padding
+        self.tokenizer = {"lowercase": lowercase, "keep_punctuation": keep_punctuation}
+        self.min_freq = min_freq
+        self.max_vocab = max_vocab
+        self.val_size = val_size
+        self.test_size = test_size
+        self.folds = folds
+        self.fold = fold
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.encoding = encoding
+        self.download = download
+        self.num_workers = num_workers
+        self.seed = seed
+        self.class_names: list[str] = []
+        self.splits: dict[str, TensorBatches] = {}
+        self.encoder: TextEncoder | None = None
+        self.train_counts: Counter[str] = Counter()
+        self._trained_spec: dict[str, Any] | None = None
+        self._embeddings: torch.Tensor | None = None
+
+    # --- what subclasses provide -------------------------------------------------------------
+    def load_corpus(self) -> dict[str, Texts]:
+        """``{"train": (texts, labels)}`` (+ ``"test"`` when the corpus has one); sets ``class_names``."""
+        raise NotImplementedError
+
+    def is_present(self) -> bool:
+        raise NotImplementedError
+
+    # --- Lightning hooks ---------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Download and extract the upstream archive when the corpus is missing (and allowed)."""
+        if self.is_present():
+            return
+        where = self.data_dir / self.folder
+        if not (self.download and self.url):
+            how = "download is off (data.download=false)" if self.url else "it has no download"
+            raise DataNotFoundError(
+                f"{self.name} not found in {where} and {how}; put the files there or point DATA_DIR "
+                f"(now {os.environ.get('DATA_DIR', 'unset')}) at a folder that holds them"
+            )
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        try:
+            download_and_extract_archive(self.url, self.data_dir, self.extract_root(), remove_finished=True)
+        except Exception as err:  # network and archive errors come in many types
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise DataNotFoundError(
+                f"{self.name} not found in {where} and downloading {self.url} failed ({reason}); "
+                f"put the files there or point DATA_DIR at a folder that holds them"
+            ) from None
+
+    def extract_root(self) -> Path:
+        return self.data_dir
+
+    def adopt_spec(self, spec: dict[str, Any]) -> None:
+        """Encode with a trained model's vocabulary and settings (evaluating a checkpoint)."""
+        self._trained_spec = spec
+        self.splits = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read, split and encode the corpus (once; every stage needs the training vocabulary)."""
+        if self.splits:
+            return
+        if not self.is_present():
+            self.prepare_data()
+        corpus = self.load_corpus()
+        texts, labels = corpus["train"]
+        labels_t = torch.tensor(labels, dtype=torch.long)
+        if self.folds >= 2:
+            if "test" in corpus:
+                raise DlforgeError(
+                    f"{self.name} has its own test split; k-fold cross-validation (data.folds) "
+                    "is for corpora without one"
+                )
+            if not 0 <= self.fold < self.folds:
+                raise DlforgeError(
+                    f"data.fold={self.fold} is not one of the {self.folds} folds (0..{self.folds - 1})"
+                )
+            fold_of = stratified_folds(labels_t, self.folds, self.seed)
+            test_idx, pool_idx = (
+                torch.nonzero(fold_of == self.fold).flatten(),
+                torch.nonzero(fold_of != self.fold).flatten(),
+            )
+            test = ([texts[i] for i in test_idx], labels_t[test_idx])
+        elif "test" in corpus:
+            pool_idx = torch.arange(len(texts))
+            test = (corpus["test"][0], torch.tensor(corpus["test"][1], dtype=torch.long))
+        else:
+            test_idx, pool_idx = stratified_holdout(labels_t, self.test_size, self.seed + 1)
+            test = ([texts[i] for i in test_idx], labels_t[test_idx])
+        val_rel, train_rel = stratified_holdout(labels_t[pool_idx], self.val_size, self.seed)
+        parts = {
+            "train": pool_idx[train_rel],
+            "val": pool_idx[val_rel],
+        }
+        tokens = {name: [tokenize(texts[i], **self.tokenizer) for i in idx] for name, idx in parts.items()}
+        tokens["test"] = [tokenize(text, **self.tokenizer) for text in test[0]]
+        self.train_counts = Counter(t for tokens_ in tokens["train"] for t in tokens_)
+        self.encoder = self._make_encoder(tokens["train"])
+        for name in ("train", "val"):
+            ids = torch.tensor([self.encoder.encode_tokens(t) for t in tokens[name]], dtype=torch.long)
+            self.splits[name] = TensorBatches(ids.view(-1, self.encoder.max_len), labels_t[parts[name]])
+        ids = torch.tensor([self.encoder.encode_tokens(t) for t in tokens["test"]], dtype=torch.long)
+        self.splits["test"] = TensorBatches(ids.view(-1, self.encoder.max_len), test[1])
+        log.info(
+            "%s: %d train / %d val / %d test texts, vocabulary %d, max_len %d (%s)%s",
+            self.name,
+            len(parts["train"]),
+            len(parts["val"]),
+            len(test[1]),
+            len(self.encoder.vocab),
+            self.encoder.max_len,
+            self.encoder.padding,
+            f", fold {self.fold} of {self.folds}" if self.folds >= 2 else "",
+        )
+
+    def _make_encoder(self, train_tokens: list[list[str]]) -> TextEncoder:
+        trained = self._trained_spec
+        if trained is not None:
+            if trained["class_names"] != self.class_names:
+                raise DlforgeError(
+                    f"the checkpoint's classes {trained['class_names']} differ from {self.name}'s "
+                    f"{self.class_names}; pass the data set it was trained on (data={trained['name']})"
+                )
+            return TextEncoder.from_spec(trained)
+        vocab = build_vocab(train_tokens, self.min_freq, self.max_vocab)
+        max_len = self.max_len or max(map(len, train_tokens), default=1)
+        return TextEncoder(vocab, max_len, self.padding, **self.tokenizer)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        self.setup()
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
+            shuffle=shuffle,
+            collate_fn=keep_batch,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    # --- the hand-off to the model -----------------------------------------------------------
+    @property
+    def spec(self) -> dict[str, Any]:
+        """What a model needs to encode text like this data module, as plain (checkpoint-safe) values."""
+        self.setup()
+        assert self.encoder is not None
+        return {
+            "name": self.name,
+            "vocab": list(self.encoder.vocab),
+            "max_len": self.encoder.max_len,
+            "padding": self.encoder.padding,
+            "tokenizer": dict(self.tokenizer),
+            "num_classes": len(self.class_names),
+            "class_names": list(self.class_names),
+            "embedding_dim": self._embedding_dim(),
+        }
+
+    def _embedding_dim(self) -> int:
+        if self._trained_spec is not None:  # evaluating a checkpoint: its embeddings are in its weights
+            return int(self._trained_spec["embedding_dim"])
+        return int(self.embeddings.shape[1])
+
+    @property
+    def embeddings(self) -> torch.Tensor:
+        """The (vocabulary x dim) initial embedding matrix: GloVe rows, zero or random for the rest."""
+        if self._embeddings is None:
+            self.setup()
+            assert self.encoder is not None
+            path = self.glove.get("path")
+            glove = None
+            if path:
+                glove = load_glove(path, self.cache_dir, self.glove.get("dim"), self.download)
+            self._embeddings = embedding_matrix(
+                self.encoder.vocab,
+                glove,
+                dim=int(self.glove.get("dim") or 300),
+                missing=self.glove.get("missing", "random"),
+                seed=self.seed,
+                counts=self.train_counts,
+            )
+        return self._embeddings
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The one hand-off from data to model: the data spec and the initial embedding matrix."""
+        return {"data": self.spec, "embeddings": self.embeddings}
+
+
+# --- the corpora -----------------------------------------------------------------------------
+
+
+class _LineFilesDataModule(TextDataModule):
+    """One text per line, one file per class."""
+
+    files: ClassVar[dict[str, str]]  # class name -> file under the corpus folder
+
+    def is_present(self) -> bool:
+        return all((self.data_dir / self.folder / f).is_file() for f in self.files.values())
+
+    def load_corpus(self) -> dict[str, Texts]:
+        self.class_names = list(self.files)
+        texts: list[str] = []
+        labels: list[int] = []
+        for label, filename in enumerate(self.files.values()):
+            lines = read_lines(self.data_dir / self.folder / filename, self.encoding)
+            texts += lines
+            labels += [label] * len(lines)
+        return {"train": (texts, labels)}
+
+
+class MRDataModule(_LineFilesDataModule):
+    """Sentence polarity v1.0 (Pang & Lee 2005, "MR"): 5331 + 5331 snippets, no test split
+    (``rt-polaritydata/rt-polarity.{neg,pos}``)."""
+
+    name = "mr"
+    url = f"{CORNELL}/rt-polaritydata.tar.gz"
+    folder = "rt-polaritydata"
+    files: ClassVar[dict[str, str]] = {"negative": "rt-polarity.neg", "positive": "rt-polarity.pos"}
+
+
+class SubjDataModule(_LineFilesDataModule):
+    """Subjectivity v1.0 (Pang & Lee 2004): 5000 subjective + 5000 objective sentences
+    (``rotten_imdb/quote.tok.gt9.5000``, ``plot.tok.gt9.5000``)."""
+
+    name = "subj"
+    url = f"{CORNELL}/rotten_imdb.tar.gz"
+    folder = "rotten_imdb"
+    files: ClassVar[dict[str, str]] = {"objective": "plot.tok.gt9.5000", "subjective": "quote.tok.gt9.5000"}
+
+    def extract_root(self) -> Path:
+        return self.data_dir / self.folder  # the archive holds bare files
+
+
+class _FolderDataModule(TextDataModule):
+    """One text per file, one folder per class (``<folder>/<split>/<class>/*.txt``)."""
+
+    classes: ClassVar[dict[str, str]] = {"negative": "neg", "positive": "pos"}  # class -> folder
+    split_folders: ClassVar[dict[str, str]] = {}  # split -> folder under the corpus folder
+
+    def is_present(self) -> bool:
+        root = self.data_dir / self.folder
+        return all(
+            (root / s / c).is_dir() for s in self.split_folders.values() for c in self.classes.values()
+        )
+
+    def load_corpus(self) -> dict[str, Texts]:
+        self.class_names = list(self.classes)
+        corpus = {}
+        for split, sub in self.split_folders.items():
+            texts: list[str] = []
+            labels: list[int] = []
+            for label, folder in enumerate(self.classes.values()):
+                files = sorted((self.data_dir / self.folder / sub / folder).glob("*.txt"))
+                texts += [self.clean(read_text(f, self.encoding)) for f in files]
+                labels += [label] * len(files)
+            if not texts:
+                raise DlforgeError(f"no .txt files under {self.data_dir / self.folder / sub}/<class>/")
+            corpus[split] = (texts, labels)
+        return corpus
+
+    def clean(self, text: str) -> str:
+        return text
+
+
+class MovieReviewsDataModule(_FolderDataModule):
+    """Cornell polarity v2.0 (Pang & Lee 2004): 1000 + 1000 full reviews, no test split
+    (``txt_sentoken/{neg,pos}/*.txt``)."""
+
+    name = "movie_reviews"
+    url = f"{CORNELL}/review_polarity.tar.gz"
+    folder = "txt_sentoken"
+    split_folders: ClassVar[dict[str, str]] = {"train": ""}
+
+
+class IMDBDataModule(_FolderDataModule):
+    """Large Movie Review Dataset (Maas et al. 2011): 25,000 train + 25,000 test reviews
+    (``aclImdb/{train,test}/{neg,pos}/*.txt``; ``unsup/`` is not used)."""
+
+    name = "imdb"
+    url = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+    folder = "aclImdb"
+    split_folders: ClassVar[dict[str, str]] = {"train": "train", "test": "test"}
+
+    def clean(self, text: str) -> str:
+        return text.replace("<br />", " ")
+
+
+class CSVTextDataModule(TextDataModule):
+    """Your own texts: a CSV/TSV file with a header, a text column and a label column.
+
+    Args:
+        path: the file (``.tsv``/``.tab`` are tab-separated unless ``delimiter`` says otherwise).
+        test_path: an optional test file in the same format (else ``test_size`` is held out).
+        text_column, label_column: column names.
+        class_names: the labels in class order (default: the labels found, sorted; numbers by value).
+        name: the data set's name in logs and checkpoints.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        test_path: str | None = None,
+        text_column: str = "text",
+        label_column: str = "label",
+        delimiter: str | None = None,
+        class_names: list[str] | None = None,
+        name: str = "csv_text",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.path = Path(path).expanduser()
+        self.test_path = Path(test_path).expanduser() if test_path else None
+        self.text_column, self.label_column = text_column, label_column
+        self.delimiter = delimiter
+        self.given_class_names = [str(c) for c in class_names] if class_names else None
+        self.name = name
+
+    def is_present(self) -> bool:
+        return self.path.is_file() and (self.test_path is None or self.test_path.is_file())
+
+    def prepare_data(self) -> None:
+        for path in (self.path, self.test_path):
+            if path is not None and not path.is_file():
+                raise DataNotFoundError(
+                    f"no CSV file at {path}; set data.path (and data.test_path) to your file"
+                )
+
+    def load_corpus(self) -> dict[str, Texts]:
+        rows = {"train": self._rows(self.path)}
+        if self.test_path is not None:
+            rows["test"] = self._rows(self.test_path)
+        found = sorted(
+            {label for _, label in rows["train"]}, key=lambda v: (not _is_number(v), _number(v), v)
+        )
+        self.class_names = self.given_class_names or found
+        index = {name: i for i, name in enumerate(self.class_names)}
+        corpus = {}
+        for split, pairs in rows.items():
+            unknown = sorted({label for _, label in pairs} - set(index))
+            if unknown:
+                raise DlforgeError(
+                    f"labels {unknown[:5]} in {split} are not among the classes {self.class_names}"
+                )
+            corpus[split] = ([t for t, _ in pairs], [index[label] for _, label in pairs])
+        return corpus
+
+    def _rows(self, path: Path) -> list[tuple[str, str]]:
+        delimiter = self.delimiter or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+        reader = csv.DictReader(io.StringIO(read_text(path, self.encoding), newline=""), delimiter=delimiter)
+        columns = reader.fieldnames or []
+        for column in (self.text_column, self.label_column):
+            if column not in columns:
+                raise DlforgeError(
+                    f"{path} has no column {column!r} (columns: {columns}); "
+                    "set data.text_column / data.label_column"
+                )
+        rows = [(row[self.text_column] or "", (row[self.label_column] or "").strip()) for row in reader]
+        if not rows:
+            raise DlforgeError(f"{path} holds no rows")
+        return rows
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _number(value: str) -> float:
+    return float(value) if _is_number(value) else 0.0
