@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 #: The upstream archive (Pennington et al. 2014): glove.6B.{50,100,200,300}d.txt, 822 MB zipped.
 GLOVE_6B_URL = "https://nlp.stanford.edu/data/glove.6B.zip"
 GLOVE_6B_MD5 = "056ea991adb4740ac6bf1b6d9b50408b"
-_UPSTREAM_NAME = re.compile(r"glove\.6B\.(50|100|200|300)d\.txt")
+_UPSTREAM_NAME = re.compile(r"glove\.6B\.\d+d\.txt")  # 50, 100, 200, 300
 _CHUNK_LINES = 20_000
 
 
