@@ -152,5 +152,4 @@ def text_overrides(root: Path, data: str = "mr") -> tuple[str, ...]:
         "trainer.limit_train_batches=4",
         "trainer.log_every_n_steps=1",
         "trainer.enable_model_summary=false",
-        "callbacks.progress_bar=null",
     )

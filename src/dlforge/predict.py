@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,10 +49,6 @@ def write_predictions(
 
 def predict_text(cfg: DictConfig) -> dict[str, Any]:
     """Classify ``cfg.text`` (printed) or the lines of ``cfg.input`` (a CSV) with a text classifier."""
-    if (cfg.get("text") is None) == (cfg.get("input") is None):
-        raise DlforgeError(
-            'pass either text="some review" or input=<file, one text a line> (input=- reads stdin)'
-        )
     model = load_model(cfg.ckpt_path, kinds=(TextClassifier.kind,))
     assert isinstance(model, TextClassifier)
     texts = [str(cfg.text)] if cfg.get("text") is not None else read_texts(str(cfg.input))
@@ -83,6 +80,8 @@ PREDICTORS: dict[str, Callable[[DictConfig], dict[str, Any]]] = {
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Dispatch on the checkpoint's model kind."""
+    if (cfg.get("text") is None) == (cfg.get("input") is None):
+        raise DlforgeError('pass either text="..." or input=<file, one text a line> (input=- reads stdin)')
     kind = read_checkpoint(cfg.ckpt_path).get("dlforge", {}).get("model")
     if kind not in PREDICTORS:
         raise DlforgeError(
@@ -92,9 +91,26 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     return PREDICTORS[kind](cfg)
 
 
+def verbatim_text(arg: str) -> str:
+    """``text=a gorgeous, witty film`` as a quoted Hydra override, so that the review reaches the
+    tool as typed (Hydra's grammar would read commas as a sweep, and parse quotes, brackets, ``${``)."""
+    if not arg.startswith("text="):
+        return arg
+    value = arg[len("text=") :]
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return arg  # already quoted for Hydra
+    value = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return "text='" + value.replace("${", "\\${") + "'"
+
+
 @hydra_entry("predict")
-def main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> None:
     predict(cfg)
+
+
+def main() -> None:
+    sys.argv = [sys.argv[0], *map(verbatim_text, sys.argv[1:])]
+    _main()
 
 
 if __name__ == "__main__":

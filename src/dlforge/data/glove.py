@@ -15,8 +15,9 @@ import re
 import shutil
 import time
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import IO
 
@@ -42,10 +43,16 @@ class GloveVectors:
     words: list[str]
     vectors: np.ndarray
     source: str = ""
-    index: dict[str, int] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.index = dict(zip(self.words, range(len(self.words)), strict=True))
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Row of every word (built on first use: 400,000 entries take a while)."""
+        return dict(zip(self.words, range(len(self.words)), strict=True))
+
+    def find(self, words: Iterable[str]) -> dict[str, int]:
+        """Rows of those of ``words`` that have a vector (one pass, no full index)."""
+        wanted = set(words)
+        return {word: row for row, word in enumerate(self.words) if word in wanted}
 
     @property
     def dim(self) -> int:
@@ -222,7 +229,8 @@ def embedding_matrix(
     """
     if missing not in ("random", "zero"):
         raise DlforgeError(f"data.glove.missing must be random or zero, not {missing!r}")
-    rows = [glove.index.get(word, -1) for word in vocab] if glove is not None else [-1] * len(vocab)
+    found_rows = glove.find([*vocab, *(counts or {})]) if glove is not None else {}
+    rows = [found_rows.get(word, -1) for word in vocab]
     rows[PAD_ID] = -1
     found = np.array([r >= 0 for r in rows])
     dim = glove.dim if glove is not None else dim
@@ -244,7 +252,7 @@ def embedding_matrix(
         )
         if counts:
             total = sum(counts.values())
-            covered = sum(n for w, n in counts.items() if w in glove.index)
+            covered = sum(n for w, n in counts.items() if w in found_rows)
             message += f", {covered / max(total, 1):.1%} of training tokens"
         log.info("%s; the other %d get %s vectors", message, words - hit, missing)
     return torch.from_numpy(weights)
