@@ -197,9 +197,27 @@ class TextDataModule(pl.LightningDataModule):
             return
         if not self.is_present():
             self.prepare_data()
-        corpus = self.load_corpus()
-        texts, labels = corpus["train"]
-        labels_t = torch.tensor(labels, dtype=torch.long)
+        splits = self.split_corpus(self.load_corpus())
+        tokens = {name: [tokenize(t, **self.tokenizer) for t in texts] for name, (texts, _) in splits.items()}
+        self.train_counts = Counter(token for text in tokens["train"] for token in text)
+        self.encoder = self._make_encoder(tokens["train"])
+        for name, (_, labels) in splits.items():
+            ids = torch.tensor([self.encoder.encode_tokens(t) for t in tokens[name]], dtype=torch.long)
+            self.splits[name] = TensorBatches(ids.view(-1, self.encoder.max_len), labels)
+        log.info(
+            "%s: %d train / %d val / %d test texts, vocabulary %d, max_len %d (%s)%s",
+            self.name,
+            *(len(self.splits[name]) for name in ("train", "val", "test")),
+            len(self.encoder.vocab),
+            self.encoder.max_len,
+            self.encoder.padding,
+            f", fold {self.fold} of {self.folds}" if self.folds >= 2 else "",
+        )
+
+    def split_corpus(self, corpus: dict[str, Texts]) -> dict[str, tuple[list[str], torch.Tensor]]:
+        """Train / val / test texts and labels: the corpus's own test split, fold ``fold`` of
+        ``folds``, or a stratified seeded hold-out; validation is held out of the rest."""
+        texts, labels = corpus["train"][0], torch.tensor(corpus["train"][1], dtype=torch.long)
         if self.folds >= 2:
             if "test" in corpus:
                 raise DlforgeError(
@@ -210,43 +228,25 @@ class TextDataModule(pl.LightningDataModule):
                 raise DlforgeError(
                     f"data.fold={self.fold} is not one of the {self.folds} folds (0..{self.folds - 1})"
                 )
-            fold_of = stratified_folds(labels_t, self.folds, self.seed)
-            test_idx, pool_idx = (
-                torch.nonzero(fold_of == self.fold).flatten(),
-                torch.nonzero(fold_of != self.fold).flatten(),
+            fold_of = stratified_folds(labels, self.folds, self.seed)
+            test_idx, pool = (
+                torch.nonzero(fold_of == self.fold)[:, 0],
+                torch.nonzero(fold_of != self.fold)[:, 0],
             )
-            test = ([texts[i] for i in test_idx], labels_t[test_idx])
         elif "test" in corpus:
-            pool_idx = torch.arange(len(texts))
+            test_idx, pool = None, torch.arange(len(texts))
+        else:
+            test_idx, pool = stratified_holdout(labels, self.test_size, self.seed + 1)
+        val_idx, train_idx = (pool[i] for i in stratified_holdout(labels[pool], self.val_size, self.seed))
+
+        def take(idx: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+            return [texts[i] for i in idx.tolist()], labels[idx]
+
+        if test_idx is None:
             test = (corpus["test"][0], torch.tensor(corpus["test"][1], dtype=torch.long))
         else:
-            test_idx, pool_idx = stratified_holdout(labels_t, self.test_size, self.seed + 1)
-            test = ([texts[i] for i in test_idx], labels_t[test_idx])
-        val_rel, train_rel = stratified_holdout(labels_t[pool_idx], self.val_size, self.seed)
-        parts = {
-            "train": pool_idx[train_rel],
-            "val": pool_idx[val_rel],
-        }
-        tokens = {name: [tokenize(texts[i], **self.tokenizer) for i in idx] for name, idx in parts.items()}
-        tokens["test"] = [tokenize(text, **self.tokenizer) for text in test[0]]
-        self.train_counts = Counter(t for tokens_ in tokens["train"] for t in tokens_)
-        self.encoder = self._make_encoder(tokens["train"])
-        for name in ("train", "val"):
-            ids = torch.tensor([self.encoder.encode_tokens(t) for t in tokens[name]], dtype=torch.long)
-            self.splits[name] = TensorBatches(ids.view(-1, self.encoder.max_len), labels_t[parts[name]])
-        ids = torch.tensor([self.encoder.encode_tokens(t) for t in tokens["test"]], dtype=torch.long)
-        self.splits["test"] = TensorBatches(ids.view(-1, self.encoder.max_len), test[1])
-        log.info(
-            "%s: %d train / %d val / %d test texts, vocabulary %d, max_len %d (%s)%s",
-            self.name,
-            len(parts["train"]),
-            len(parts["val"]),
-            len(test[1]),
-            len(self.encoder.vocab),
-            self.encoder.max_len,
-            self.encoder.padding,
-            f", fold {self.fold} of {self.folds}" if self.folds >= 2 else "",
-        )
+            test = take(test_idx)
+        return {"train": take(train_idx), "val": take(val_idx), "test": test}
 
     def _make_encoder(self, train_tokens: list[list[str]]) -> TextEncoder:
         trained = self._trained_spec
