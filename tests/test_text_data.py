@@ -297,3 +297,32 @@ def test_embedding_matrix_fills_missing_words_zero_or_random_and_logs_coverage(
     assert rand[[1, 3]].abs().max() <= scale and rand[[1, 3]].abs().max() > scale / 2
     no_glove = embedding_matrix(vocab, None, dim=7)
     assert no_glove.shape == (5, 7) and torch.all(no_glove[1:].abs() <= 0.25)
+
+
+def test_missing_corpora_are_fetched_from_upstream_into_their_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.text_fixtures import write_subj
+
+    calls = []
+
+    def fake_fetch(url: str, download_root, extract_root, md5=None, remove_finished=False) -> None:
+        calls.append((url, Path(extract_root)))
+        if url.endswith("rt-polaritydata.tar.gz"):
+            write_mr(Path(extract_root))
+        else:  # rotten_imdb.tar.gz holds bare files
+            write_subj(Path(extract_root).parent)
+
+    monkeypatch.setattr("torchvision.datasets.utils.download_and_extract_archive", fake_fetch)
+    for cls in (MRDataModule, SubjDataModule):
+        dm = cls(data_dir=str(tmp_path), glove={"path": None, "dim": 8})
+        dm.prepare_data()
+        dm.setup()
+        assert sum(len(s) for s in dm.splits.values()) in (120, 80)
+    assert calls == [
+        ("https://www.cs.cornell.edu/people/pabo/movie-review-data/rt-polaritydata.tar.gz", tmp_path),
+        (
+            "https://www.cs.cornell.edu/people/pabo/movie-review-data/rotten_imdb.tar.gz",
+            tmp_path / "rotten_imdb",
+        ),
+    ]

@@ -102,6 +102,7 @@ class TextDataModule(pl.LightningDataModule):
 
     name = "text"
     url: str | None = None  # the upstream archive
+    md5: str | None = None  # its checksum, where known
     folder = ""  # the corpus's folder under the data root
 
     def __init__(
@@ -175,7 +176,9 @@ class TextDataModule(pl.LightningDataModule):
         from torchvision.datasets.utils import download_and_extract_archive
 
         try:
-            download_and_extract_archive(self.url, self.data_dir, self.extract_root(), remove_finished=True)
+            download_and_extract_archive(
+                self.url, self.data_dir, self.extract_root(), md5=self.md5, remove_finished=True
+            )
         except Exception as err:  # network and archive errors come in many types
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise DataNotFoundError(
@@ -423,6 +426,7 @@ class IMDBDataModule(_FolderDataModule):
 
     name = "imdb"
     url = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+    md5 = "7c2ac02c03563afcf9b574c7e56c153a"
     folder = "aclImdb"
     split_folders: ClassVar[dict[str, str]] = {"train": "train", "test": "test"}
 

@@ -29,7 +29,7 @@ from dlforge.errors import DataNotFoundError, DlforgeError
 
 log = logging.getLogger(__name__)
 
-#: The upstream archive (Pennington et al. 2014): glove.6B.{50,100,200,300}d.txt, 822 MB zipped.
+#: The upstream archive (Pennington et al. 2014): glove.6B.{50,100,200,300}d.txt, 862 MB zipped.
 GLOVE_6B_URL = "https://nlp.stanford.edu/data/glove.6B.zip"
 GLOVE_6B_MD5 = "056ea991adb4740ac6bf1b6d9b50408b"
 _UPSTREAM_NAME = re.compile(r"glove\.6B\.\d+d\.txt")  # 50, 100, 200, 300
@@ -106,7 +106,7 @@ def _download_or_fail(archive: Path, download: bool, wanted: Path | None = None)
         )
     from torchvision.datasets.utils import download_url
 
-    log.info("downloading %s to %s (822 MB)", GLOVE_6B_URL, archive.parent)
+    log.info("downloading %s to %s (862 MB)", GLOVE_6B_URL, archive.parent)
     try:
         download_url(GLOVE_6B_URL, str(archive.parent), filename=archive.name, md5=GLOVE_6B_MD5)
     except Exception as err:  # network errors come in many types
