@@ -78,6 +78,7 @@ def test_training_run_writes_the_classifier_outputs(make_cfg, text_root: Path) -
     assert rows[0] == "true \\ predicted,negative,positive"
     assert sum(int(v) for row in rows[1:] for v in row.split(",")[1:]) == 24  # every test text
     assert (out / "confusion_matrix.png").is_file() and Path(summary["best_checkpoint"]).is_file()
+    assert "<unk>" not in (out / "hparams.yaml").read_text()  # the vocabulary is not sent to loggers
 
 
 def test_kim_max_norm_bounds_the_output_weights_after_each_step() -> None:

@@ -53,7 +53,8 @@ class TextClassifier(ClassifierModule):
             )
         if embedding not in EMBEDDING_MODES:
             raise ValueError(f"model.embedding must be one of {EMBEDDING_MODES}, not {embedding!r}")
-        self.save_hyperparameters(ignore=["embeddings"])
+        # the vocabulary stays out of the loggers (train.py logs the run config to them)
+        self.save_hyperparameters(ignore=["embeddings"], logger=False)
         shape = (len(data["vocab"]), data["embedding_dim"])
         if embeddings is None:
             embeddings = torch.zeros(shape)
