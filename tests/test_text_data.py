@@ -326,3 +326,9 @@ def test_missing_corpora_are_fetched_from_upstream_into_their_layout(
             tmp_path / "rotten_imdb",
         ),
     ]
+
+
+def test_max_len_null_is_the_longest_training_text(text_root: Path) -> None:
+    dm = module(MRDataModule, text_root, max_len=None)
+    ids = dm.splits["train"].tensors[0]
+    assert dm.spec["max_len"] == ids.shape[1] == int((ids != PAD_ID).sum(dim=1).max())
