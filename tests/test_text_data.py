@@ -332,3 +332,10 @@ def test_max_len_null_is_the_longest_training_text(text_root: Path) -> None:
     dm = module(MRDataModule, text_root, max_len=None)
     ids = dm.splits["train"].tensors[0]
     assert dm.spec["max_len"] == ids.shape[1] == int((ids != PAD_ID).sum(dim=1).max())
+
+
+def test_vocabulary_from_all_splits_on_request(text_root: Path) -> None:
+    dm = module(MRDataModule, text_root, vocab_from="all")
+    texts = dm.load_corpus()["train"][0]
+    assert set(dm.encoder.vocab) == {t for text in texts for t in tokenize(text)} | {"<pad>", "<unk>"}
+    assert all(OOV_ID not in split.tensors[0] for split in dm.splits.values())

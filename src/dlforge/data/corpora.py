@@ -91,6 +91,8 @@ class TextDataModule(pl.LightningDataModule):
         lowercase, keep_punctuation: tokenizer options.
         min_freq, max_vocab: the vocabulary: training words seen ``min_freq`` times, at most
             ``max_vocab`` entries with PAD and OOV.
+        vocab_from: ``train`` (the training split's words) or ``all`` (every split's words, as
+            Kim 2014's code: no labels are used, and test words keep their GloVe vectors).
         val_size: held out of the training split for validation (count or fraction).
         test_size: held out for testing when the corpus has no test split.
         folds, fold: with ``folds`` >= 2, fold ``fold`` (stratified, seeded) is the test split
@@ -116,6 +118,7 @@ class TextDataModule(pl.LightningDataModule):
         keep_punctuation: bool = True,
         min_freq: int = 1,
         max_vocab: int | None = None,
+        vocab_from: str = "train",
         val_size: float = 0.1,
         test_size: float = 0.1,
         folds: int = 0,
@@ -136,6 +139,9 @@ class TextDataModule(pl.LightningDataModule):
         self.tokenizer = {"lowercase": lowercase, "keep_punctuation": keep_punctuation}
         self.min_freq = min_freq
         self.max_vocab = max_vocab
+        if vocab_from not in ("train", "all"):
+            raise DlforgeError(f"data.vocab_from must be train or all, not {vocab_from!r}")
+        self.vocab_from = vocab_from
         self.val_size = val_size
         self.test_size = test_size
         self.folds = folds
@@ -203,7 +209,10 @@ class TextDataModule(pl.LightningDataModule):
         splits = self.split_corpus(self.load_corpus())
         tokens = {name: [tokenize(t, **self.tokenizer) for t in texts] for name, (texts, _) in splits.items()}
         self.train_counts = Counter(token for text in tokens["train"] for token in text)
-        self.encoder = self._make_encoder(tokens["train"])
+        vocab_texts = (
+            tokens["train"] if self.vocab_from == "train" else [t for p in tokens.values() for t in p]
+        )
+        self.encoder = self._make_encoder(vocab_texts, longest=max(map(len, tokens["train"]), default=1))
         for name, (_, labels) in splits.items():
             ids = torch.tensor([self.encoder.encode_tokens(t) for t in tokens[name]], dtype=torch.long)
             self.splits[name] = TensorBatches(ids.view(-1, self.encoder.max_len), labels)
@@ -251,7 +260,7 @@ class TextDataModule(pl.LightningDataModule):
             test = take(test_idx)
         return {"train": take(train_idx), "val": take(val_idx), "test": test}
 
-    def _make_encoder(self, train_tokens: list[list[str]]) -> TextEncoder:
+    def _make_encoder(self, vocab_texts: list[list[str]], longest: int) -> TextEncoder:
         trained = self._trained_spec
         if trained is not None:
             if trained["class_names"] != self.class_names:
@@ -260,9 +269,8 @@ class TextDataModule(pl.LightningDataModule):
                     f"{self.class_names}; pass the data set it was trained on (data={trained['name']})"
                 )
             return TextEncoder.from_spec(trained)
-        vocab = build_vocab(train_tokens, self.min_freq, self.max_vocab)
-        max_len = self.max_len or max(map(len, train_tokens), default=1)
-        return TextEncoder(vocab, max_len, self.padding, **self.tokenizer)
+        vocab = build_vocab(vocab_texts, self.min_freq, self.max_vocab)
+        return TextEncoder(vocab, self.max_len or longest, self.padding, **self.tokenizer)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
