@@ -19,9 +19,9 @@ from dlforge.data import (
     SubjDataModule,
 )
 from dlforge.data import glove as glove_module
-from dlforge.data.corpora import stratified_folds, stratified_holdout
 from dlforge.data.glove import embedding_matrix, load_glove, locate_glove
 from dlforge.data.text import OOV_ID, PAD_ID, TextEncoder, build_vocab, fix_length, tokenize
+from dlforge.data.text_datamodule import stratified_folds, stratified_holdout
 from dlforge.errors import DataNotFoundError, DlforgeError
 from tests.text_fixtures import (
     GLOVE_DIM,

@@ -6,11 +6,11 @@ from dlforge.data.corpora import (
     MovieReviewsDataModule,
     MRDataModule,
     SubjDataModule,
-    TextDataModule,
 )
 from dlforge.data.folder import ImageFolderDataModule
 from dlforge.data.images import ImageDataModule
 from dlforge.data.standard import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
+from dlforge.data.text_datamodule import TextDataModule
 
 __all__ = [
     "CIFAR10DataModule",
