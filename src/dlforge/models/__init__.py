@@ -3,11 +3,13 @@
 from dlforge.models.autoencoder import VAE, Autoencoder
 from dlforge.models.base import DlforgeModule
 from dlforge.models.classifier import ImageClassifier
+from dlforge.models.text_classifier import TextClassifier
 
 MODELS: dict[str, type[DlforgeModule]] = {
     ImageClassifier.kind: ImageClassifier,
     Autoencoder.kind: Autoencoder,
     VAE.kind: VAE,
+    TextClassifier.kind: TextClassifier,
 }
 
 __all__ = ["MODELS", "DlforgeModule", "ImageClassifier"]
