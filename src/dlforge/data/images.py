@@ -121,7 +121,11 @@ class ImageDataModule(pl.LightningDataModule):
         self.splits["val"] = TensorBatches(images[val_idx], labels[val_idx])
         log.info(
             "%s: %d train / %d val / %d test images of %s",
-            self.name, len(train_idx), n_val, len(self.splits["test"]), "x".join(map(str, images.shape[1:])),
+            self.name,
+            len(train_idx),
+            n_val,
+            len(self.splits["test"]),
+            "x".join(map(str, images.shape[1:])),
         )
 
     def train_dataloader(self) -> DataLoader:
