@@ -14,12 +14,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
 from dlforge.data.glove import embedding_matrix, load_glove
-from dlforge.data.tensors import TensorBatches, keep_batch
+from dlforge.data.tensors import TensorBatches, TensorDataModule
 from dlforge.data.text import TextEncoder, build_vocab, tokenize
 from dlforge.errors import DataNotFoundError, DlforgeError
 
@@ -58,7 +56,7 @@ def stratified_folds(labels: torch.Tensor, folds: int, seed: int) -> torch.Tenso
     return fold_of
 
 
-class TextDataModule(pl.LightningDataModule):
+class TextDataModule(TensorDataModule):
     """Base for labelled text corpora; subclasses implement :meth:`load_corpus`.
 
     Args:
@@ -81,6 +79,7 @@ class TextDataModule(pl.LightningDataModule):
         encoding: ``auto`` (UTF-8, else Latin-1), or a codec name.
         download: fetch the corpus (and glove.6B.zip) from upstream when missing.
         seed: seed of the splits and of random vectors.
+        batch_size, eval_batch_size, num_workers, pin_memory, on_device: see :class:`TensorDataModule`.
     """
 
     name = "text"
@@ -109,9 +108,11 @@ class TextDataModule(pl.LightningDataModule):
         encoding: str = "auto",
         download: bool = True,
         num_workers: int = 0,
+        pin_memory: bool = False,
+        on_device: bool = False,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, on_device)
         self.data_dir = Path(data_dir).expanduser()
         self.glove = {"path": None, "dim": 300, "missing": "random", **(glove or {})}
         self.cache_dir = cache_dir
@@ -127,14 +128,10 @@ class TextDataModule(pl.LightningDataModule):
         self.test_size = test_size
         self.folds = folds
         self.fold = fold
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
         self.encoding = encoding
         self.download = download
-        self.num_workers = num_workers
         self.seed = seed
         self.class_names: list[str] = []
-        self.splits: dict[str, TensorBatches] = {}
         self.encoder: TextEncoder | None = None
         self.train_counts: Counter[str] = Counter()
         self._trained_spec: dict[str, Any] | None = None
@@ -252,29 +249,6 @@ class TextDataModule(pl.LightningDataModule):
             return TextEncoder.from_spec(trained)
         vocab = build_vocab(vocab_texts, self.min_freq, self.max_vocab)
         return TextEncoder(vocab, self.max_len or longest, self.padding, **self.tokenizer)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
-            collate_fn=keep_batch,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
 
     # --- the hand-off to the model -----------------------------------------------------------
     @property
