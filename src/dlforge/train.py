@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -41,6 +42,11 @@ def build_run(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModu
     except InstantiationException as err:
         cause = err.__cause__ or err
         raise DlforgeError(f"cannot build the model from model=...: {type(cause).__name__}: {cause}") from err
+    if cfg.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+        datamodule.channels_last = True
+    if cfg.get("compile"):
+        model = torch.compile(model)
     callbacks: list[Callback] = instantiate_group(cfg.get("callbacks"))
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -81,6 +87,8 @@ def run_summary(
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and/or test as the config says; write ``config.yaml`` and ``metrics.json`` in the run dir."""
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
