@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.loggers import Logger
+from torchmetrics import Metric
 
 from dlforge.cli import hydra_entry
 from dlforge.errors import DlforgeError
@@ -32,6 +33,13 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     ]
 
 
+def compile_networks(model: pl.LightningModule) -> None:
+    """``torch.compile`` each network of the model in place (state-dict keys, so checkpoints, unchanged)."""
+    for child in model.children():
+        if not isinstance(child, Metric) and any(True for _ in child.parameters()):
+            child.compile()
+
+
 def build_run(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
     """Compose the pieces of a run; the model is built from what the data module hands over."""
     datamodule = instantiate(cfg.data)
@@ -46,7 +54,7 @@ def build_run(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModu
         model = model.to(memory_format=torch.channels_last)
         datamodule.channels_last = True
     if cfg.get("compile"):
-        model = torch.compile(model)
+        compile_networks(model)
     callbacks: list[Callback] = instantiate_group(cfg.get("callbacks"))
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
