@@ -1,4 +1,4 @@
-"""A web app over trained models: ``python -m dlforge.app digit=<ckpt> photo=<ckpt> review=<ckpt> generator=<ckpt>``.
+"""A web app over trained models: ``python -m dlforge.app digit=<ckpt> photo=... review=... generator=...``.
 
 One page (``app_static/``) with four panels, each served by a model given in ``conf/app.yaml`` as a
 checkpoint or an exported file: draw a digit (an MNIST classifier), upload a photo (any image
@@ -25,7 +25,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from fastapi import FastAPI, File, Request, UploadFile
@@ -114,7 +114,9 @@ def classes(model: ServedModel, probs: torch.Tensor) -> dict[str, Any]:
     return {
         "label": model.class_names[best],
         "probability": row[best],
-        "probabilities": [{"label": n, "probability": p} for n, p in zip(model.class_names, row, strict=True)],
+        "probabilities": [
+            {"label": name, "probability": p} for name, p in zip(model.class_names, row, strict=True)
+        ],
     }
 
 
@@ -149,7 +151,7 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}" for e in err.errors()
+            f"{'.'.join(map(str, e.get('loc', ())[1:])) or 'body'}: {e.get('msg')}" for e in err.errors()
         )
         return JSONResponse({"error": f"invalid request: {problems}"}, status_code=422)
 
@@ -177,7 +179,7 @@ def create_app(
         }
 
     @app.post("/api/classify/{panel}")
-    def classify(panel: str, request: Request, image: UploadFile = File(...)) -> dict[str, Any]:
+    def classify(panel: str, image: Annotated[UploadFile, File()]) -> dict[str, Any]:
         start = time.perf_counter()
         model = model_of(panel)
         if not isinstance(model, ImageClassifierModel):
@@ -202,7 +204,8 @@ def create_app(
         if not body.text.strip():
             raise BadRequest("type a review first: the text is empty")
         if len(body.text) > limits.text_chars:
-            raise BadRequest(f"the text has {len(body.text):,} characters; the limit is {limits.text_chars:,}", 413)
+            too_long = f"the text has {len(body.text):,} characters; the limit is {limits.text_chars:,}"
+            raise BadRequest(too_long, 413)
         answer = classes(model, model.classify([body.text])[0])
         answer["tokens"] = model.encoder.tokenize(body.text)[: model.encoder.max_len]
         answer["ms"] = round(1000 * (time.perf_counter() - start), 2)
@@ -290,7 +293,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as err:
         sock.close()
-        raise DlforgeError(f"cannot listen on {host}:{port} ({err.strerror}); pass port=<another> or port=0") from None
+        raise DlforgeError(
+            f"cannot listen on {host}:{port} ({err.strerror}); pass port=<another> or port=0"
+        ) from None
     sock.listen(128)
     return sock
 
@@ -305,7 +310,11 @@ def serve(cfg: DictConfig) -> None:
             "no model configured: pass at least one of digit=, photo=, review=, generator= "
             "(a checkpoint or a file from python -m dlforge.export)"
         )
-    limits = Limits(int(cfg.limits.upload_mb * 1_000_000), int(cfg.limits.max_pixels), int(cfg.limits.text_chars))
+    limits = Limits(
+        upload_bytes=int(cfg.limits.upload_mb * 1_000_000),
+        max_pixels=int(cfg.limits.max_pixels),
+        text_chars=int(cfg.limits.text_chars),
+    )
     app = create_app(models, limits, cfg.preprocess)
     sock = listening_socket(cfg.host, cfg.port)
     host, port = sock.getsockname()[:2]

@@ -100,7 +100,7 @@ def check_inputs(model: DlforgeModule, cfg: DictConfig) -> tuple[tuple[torch.Ten
     except Exception as err:
         reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
         if cfg.check.require_data:
-            raise DlforgeError(f"no data to check the export on ({reason}); pass data=... or DATA_DIR") from None
+            raise DlforgeError(f"no data to check the export on ({reason}); set data= or DATA_DIR") from None
         log.warning("checking on random inputs: the data set is not available (%s)", reason)
         return (random_inputs(model, n, cfg.seed),), f"{n} random inputs (data set not found)"
 
@@ -158,7 +158,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     inputs, what = check_inputs(model, cfg)
     output = Path(cfg.output or Path(cfg.paths.output_dir) / f"model{FORMATS[fmt]}").expanduser()
     if output.suffix == ".json":
-        raise DlforgeError(f"output={output} would be overwritten by the card; name the model file .onnx or .pt")
+        raise DlforgeError(f"output={output} is where the card goes; name the model file .onnx or .pt")
     output.parent.mkdir(parents=True, exist_ok=True)
     example = tuple(x[:2] for x in inputs)  # batch 2: the batch size stays a free dimension
     try:

@@ -260,7 +260,7 @@ def read_card(path: Path) -> dict[str, Any]:
     card_path = sidecar_of(path)
     if not card_path.is_file():
         raise CheckpointError(
-            f"no {card_path.name} beside {path}: python -m dlforge.export writes both files; keep them together"
+            f"no {card_path.name} beside {path}: python -m dlforge.export writes both; keep them together"
         )
     try:
         card = json.loads(card_path.read_text())

@@ -176,7 +176,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         raise DlforgeError("pass either ckpt_path=<checkpoint> or model_path=<file from dlforge.export>")
     model = load(cfg.get("ckpt_path") or cfg.model_path)
     if model.kind not in PREDICTORS:
-        hint = "; sample a generator with python -m dlforge.generate" if model.task == "image_generation" else ""
+        generator = model.task == "image_generation"
+        hint = "; sample a generator with python -m dlforge.generate" if generator else ""
         raise DlforgeError(
             f"predict does not handle {model.kind} models; it takes: {', '.join(PREDICTORS)}{hint}"
         )
