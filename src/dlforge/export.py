@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def check_inputs(model: DlforgeModule, cfg: DictConfig) -> tuple[tuple[torch.Ten
         inputs, what = data_batch(model, cfg, n)
         return (inputs,), what
     except Exception as err:
-        reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        reason = root_cause(err)
         if cfg.check.require_data:
             raise DlforgeError(f"no data to check the export on ({reason}); set data= or DATA_DIR") from None
         log.warning("checking on random inputs: the data set is not available (%s)", reason)
@@ -126,10 +127,22 @@ def write_onnx(graph: torch.nn.Module, example: tuple[torch.Tensor, ...], path: 
 
 
 def write_torchscript(graph: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
-    with warnings.catch_warnings():
+    # Lightning's own switch for TorchScript (``LightningModule.to_torchscript`` uses it): lets the
+    # tracer read the module's attributes without a Trainer attached
+    from pytorch_lightning.core.module import _jit_is_scripting
+
+    with warnings.catch_warnings(), _jit_is_scripting():
         warnings.simplefilter("ignore")  # torch.jit.trace's deprecation notice (said once in the docs)
         traced = torch.jit.trace(graph, example, check_trace=False)
     torch.jit.save(traced, str(path))
+
+
+def root_cause(err: BaseException) -> str:
+    """The innermost error of a chain, as one short line without terminal colours."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:300] if text else ''}"
 
 
 def compare(
@@ -167,9 +180,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         else:
             write_torchscript(graph, example, output)
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        hint = "; try format=torchscript" if fmt == "onnx" else ""
-        raise DlforgeError(f"{fmt} export of this {model.kind} failed: {first[:300]}{hint}") from None
+        hint = "; format=torchscript traces it instead" if fmt == "onnx" else ""
+        raise DlforgeError(f"{fmt} export of this {model.kind} failed: {root_cause(err)}{hint}") from None
 
     arrays = [x.numpy() for x in inputs]
     expected = torch_runner(graph)(*arrays)
