@@ -31,7 +31,13 @@ TINY_MODELS = {
     "digit": ("model=cnn_seed000", "data=mnist"),
     "photo": ("model=cnn_seed000", "data=fashion_mnist"),
     "review": ("model=textcnn_kim", "model.net.maps=8"),
-    "generator": ("model=vae", "data=mnist", "model.net.hidden=[32]", "model.latent_dim=4", "model.pictures=null"),
+    "generator": (
+        "model=vae",
+        "data=mnist",
+        "model.net.hidden=[32]",
+        "model.latent_dim=4",
+        "model.pictures=null",
+    ),
 }
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -124,7 +130,9 @@ def mnist_like(image: Image.Image) -> np.ndarray:
 
 def chromium_or_skip() -> str:
     """Debian's Chromium for the browser tests: installed with apt when missing (as root), else skip."""
-    pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (pip install -e '.[dev]')")
+    pytest.importorskip(
+        "playwright.sync_api", reason="the browser tests need playwright (pip install -e '.[dev]')"
+    )
     if not Path(CHROMIUM).is_file() and shutil.which("apt-get") and os.geteuid() == 0:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):

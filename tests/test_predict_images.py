@@ -49,7 +49,15 @@ def test_a_drawn_digit_becomes_an_mnist_digit() -> None:
 
 @pytest.mark.parametrize(
     "variant",
-    ["shifted_and_small", "white_on_black", "rgba_transparent", "rgb_jpeg", "palette", "16_bit", "grey_paper"],
+    [
+        "shifted_and_small",
+        "white_on_black",
+        "rgba_transparent",
+        "rgb_jpeg",
+        "palette",
+        "16_bit",
+        "grey_paper",
+    ],
 )
 def test_the_digit_recipe_ignores_position_size_colours_and_modes(variant: str) -> None:
     """The same digit in any placement, colour convention or file mode gives (almost) the same input."""
@@ -72,7 +80,9 @@ def test_the_digit_recipe_ignores_position_size_colours_and_modes(variant: str) 
         assert image.mode.startswith("I;16")
     else:  # a photo of paper: grey background, dark grey ink, noise
         rng = np.random.default_rng(0)
-        pixels = 170 + 40 * (np.asarray(drawing, dtype=np.float64) / 255) + rng.normal(0, 4, drawing.size[::-1])
+        pixels = (
+            170 + 40 * (np.asarray(drawing, dtype=np.float64) / 255) + rng.normal(0, 4, drawing.size[::-1])
+        )
         image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).convert("RGB")
     frame = prepare(image, MNIST)[0]
     assert (frame - reference).abs().mean() < 0.05, variant
@@ -227,8 +237,10 @@ def test_predict_says_what_is_wrong(models, tmp_path: Path) -> None:
     with pytest.raises(DlforgeError, match="is a text classifier: pass text="):
         predict(predict_cfg(f"ckpt_path={models['review']}", f"image={image}"))
     with pytest.raises(DlforgeError, match="either ckpt_path="):
-        predict(predict_cfg(f"ckpt_path={models['digit']}", f"model_path={models['digit']}", f"image={image}"))
-    with pytest.raises(DlforgeError, match="predict does not handle vae models.*dlforge.generate"):
+        predict(
+            predict_cfg(f"ckpt_path={models['digit']}", f"model_path={models['digit']}", f"image={image}")
+        )
+    with pytest.raises(DlforgeError, match=r"predict does not handle vae models.*dlforge\.generate"):
         predict(predict_cfg(f"ckpt_path={models['generator']}", f"image={image}"))
     with pytest.raises(DlforgeError, match="not an image file"):
         predict(predict_cfg(f"ckpt_path={models['digit']}", f"image={Path(models['digit'])}"))
@@ -236,5 +248,5 @@ def test_predict_says_what_is_wrong(models, tmp_path: Path) -> None:
         predict(predict_cfg(f"ckpt_path={models['digit']}", f"image={tmp_path / 'nothing'}"))
     lonely = tmp_path / "model.onnx"
     lonely.write_bytes(b"onnx?")
-    with pytest.raises(DlforgeError, match="no model.json beside"):
+    with pytest.raises(DlforgeError, match=r"no model\.json beside"):
         predict(predict_cfg(f"model_path={lonely}", f"image={image}"))

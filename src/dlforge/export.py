@@ -134,7 +134,7 @@ def write_torchscript(graph: torch.nn.Module, example: tuple[torch.Tensor, ...],
     with warnings.catch_warnings(), _jit_is_scripting():
         warnings.simplefilter("ignore")  # torch.jit.trace's deprecation notice (said once in the docs)
         traced = torch.jit.trace(graph, example, check_trace=False)
-    torch.jit.save(traced, str(path))
+        torch.jit.save(traced, str(path))
 
 
 def root_cause(err: BaseException) -> str:

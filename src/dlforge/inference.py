@@ -15,6 +15,7 @@ exported and what runs a checkpoint, so a checkpoint and its export compute the 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,7 @@ def describe(model: DlforgeModule) -> dict[str, Any]:
             ],
         }
     raise DlforgeError(
-        f"a {model.kind} model cannot be exported or served: that takes a classifier (image or text) "
+        f"{model.kind} models cannot be exported or served: that takes a classifier (image or text) "
         "or a generative model (GAN, VAE)"
     )
 
@@ -165,7 +166,9 @@ def onnx_runner(path: Path) -> Runner:
 
 def torchscript_runner(path: Path) -> Runner:
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as err:
         raise CheckpointError(f"cannot load TorchScript file {path}: {str(err).splitlines()[0]}") from None
     return torch_runner(module.eval())
