@@ -30,7 +30,7 @@ from tests.text_fixtures import text_overrides, write_text_data
 TINY_MODELS = {
     "digit": ("model=cnn_seed000", "data=mnist"),
     "photo": ("model=cnn_seed000", "data=fashion_mnist"),
-    "review": ("model=textcnn_kim", "model.net.maps=8"),
+    "review": ("model=textcnn_kim", "optimizer.lr=0.003"),
     "generator": (
         "model=vae",
         "data=mnist",

@@ -97,7 +97,7 @@ def load_panels(paths: dict[str, str | None]) -> dict[str, ServedModel]:
             raise DlforgeError(f"{panel}={path}: {err}") from None
         if not isinstance(model, PANELS[panel]):
             raise DlforgeError(
-                f"{panel}={path} is a {model.kind} model; the {panel} panel needs {TASK_NAMES[PANELS[panel]]}"
+                f"{panel}={path}: the {panel} panel needs {TASK_NAMES[PANELS[panel]]}, not this {model.kind}"
             )
         models[panel] = model
     return models
