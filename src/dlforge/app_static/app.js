@@ -136,7 +136,7 @@ function setupPhoto() {
     try {
       showClasses("photo", await postImage("/api/classify/photo", file, file.name));
       showError("photo", "");
-    } catch (err) { clearClasses("photo"); showError("photo", err.message); }
+    } catch (err) { preview.hidden = true; clearClasses("photo"); showError("photo", err.message); }
   };
   $("photo-file").addEventListener("change", (event) => send(event.target.files[0]));
   drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
