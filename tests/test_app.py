@@ -182,7 +182,7 @@ def test_the_listening_socket() -> None:
         # a TCP socket by protocol number, so that asyncio turns Nagle's algorithm off on each
         # connection: without it, every answer on a kept-alive connection waited 40 ms for a delayed ACK
         assert sock.proto == socket.IPPROTO_TCP and sock.getsockname()[1] > 0
-        with pytest.raises(DlforgeError, match=r"cannot listen on 127\.0\.0\.1:.*pass port=<another> or port=0"):
+        with pytest.raises(DlforgeError, match=r"cannot listen on 127\.0\.0\.1:.*or port=0"):
             listening_socket("127.0.0.1", sock.getsockname()[1])
     finally:
         sock.close()
