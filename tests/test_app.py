@@ -9,12 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from PIL import Image
+from torch import nn
 
 from dlforge.app import Limits, create_app, listening_socket, load_panels, serve
 from dlforge.errors import DlforgeError
-from dlforge.inference import load
+from dlforge.export import write_onnx
+from dlforge.inference import GeneratorModel, describe, example_latents, graph_of, load, onnx_runner
+from dlforge.models.base import GenerativeModule
 from dlforge.preprocess import load_image
 from tests.app_fixtures import drawn_seven, png_bytes, tiny_checkpoints, tiny_export
 from tests.test_predict_images import shirt_photo
@@ -186,3 +190,40 @@ def test_the_listening_socket() -> None:
             listening_socket("127.0.0.1", sock.getsockname()[1])
     finally:
         sock.close()
+
+
+class TinyConditionalGenerator(GenerativeModule):
+    """The smallest conditional generator: 4x4 images from z (3-d) and a class label (2 classes)."""
+
+    kind = "tiny_conditional"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latent_dim, self.num_classes = 3, 2
+        self.linear = nn.Linear(3, 16)
+        self.embed = nn.Embedding(2, 16)
+
+    def decode_latent(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.linear(z) + 3 * self.embed(labels)).view(-1, 1, 4, 4)
+
+
+def test_a_conditional_generator_exports_z_and_labels_and_samples_each_class(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = TinyConditionalGenerator().eval()
+    card = {**describe(model), "format": "onnx"}
+    assert [i["name"] for i in card["inputs"]] == ["z", "labels"] and card["class_names"] == ["0", "1"]
+    z, labels = example_latents(model, 6)
+    assert labels.tolist() == [0, 1, 0, 1, 0, 1]
+    write_onnx(graph_of(model), (z[:2], labels[:2]), tmp_path / "g.onnx", card, None)
+    run = onnx_runner(tmp_path / "g.onnx")
+    with torch.no_grad():
+        expected = model.decode_latent(z, labels)
+    np.testing.assert_allclose(run(z.numpy(), labels.numpy())[0], expected.numpy(), atol=1e-6)
+
+    client = TestClient(create_app({"generator": GeneratorModel(card, run, "g.onnx", "onnx")}))
+    assert client.get("/api/panels").json()["panels"]["generator"]["num_classes"] == 2
+    zero, one = (client.post("/api/sample", json={"seed": 1, "label": k}).json() for k in (0, 1))
+    assert zero["label"] == "0" and one["label"] == "1" and zero["image"] != one["image"]
+    assert zero["latent"] == one["latent"]  # the same z, another class
+    wrong = client.post("/api/sample", json={"seed": 1, "label": 2})
+    assert wrong.status_code == 400 and "label must be below 2" in wrong.json()["error"]

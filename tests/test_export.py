@@ -55,6 +55,7 @@ def test_an_onnx_classifier_runs_in_onnxruntime_on_plain_pixels(
         np.testing.assert_allclose(probs, expected.softmax(-1).numpy(), atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
 def test_export_cli_as_typed(models, run_cli, tmp_path: Path) -> None:
     output = tmp_path / "cnn.pt"
     result = run_cli(
