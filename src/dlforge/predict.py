@@ -65,8 +65,8 @@ def write_predictions(
 
 
 def top_classes(row: list[float], names: list[str], k: int) -> list[tuple[str, float]]:
-    """The ``k`` most probable classes, best first (at most all but one: the last is the rest)."""
-    k = max(1, min(k, len(names) - 1))
+    """The ``k`` most probable classes, best first (of two classes only the best: the other is the rest)."""
+    k = 1 if len(names) == 2 else max(1, min(k, len(names)))
     order = sorted(range(len(row)), key=lambda i: -row[i])[:k]
     return [(names[i], row[i]) for i in order]
 
