@@ -7,11 +7,15 @@ from typing import Any
 from torch import nn
 
 from dlforge.nets.classifiers import MLP, ConvNet
+from dlforge.nets.gan import DCGAN, ConditionalDCGAN, GANSeed002
 
 #: Every network a config or checkpoint may name. Loading never imports anything else.
 NETS: dict[str, type[nn.Module]] = {
     "convnet": ConvNet,
     "mlp": MLP,
+    "dcgan": DCGAN,
+    "cgan": ConditionalDCGAN,
+    "gan_seed002": GANSeed002,
 }
 
 
