@@ -157,8 +157,8 @@ def grouped_codes(
     if classifier is None:
         if labels is None:
             raise DlforgeError(
-                "mode=arithmetic groups samples by class: pass classifier=<image-classifier checkpoint "
-                "of the same data set> (e.g. from python train.py model=lenet data=...)"
+                "mode=arithmetic groups samples by class: pass arithmetic.classifier=<image-classifier "
+                "checkpoint of the same data set> (e.g. from python train.py model=lenet data=...)"
             )
         classes = labels
     else:
@@ -181,7 +181,6 @@ def split_code(model: GenerativeModule, codes: torch.Tensor) -> tuple[torch.Tens
 
 
 def vector_arithmetic(
-    model: GenerativeModule,
     codes: torch.Tensor,
     classes: torch.Tensor,
     terms: tuple[int, int, int],
@@ -197,8 +196,9 @@ def vector_arithmetic(
         index = (classes == cls).nonzero().flatten()
         if len(index) < group_size:
             raise DlforgeError(
-                f"{term}={names[cls]}: only {len(index)} of {len(classes)} samples fall in that class, "
-                f"{group_size} needed; raise pool=, lower group_size= or min_confidence="
+                f"arithmetic.{term}={names[cls]}: only {len(index)} of {len(classes)} samples fall in that "
+                f"class, {group_size} needed; raise arithmetic.pool= or lower arithmetic.group_size= "
+                "or arithmetic.min_confidence="
             )
         members[term] = index
     out = []
@@ -215,13 +215,16 @@ def vector_arithmetic(
 def arithmetic(cfg: DictConfig, model: GenerativeModule, out: Path) -> torch.Tensor:
     """Run ``mode=arithmetic``; writes ``<output stem>.json`` with the groups and result classes."""
     spec = cfg.arithmetic
+    if any(spec[t] is None for t in "abc"):
+        raise DlforgeError(
+            "mode=arithmetic needs the classes A, B, C of A - B + C: arithmetic.a=... arithmetic.b=... "
+            "arithmetic.c=... (class indexes or names)"
+        )
     classifier = load_classifier(spec.classifier, model, str(model.device)) if spec.classifier else None
     names = class_names(classifier if classifier is not None else model)
     terms = tuple(class_index(spec[t], names, f"arithmetic.{t}") for t in "abc")
     codes, classes = grouped_codes(model, spec.pool, cfg.seed, classifier, spec.min_confidence)
-    result_codes = vector_arithmetic(
-        model, codes, classes, terms, spec.rows, spec.group_size, cfg.seed, names
-    )
+    result_codes = vector_arithmetic(codes, classes, terms, spec.rows, spec.group_size, cfg.seed, names)
     z, vectors = split_code(model, result_codes)
     images = decode(model, z, vectors)
     summary: dict[str, Any] = {
