@@ -182,3 +182,20 @@ def test_cli_ddp_on_two_cpu_processes(run_cli, tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "outputs" / "ddp" / "metrics.json").read_text())
     assert summary["model"] == "dcgan" and summary["metrics"]["train/g_loss"] is not None
     assert load_model(summary["last_checkpoint"]).kind == "gan"
+
+
+def test_validation_judges_with_batch_statistics_and_leaves_running_ones_alone() -> None:
+    from dlforge.models.gan import batch_statistics
+
+    net = build_net("dcgan", in_channels=1, height=28, width=28, num_classes=10, features=8)
+    discriminator = net.discriminator
+    discriminator.train()
+    discriminator(torch.randn(16, 1, 28, 28))  # running statistics now differ from any batch's
+    discriminator.eval()
+    state = {k: v.clone() for k, v in discriminator.state_dict().items()}
+    images = torch.randn(8, 1, 28, 28) * 3 + 1
+    with batch_statistics(discriminator):
+        judged = discriminator(images)
+    assert all(torch.equal(state[k], v) for k, v in discriminator.state_dict().items())
+    assert not discriminator.training and not torch.allclose(judged, discriminator(images))
+    assert torch.allclose(judged, discriminator.train()(images))  # what training sees

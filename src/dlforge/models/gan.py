@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAccuracy
 
 from dlforge.errors import DlforgeError
 from dlforge.models.base import GenerativeModule
 from dlforge.nets import build_net
+
+
+@contextmanager
+def batch_statistics(module: nn.Module) -> Iterator[None]:
+    """Let ``module``'s batch-norm layers normalize with each batch's own statistics, as in training,
+    leaving their running statistics untouched.
+
+    A discriminator sees real and generated batches separately, so its running statistics mix two
+    distributions and its eval-mode outputs are no guide to how it judges either (D(x) and D(G(z))
+    can both collapse towards 0); validation measures it the way it is trained.
+    """
+    norms = [m for m in module.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm))]
+    saved = [(m.training, m.track_running_stats) for m in norms]
+    for m in norms:
+        m.training, m.track_running_stats = True, False
+    try:
+        yield
+    finally:
+        for m, (training, track) in zip(norms, saved, strict=True):
+            m.training, m.track_running_stats = training, track
+
 
 DCGAN_ADAM = {"_target_": "torch.optim.Adam", "lr": 2e-4, "betas": [0.5, 0.999]}
 
@@ -30,8 +54,8 @@ class GAN(GenerativeModule):
     everything the discriminator sees while training, decaying linearly to 0 over
     ``trainer.max_epochs`` if ``instance_noise_anneal``. Validation and test measure the
     discriminator on held-out real images against as many generated ones (``val/d_acc``,
-    ``val/d_real``, ``val/d_fake``, losses); sample quality (FID/KID) comes from the
-    ``SampleQualityMonitor`` callback.
+    ``val/d_real``, ``val/d_fake``, losses; with batch statistics, see :func:`batch_statistics`);
+    sample quality (FID/KID) comes from the ``SampleQualityMonitor`` callback.
 
     Args:
         net: ``{"name": dcgan | cgan | gan_seed002, **its options}`` (see :mod:`dlforge.nets.gan`).
@@ -176,7 +200,8 @@ class GAN(GenerativeModule):
         labels = labels if self.num_classes else None
         z = torch.randn(real.shape[0], self.latent_dim, device=self.device)
         fake = self.generate(z, labels)
-        real_logits, fake_logits = self.discriminate(real, labels), self.discriminate(fake, labels)
+        with batch_statistics(self.net.discriminator):  # one real, one generated batch: as in training
+            real_logits, fake_logits = self.discriminate(real, labels), self.discriminate(fake, labels)
         ones, zeros = torch.ones_like(real_logits), torch.zeros_like(fake_logits)
         d_loss = F.binary_cross_entropy_with_logits(real_logits, ones) + (
             F.binary_cross_entropy_with_logits(fake_logits, zeros)
