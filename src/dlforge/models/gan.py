@@ -48,7 +48,8 @@ class GAN(GenerativeModule):
     1. discriminator step: binary cross-entropy on logits for a real batch (target
        ``1 - label_smoothing``, one-sided smoothing) and a generated batch (target 0);
     2. generator step (every ``d_steps``-th batch): the non-saturating loss
-       ``-log D(G(z))``, i.e. BCE of D's logits on fresh fakes against target 1.
+       ``-log D(G(z))``, i.e. BCE against target 1 of the just-updated discriminator's logits
+       on the same fakes.
 
     ``instance_noise`` adds Gaussian noise of that standard deviation (in [-1, 1] pixel units) to
     everything the discriminator sees while training, decaying linearly to 0 over
@@ -184,7 +185,8 @@ class GAN(GenerativeModule):
             opt_g.step()
             self.untoggle_optimizer(opt_g)
             log["train/g_loss"] = g_loss.detach()
-        self.log_dict(log, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        for key, value in log.items():
+            self.log(key, value, on_step=True, on_epoch=True, prog_bar=key.endswith("loss"), batch_size=n)
         if std:
             self.log("train/instance_noise", std, on_step=False, on_epoch=True)
 
