@@ -113,9 +113,12 @@ def run_cli(data_dir: Path, tmp_path: Path) -> Callable[..., subprocess.Complete
     """Run ``python <args>`` as a user types it, from ``tmp_path`` (so ``outputs/`` lands there).
 
     ``train.py`` is found in the repo; ``-m dlforge.<tool>`` through the installed package.
+    ``env`` adds variables; a value of None removes one.
     """
 
-    def run(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    def run(
+        *args: str, env: dict[str, str | None] | None = None, timeout: int = 300
+    ) -> subprocess.CompletedProcess:
         full_env = {
             **os.environ,
             "DATA_DIR": str(data_dir),
@@ -123,6 +126,7 @@ def run_cli(data_dir: Path, tmp_path: Path) -> Callable[..., subprocess.Complete
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
+        full_env = {key: value for key, value in full_env.items() if value is not None}
         argv = [str(REPO / args[0]) if args[0].endswith(".py") else args[0], *args[1:]]
         return subprocess.run(
             [sys.executable, *argv],

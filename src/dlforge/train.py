@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.loggers import Logger
+from torchmetrics import Metric
 
 from dlforge.cli import hydra_entry
 from dlforge.errors import DlforgeError
@@ -31,6 +33,13 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     ]
 
 
+def compile_networks(model: pl.LightningModule) -> None:
+    """``torch.compile`` each network of the model in place (state-dict keys, so checkpoints, unchanged)."""
+    for child in model.children():
+        if not isinstance(child, Metric) and any(True for _ in child.parameters()):
+            child.compile()
+
+
 def build_run(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
     """Compose the pieces of a run; the model is built from what the data module hands over."""
     datamodule = instantiate(cfg.data)
@@ -41,6 +50,11 @@ def build_run(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModu
     except InstantiationException as err:
         cause = err.__cause__ or err
         raise DlforgeError(f"cannot build the model from model=...: {type(cause).__name__}: {cause}") from err
+    if cfg.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+        datamodule.channels_last = True
+    if cfg.get("compile"):
+        compile_networks(model)
     callbacks: list[Callback] = instantiate_group(cfg.get("callbacks"))
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -65,18 +79,24 @@ def run_summary(
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     return {
         "status": "ok",
+        "experiment": choices.get("experiment"),
         "model": choices.get("model"),
         "data": choices.get("data"),
+        "reference": OmegaConf.to_container(cfg.reference, resolve=True) if cfg.get("reference") else None,
         "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
         "metrics": plain_metrics(metrics),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "wall_time_s": round(wall_time, 3),
+        "device": f"{trainer.strategy.root_device.type} x{trainer.world_size}",
+        "precision": str(trainer.precision),
     }
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and/or test as the config says; write ``config.yaml`` and ``metrics.json`` in the run dir."""
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
@@ -111,8 +131,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @hydra_entry("train")
 def main(cfg: DictConfig) -> float | None:
     summary = train(cfg)
-    value = summary["metrics"].get(cfg.get("optimized_metric") or "")
-    return value  # the value a Hydra sweeper (e.g. Optuna) optimizes
+    metric = cfg.get("optimized_metric")
+    if not metric:
+        return None
+    if summary["metrics"].get(metric) is None:
+        raise DlforgeError(
+            f"optimized_metric={metric} was not logged; logged: {', '.join(summary['metrics'])}"
+        )
+    return summary["metrics"][metric]  # the value a Hydra sweeper (e.g. Optuna) optimizes
 
 
 if __name__ == "__main__":

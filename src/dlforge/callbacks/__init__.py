@@ -1,5 +1,6 @@
 """Lightning callbacks shared by the model families."""
 
 from dlforge.callbacks.generative import SampleGrid, SampleQualityMonitor
+from dlforge.callbacks.reliability import FiniteLossGuard
 
-__all__ = ["SampleGrid", "SampleQualityMonitor"]
+__all__ = ["FiniteLossGuard", "SampleGrid", "SampleQualityMonitor"]

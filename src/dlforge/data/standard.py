@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from typing import ClassVar
 
 import torch
 from torchvision import datasets
@@ -22,9 +23,11 @@ class _TorchvisionDataModule(ImageDataModule):
         try:
             ds = self.dataset_cls(str(self.data_dir), train=train, download=self.download)
         except (RuntimeError, OSError) as err:
-            raise DataNotFoundError(self._not_found(err)) from None
+            if "not found" in str(err) or "download" in str(err).lower():
+                raise DataNotFoundError(self._not_found(err)) from None
+            raise self._unreadable(err) from None
         except (ValueError, IndexError, KeyError, AssertionError, EOFError, pickle.UnpicklingError) as err:
-            raise DlforgeError(f"{self.name} files under {self.data_dir / self.folder} are unreadable: {err}") from None
+            raise self._unreadable(err) from None
         images = torch.as_tensor(ds.data)
         images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
         self.class_names = self.names(ds)
@@ -32,6 +35,15 @@ class _TorchvisionDataModule(ImageDataModule):
 
     def names(self, ds: datasets.VisionDataset) -> list[str]:
         return list(ds.classes)
+
+    def _unreadable(self, err: Exception) -> DlforgeError:
+        reason = (
+            str(err).splitlines()[0] if str(err) else f"{type(err).__name__} (wrong magic number or header?)"
+        )
+        return DlforgeError(
+            f"{self.name} files under {self.data_dir / self.folder} are truncated or not in the expected "
+            f"format ({reason}); delete them to download again, or replace them with intact copies"
+        )
 
     def _not_found(self, err: Exception) -> str:
         how = "could not be downloaded" if self.download else "download is off (data.download=false)"
@@ -65,9 +77,9 @@ class FashionMNISTDataModule(_TorchvisionDataModule):
 class _CIFAR10Files(datasets.CIFAR10):
     """torchvision's CIFAR10 trusting files that exist (no md5 check), so re-packed copies load too."""
 
-    train_list = [[name, None] for name, _ in datasets.CIFAR10.train_list]
-    test_list = [[name, None] for name, _ in datasets.CIFAR10.test_list]
-    meta = {**datasets.CIFAR10.meta, "md5": None}
+    train_list: ClassVar[list] = [[name, None] for name, _ in datasets.CIFAR10.train_list]
+    test_list: ClassVar[list] = [[name, None] for name, _ in datasets.CIFAR10.test_list]
+    meta: ClassVar[dict] = {**datasets.CIFAR10.meta, "md5": None}
 
 
 class CIFAR10DataModule(_TorchvisionDataModule):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -44,7 +45,29 @@ class DlforgeModule(pl.LightningModule):
         return {"scheduler": scheduler, "interval": interval, **({"monitor": monitor} if monitor else {})}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["dlforge"] = {"model": self.kind, "version": __version__}
+        checkpoint["dlforge"] = {"model": self.kind, "version": __version__, "rng": rng_states()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resuming restores the random streams too, so the run continues exactly as it would have."""
+        rng = checkpoint.get("dlforge", {}).get("rng")
+        if rng and self._trainer is not None and self.trainer.state.fn == "fit":
+            set_rng_states(rng)
+
+
+def rng_states() -> dict[str, Any]:
+    """Python's and torch's random states as checkpoint-safe values (tensors, tuples of ints)."""
+    states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class GenerativeModule(DlforgeModule):

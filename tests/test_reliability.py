@@ -1,0 +1,129 @@
+"""Runs that survive faults, and bad inputs that give one clear error."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlforge.data import MNISTDataModule
+from dlforge.errors import DlforgeError
+from dlforge.train import train
+from tests.conftest import FAST, REPO, write_mnist_like
+
+AUGMENTED = (
+    "model=cifar_cnn",
+    "data=cifar10",
+    "data.crop_padding=4",
+    "data.hflip=true",
+    *FAST,
+    "trainer.limit_train_batches=null",
+    "data.batch_size=8",
+)
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
+    run_cli, data_dir: Path, tmp_path: Path
+) -> None:
+    straight = run_cli("train.py", *AUGMENTED, "trainer.max_epochs=3", "hydra.run.dir=outputs/straight")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    slow = ("+callbacks.slow._target_=tests.slowdown.SlowDown", "+callbacks.slow.seconds=0.03")
+    env = {"DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO), "DLFORGE_CACHE": str(tmp_path / "cache")}
+    killed_dir = tmp_path / "outputs" / "killed"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            *AUGMENTED,
+            *slow,
+            "trainer.max_epochs=3",
+            f"hydra.run.dir={killed_dir}",
+        ],
+        cwd=tmp_path,
+        env={**__import__("os").environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = killed_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the next epoch (each is ~25 batches x 30 ms)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed_dir / "metrics.json").exists()
+    for ckpt in (killed_dir / "checkpoints").glob("*.ckpt"):  # nothing half-written
+        torch.load(ckpt, weights_only=True)
+    assert not list((killed_dir / "checkpoints").glob("*.tmp*"))
+
+    resumed = run_cli(
+        "train.py", *AUGMENTED, "trainer.max_epochs=3", f"ckpt_path={last}", "hydra.run.dir=outputs/resumed"
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = json.loads((tmp_path / "outputs" / "straight" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "outputs" / "resumed" / "metrics.json").read_text())
+    assert b["epochs"] == a["epochs"] == 3
+    for key in ("val/acc", "val/loss", "train/loss_epoch", "test/acc", "test/loss"):
+        assert b["metrics"][key] == a["metrics"][key], key
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(run_cli, tmp_path: Path) -> None:
+    # a sane first epoch, then the learning rate jumps by 1e12 and the loss blows up
+    result = run_cli(
+        "train.py",
+        "model=lenet",
+        *FAST,
+        "trainer.max_epochs=3",
+        "optimizer=sgd",
+        "scheduler=step",
+        "scheduler.step_size=1",
+        "scheduler.gamma=1e12",
+        "hydra.run.dir=outputs/nan",
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: training stopped: loss=") and "(epoch 1, batch" in message
+    run = tmp_path / "outputs" / "nan"
+    assert f"last good checkpoint: {run / 'checkpoints' / 'last.ckpt'}" in message
+    assert not (run / "metrics.json").exists()
+    for ckpt in (run / "checkpoints").glob("*.ckpt"):
+        state = torch.load(ckpt, weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda b: b[:5000], "truncated or not in the expected format"),
+        (lambda b: b"\x12\x34\x56\x78" + b[4:], "wrong magic number"),
+    ],
+)
+def test_damaged_idx_files_are_one_clear_error(tmp_path: Path, damage, expected: str) -> None:
+    write_mnist_like(tmp_path, "MNIST")
+    images = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    images.write_bytes(damage(images.read_bytes()))
+    with pytest.raises(DlforgeError, match=expected):
+        MNISTDataModule(data_dir=str(tmp_path), download=False).setup()
+
+
+def test_unknown_config_key_fails_before_running(run_cli) -> None:
+    result = run_cli("train.py", "trainer.max_epoch=3")
+    assert result.returncode != 0
+    assert "Key 'max_epoch' is not in struct" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_checkpoint_of_another_kind_is_refused(make_cfg, tmp_path: Path) -> None:
+    from dlforge.checkpoint import load_model
+
+    summary = train(make_cfg("model=cnn_seed000", *FAST, "trainer.max_epochs=1"))
+    with pytest.raises(DlforgeError, match="holds a image_classifier model; this tool needs one of: gan"):
+        load_model(summary["last_checkpoint"], kinds=("gan",))

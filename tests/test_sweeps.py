@@ -1,0 +1,120 @@
+"""Sweeps and tracking as a user runs them: multirun + report, failures, launchers, Optuna, W&B offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import FAST
+
+ONE_EPOCH = (*FAST, "trainer.max_epochs=1", "model=cnn_seed000")
+
+
+def statuses(sweep: Path) -> list[str]:
+    return [json.loads(p.read_text())["status"] for p in sorted(sweep.glob("*/metrics.json"))]
+
+
+def test_multirun_then_report_table_and_plot(run_cli, tmp_path: Path) -> None:
+    result = run_cli("train.py", "-m", "optimizer.lr=0.1,0.001", *ONE_EPOCH, "hydra.sweep.dir=outputs/sweep")
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "outputs" / "sweep"
+    assert "python -m dlforge.report" in result.stderr + result.stdout
+    report = run_cli("-m", "dlforge.report", str(sweep))
+    assert report.returncode == 0, report.stderr
+    table = (sweep / "report.md").read_text().splitlines()
+    assert table[0].startswith("| optimizer.lr | status | test/acc")
+    assert [row.split(" | ")[0] for row in table[2:]] == ["| 0.1", "| 0.001"]
+    assert (sweep / "report.csv").read_text().count("\n") == 3
+    assert (sweep / "report.png").stat().st_size > 5000
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(run_cli, tmp_path: Path) -> None:
+    result = run_cli("train.py", "-m", *ONE_EPOCH, "data.val_size=100000,32", "hydra.sweep.dir=outputs/sweep")
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "outputs" / "sweep"
+    assert statuses(sweep) == ["failed", "ok"]
+    failed = json.loads((sweep / "0" / "metrics.json").read_text())
+    assert "val_size=100000" in failed["error"]
+    report = run_cli("-m", "dlforge.report", str(sweep))
+    assert "failed: DlforgeError" in (sweep / "report.md").read_text(), report.stderr
+
+
+def test_report_on_a_folder_without_runs_is_one_line(run_cli, tmp_path: Path) -> None:
+    result = run_cli("-m", "dlforge.report", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no metrics.json" in result.stderr
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes(run_cli, tmp_path: Path) -> None:
+    result = run_cli(
+        "train.py", "-m", "hydra/launcher=parallel", "seed=1,2", *ONE_EPOCH, "hydra.sweep.dir=outputs/sweep"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Joblib.Parallel" in result.stderr + result.stdout
+    assert statuses(tmp_path / "outputs" / "sweep") == ["ok", "ok"]
+
+
+def test_submitit_launcher_through_its_local_executor(run_cli, tmp_path: Path) -> None:
+    result = run_cli(
+        "train.py",
+        "-m",
+        "hydra/launcher=slurm_local",
+        "seed=1",
+        *ONE_EPOCH,
+        "hydra.sweep.dir=outputs/sweep",
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "outputs" / "sweep"
+    assert statuses(sweep) == ["ok"]
+    assert list(sweep.glob(".submitit/*/*_submitted.pkl"))  # went through submitit's job machinery
+
+
+def test_optuna_sweep_of_two_trials(run_cli, tmp_path: Path) -> None:
+    result = run_cli(
+        "train.py",
+        "hparams_search=lenet_mnist_optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=1",
+        *FAST,
+        "trainer.max_epochs=1",
+        "hydra.sweep.dir=outputs/optuna",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "outputs" / "optuna"
+    assert statuses(sweep) == ["ok", "ok"]
+    best = (sweep / "optimization_results.yaml").read_text()
+    assert "best_params" in best and "optimizer.lr" in best
+    values = [json.loads(p.read_text())["metrics"]["val/acc_best"] for p in sweep.glob("*/metrics.json")]
+    assert f"best_value: {max(values)}" in best
+
+
+def test_wandb_offline_without_key_keeps_the_logged_metrics(run_cli, tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "WANDB_API_KEY": None, "WANDB_MODE": None}
+    result = run_cli("train.py", "logger=wandb", *ONE_EPOCH, "hydra.run.dir=outputs/wb", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = result.stdout + result.stderr  # Hydra logs to stdout
+    assert "W&B runs offline (no API key" in said and "wandb sync" in said
+    run = tmp_path / "outputs" / "wb"
+    records = list(run.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(records) == 1
+    logged = records[0].read_bytes()  # protobuf records: metric names and JSON values are plain bytes
+    test_acc = json.loads((run / "metrics.json").read_text())["metrics"]["test/acc"]
+    assert b"test/acc" in logged and repr(test_acc).encode() in logged
+    assert b"train/loss_step" in logged
+    assert list(run.glob("wandb/offline-run-*/files/media/images/test/confusion_matrix_*.png"))
+
+
+def test_multirun_jobs_share_one_wandb_group(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from hydra.types import RunMode
+
+    from dlforge import loggers
+
+    sweep = SimpleNamespace(dir="outputs/train_multirun/2026-01-01_00-00-00")
+    fake = SimpleNamespace(mode=RunMode.MULTIRUN, sweep=sweep)
+    monkeypatch.setattr(loggers.HydraConfig, "initialized", staticmethod(lambda: True))
+    monkeypatch.setattr(loggers.HydraConfig, "get", staticmethod(lambda: fake))
+    assert loggers.sweep_group() == "sweep-2026-01-01_00-00-00"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert loggers.wandb_mode() == ("disabled", "as asked")
