@@ -77,8 +77,8 @@ def test_training_moves_both_losses_and_changes_both_networks(make_cfg, model: s
     for name, before in initial.state_dict().items():
         if name.endswith((".weight", ".bias")):
             assert not torch.equal(before, trained[name]), f"{name} did not change"
-    assert any(k.startswith("net.generator.") for k in trained)
-    assert any(k.startswith("net.discriminator.") for k in trained)
+    assert any(k.startswith("generator.") for k in trained)
+    assert any(k.startswith("discriminator.") for k in trained)
     out = Path(cfg.paths.output_dir)
     for key in ("train/d_loss_step", "train/g_loss_step"):
         values = logged(out / "metrics.csv", key)

@@ -94,15 +94,17 @@ class GAN(GenerativeModule):
             raise ValueError(f"label_smoothing={label_smoothing}: use a value in [0, 1), e.g. 0.1")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.net = build_net(
+        pair = build_net(
             in_channels=data["channels"],
             height=data["height"],
             width=data["width"],
             num_classes=data["num_classes"],
             **net,
         )
-        self.latent_dim = self.net.latent_dim
-        self.num_classes = data["num_classes"] if self.net.conditional else 0
+        # the two networks as direct children: each gets its optimizer (and compile=true compiles each)
+        self.generator, self.discriminator = pair.generator, pair.discriminator
+        self.latent_dim = pair.latent_dim
+        self.num_classes = data["num_classes"] if pair.conditional else 0
         self.eval_metrics = torch.nn.ModuleDict()
         for stage in ("val", "test"):
             self.eval_metrics[f"{stage}_d_acc"] = BinaryAccuracy()
@@ -112,7 +114,7 @@ class GAN(GenerativeModule):
     # --- generation (the GenerativeModule interface) -----------------------------------------
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Generator output in [-1, 1]."""
-        return self.net.generator(z, labels if self.num_classes else None)
+        return self.generator(z, labels if self.num_classes else None)
 
     def decode_latent(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images in [0, 1] for latents ``z``; a conditional GAN needs ``labels``: class
@@ -123,7 +125,7 @@ class GAN(GenerativeModule):
 
     def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Discriminator logits for images in [-1, 1]."""
-        return self.net.discriminator(images, labels if self.num_classes else None)
+        return self.discriminator(images, labels if self.num_classes else None)
 
     # --- training ----------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -145,7 +147,11 @@ class GAN(GenerativeModule):
     def with_noise(self, images: torch.Tensor, std: float) -> torch.Tensor:
         return images + std * torch.randn_like(images) if std > 0 else images
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> dict[str, torch.Tensor]:
+        """One discriminator step and (every ``d_steps``-th batch) one generator step; returns the
+        losses (for ``FiniteLossGuard``)."""
         images, labels = batch
         real = images * 2 - 1
         n = real.shape[0]
@@ -187,6 +193,9 @@ class GAN(GenerativeModule):
             log["train/g_loss"] = g_loss.detach()
         for key, value in log.items():
             self.log(key, value, on_step=True, on_epoch=True, prog_bar=key.endswith("loss"), batch_size=n)
+        return {
+            key.removeprefix("train/"): log[key] for key in ("train/d_loss", "train/g_loss") if key in log
+        }
         if std:
             self.log("train/instance_noise", std, on_step=False, on_epoch=True)
 
@@ -202,7 +211,7 @@ class GAN(GenerativeModule):
         labels = labels if self.num_classes else None
         z = torch.randn(real.shape[0], self.latent_dim, device=self.device)
         fake = self.generate(z, labels)
-        with batch_statistics(self.net.discriminator):  # one real, one generated batch: as in training
+        with batch_statistics(self.discriminator):  # one real, one generated batch: as in training
             real_logits, fake_logits = self.discriminate(real, labels), self.discriminate(fake, labels)
         ones, zeros = torch.ones_like(real_logits), torch.zeros_like(fake_logits)
         d_loss = F.binary_cross_entropy_with_logits(real_logits, ones) + (
@@ -229,10 +238,10 @@ class GAN(GenerativeModule):
 
     def configure_optimizers(self) -> Any:
         optimizer_g = self.build_optimizer(
-            self.hparams.optimizer_g or DCGAN_ADAM, self.net.generator.parameters()
+            self.hparams.optimizer_g or DCGAN_ADAM, self.generator.parameters()
         )
         optimizer_d = self.build_optimizer(
-            self.hparams.optimizer_d or DCGAN_ADAM, self.net.discriminator.parameters()
+            self.hparams.optimizer_d or DCGAN_ADAM, self.discriminator.parameters()
         )
         optimizers = [optimizer_g, optimizer_d]
         schedulers = [self.build_scheduler(self.hparams.scheduler, opt) for opt in optimizers]
