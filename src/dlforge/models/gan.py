@@ -193,11 +193,11 @@ class GAN(GenerativeModule):
             log["train/g_loss"] = g_loss.detach()
         for key, value in log.items():
             self.log(key, value, on_step=True, on_epoch=True, prog_bar=key.endswith("loss"), batch_size=n)
+        if std:
+            self.log("train/instance_noise", std, on_step=False, on_epoch=True)
         return {
             key.removeprefix("train/"): log[key] for key in ("train/d_loss", "train/g_loss") if key in log
         }
-        if std:
-            self.log("train/instance_noise", std, on_step=False, on_epoch=True)
 
     def on_train_epoch_end(self) -> None:
         schedulers = self.lr_schedulers()
