@@ -8,6 +8,7 @@ from torch import nn
 
 from dlforge.nets.autoencoder import ConvAutoencoder, MLPAutoencoder
 from dlforge.nets.classifiers import MLP, ConvNet
+from dlforge.nets.gan import DCGAN, ConditionalDCGAN, GANSeed002
 from dlforge.nets.text import KimCNN, TextCNN, TextMLP, TextRNN
 
 #: Every network a config or checkpoint may name. Loading never imports anything else.
@@ -20,6 +21,9 @@ NETS: dict[str, type[nn.Module]] = {
     "kim_cnn": KimCNN,
     "text_mlp": TextMLP,
     "text_rnn": TextRNN,
+    "dcgan": DCGAN,
+    "cgan": ConditionalDCGAN,
+    "gan_seed002": GANSeed002,
 }
 
 
