@@ -44,6 +44,39 @@ def test_report_on_a_folder_without_runs_is_one_line(run_cli, tmp_path: Path) ->
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no metrics.json" in result.stderr
 
 
+def test_results_table_compares_experiments_with_their_references(run_cli, tmp_path: Path) -> None:
+    study = {"source": "seed 000", "metric": "test/acc", "setting": "lr study", "by": "optimizer.lr"}
+    study["values"] = {"0.1": "did not converge", "0.001": 0.8519}
+    runs = {
+        "lr/0": ("seed000_textcnn_lr", study, ["experiment=seed000_textcnn_lr", "optimizer.lr=0.1"], 0.5),
+        "lr/1": ("seed000_textcnn_lr", study, ["experiment=seed000_textcnn_lr", "optimizer.lr=1e-3"], 0.77),
+        "mnist": (
+            "seed000_mnist_cnn",
+            {"source": "seed 000", "metric": "test/acc", "setting": "5000 points", "value": 0.91},
+            ["experiment=seed000_mnist_cnn", "trainer.max_epochs=2", "data.glove.path=/x/glove.txt"],
+            0.9373,
+        ),
+        "plain": (None, None, [], 0.99),  # no reference: left out
+    }
+    for folder, (experiment, reference, overrides, acc) in runs.items():
+        run_dir = tmp_path / "runs" / folder
+        run_dir.mkdir(parents=True)
+        record = {"status": "ok", "experiment": experiment, "reference": reference, "overrides": overrides}
+        record |= {"metrics": {"test/acc": acc}, "epochs": 2, "data": "mnist", "wall_time_s": 90}
+        (run_dir / "metrics.json").write_text(json.dumps(record))
+    results = tmp_path / "results.md"
+    result = run_cli("-m", "dlforge.report", str(tmp_path / "runs"), "--results", str(results))
+    assert result.returncode == 0, result.stderr
+    rows = [row.split(" | ") for row in results.read_text().splitlines()[2:]]
+    assert [(r[0], r[2], r[3]) for r in rows] == [
+        ("| seed000_textcnn_lr", "test/acc did not converge", "test/acc 0.5"),
+        ("| seed000_textcnn_lr", "test/acc 0.8519", "test/acc 0.77"),
+        ("| seed000_mnist_cnn", "test/acc 0.91", "test/acc 0.9373"),
+    ]
+    assert rows[0][8] == "optimizer.lr=0.1" and rows[2][8] == "trainer.max_epochs=2 data.glove.path=glove.txt"
+    assert rows[2][7] == "1.5 min"
+
+
 def test_joblib_launcher_runs_jobs_in_parallel_processes(run_cli, tmp_path: Path) -> None:
     result = run_cli(
         "train.py", "-m", "hydra/launcher=parallel", "seed=1,2", *ONE_EPOCH, "hydra.sweep.dir=outputs/sweep"

@@ -177,6 +177,27 @@ def test_csv_text_with_named_columns_and_a_tsv_test_file(text_root: Path, tmp_pa
         module(CSVTextDataModule, text_root, path=str(text_root / "reviews.csv"))
 
 
+def test_csv_blank_texts_are_skipped_and_blank_labels_refused(
+    text_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pairs = [("great fun", "pos"), ("dull", "neg")] * 10
+    rows = "review,sentiment\n" + "".join(f"{text},{label}\n" for text, label in pairs)
+    path = tmp_path / "blank.csv"
+    path.write_text(rows + '"  ",pos\n')
+    dm = module(CSVTextDataModule, text_root, path=str(path), text_column="review", label_column="sentiment")
+    assert sum(len(s) for s in dm.splits.values()) == 20
+    assert "skipped 1 rows with an empty text (lines [22])" in caplog.text
+    path.write_text(rows + "fine film,\n")
+    with pytest.raises(DlforgeError, match="line 22: no 'sentiment'"):
+        module(CSVTextDataModule, text_root, path=str(path), text_column="review", label_column="sentiment")
+
+
+def test_text_in_another_encoding_than_the_one_set_is_one_clear_error(text_root: Path) -> None:
+    expected = r"rt-polarity\.(neg|pos) is not utf-8 text \(byte \d+\); set data.encoding"
+    with pytest.raises(DlforgeError, match=expected):
+        module(MRDataModule, text_root, encoding="utf-8")
+
+
 def test_missing_corpus_names_the_folder_and_data_dir(tmp_path: Path) -> None:
     dm = MRDataModule(data_dir=str(tmp_path), download=False)
     with pytest.raises(DataNotFoundError, match=f"{tmp_path}/rt-polaritydata.*DATA_DIR"):

@@ -138,6 +138,37 @@ def plot_metric(runs: list[Run], metric: str, path: Path) -> Path | None:
     return path
 
 
+def reference_value(ref: dict[str, Any], run: Run) -> Any:
+    """The reference figure for this run: ``value``, or for a study ``values[<the run's swept value>]``."""
+    key = ref.get("by")
+    if not key:
+        return ref.get("value")
+    overrides = dict(o.split("=", 1) for o in run.get("overrides", []) if "=" in o)
+    mine = overrides.get(key)
+    for value, figure in (ref.get("values") or {}).items():
+        if mine is not None and (str(value) == mine or _same_number(value, mine)):
+            return figure
+    return None
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _changes(run: Run) -> list[str]:
+    """The run's command-line overrides besides ``experiment=``; paths shortened to their file name."""
+    changes = []
+    for override in run.get("overrides", []):
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") == "experiment":
+            continue
+        changes.append(f"{key}={value.rsplit('/', 1)[-1]}" if "/" in value else override)
+    return changes
+
+
 def results_table(runs: list[Run]) -> str:
     """Experiments with a ``reference`` against the figure measured here."""
     header = [
@@ -149,6 +180,7 @@ def results_table(runs: list[Run]) -> str:
         "epochs",
         "device",
         "wall time",
+        "changed",
         "run",
     ]
     rows = []
@@ -157,7 +189,7 @@ def results_table(runs: list[Run]) -> str:
         if not ref or run.get("status") == "failed":
             continue
         measured = run.get("metrics", {}).get(ref["metric"])
-        theirs = ref.get("value")
+        theirs = reference_value(ref, run)
         rows.append(
             [
                 run.get("experiment") or run.get("model") or "",
@@ -168,6 +200,7 @@ def results_table(runs: list[Run]) -> str:
                 _fmt(run.get("epochs")),
                 run.get("device") or "",
                 f"{run.get('wall_time_s', 0) / 60:.1f} min",
+                " ".join(_changes(run)),
                 run["dir"],
             ]
         )

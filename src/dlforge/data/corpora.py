@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
 from dlforge.data.text_datamodule import TextDataModule, Texts
 from dlforge.errors import DataNotFoundError, DlforgeError
+
+log = logging.getLogger(__name__)
 
 CORNELL = "https://www.cs.cornell.edu/people/pabo/movie-review-data"
 
@@ -19,7 +22,15 @@ def read_text(path: Path, encoding: str = "auto") -> str:
     """A file's text; ``auto`` reads UTF-8 and falls back to Latin-1 (the MR/Subj originals)."""
     data = path.read_bytes()
     if encoding != "auto":
-        return data.decode(encoding)
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError as error:
+            raise DlforgeError(
+                f"{path} is not {encoding} text (byte {error.start}); set data.encoding=auto "
+                "(UTF-8, else Latin-1) or the file's encoding"
+            ) from None
+        except LookupError:
+            raise DlforgeError(f"unknown data.encoding={encoding!r}; use auto, utf-8 or latin-1") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -197,9 +208,19 @@ class CSVTextDataModule(TextDataModule):
                     f"{path} has no column {column!r} (columns: {columns}); "
                     "set data.text_column / data.label_column"
                 )
-        rows = [(row[self.text_column] or "", (row[self.label_column] or "").strip()) for row in reader]
+        rows, blank = [], []
+        for line, row in enumerate(reader, start=2):
+            text, label = (row[self.text_column] or "").strip(), (row[self.label_column] or "").strip()
+            if not label:
+                raise DlforgeError(f"{path}, line {line}: no {self.label_column!r}; give every row a label")
+            if not text:
+                blank.append(line)
+                continue
+            rows.append((text, label))
+        if blank:
+            log.warning("%s: skipped %d rows with an empty text (lines %s)", path, len(blank), blank[:5])
         if not rows:
-            raise DlforgeError(f"{path} holds no rows")
+            raise DlforgeError(f"{path} holds no rows with a text")
         return rows
 
 
