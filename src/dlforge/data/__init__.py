@@ -2,6 +2,7 @@
 
 from dlforge.data.folder import ImageFolderDataModule
 from dlforge.data.images import ImageDataModule
+from dlforge.data.paired import PairedDataModule
 from dlforge.data.standard import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
 
 __all__ = [
@@ -10,4 +11,5 @@ __all__ = [
     "ImageDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
+    "PairedDataModule",
 ]
