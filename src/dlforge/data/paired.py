@@ -14,6 +14,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from hydra.utils import get_class
 from torch.utils.data import DataLoader
 from torchvision.transforms.functional import gaussian_blur
 
@@ -96,26 +97,30 @@ class PairedDataModule(pl.LightningDataModule):
     """(input, target) batches for pix2pix, made on the device from a ``source`` image data module.
 
     Args:
-        source: any :class:`~dlforge.data.ImageDataModule` (its options: splits, subset, batch size).
+        source: an :class:`~dlforge.data.ImageDataModule`, or its class path
+            (``dlforge.data.MNISTDataModule``), built with ``options``.
         task: ``edges`` (edge map -> image) or ``grey`` (luminance -> colour; needs a colour source).
         edges: options of :func:`edge_map` (``threshold``, ``thin``, ``invert``, ``blur_sigma``).
         name: the paired set's name in checkpoints (default ``<task>2<source name>``).
+        options: the source's own options (``data_dir``, ``batch_size``, ``train_subset``, ...), so
+            a paired config reads like its source's config plus ``task``.
     """
 
     def __init__(
         self,
-        source: ImageDataModule,
+        source: str | ImageDataModule,
         task: str = "edges",
         edges: dict[str, Any] | None = None,
         name: str | None = None,
+        **options: Any,
     ) -> None:
         super().__init__()
         if task not in TASKS:
             raise DlforgeError(f"unknown paired task {task!r}; choose one of {', '.join(TASKS)}")
-        self.source = source
+        self.source = get_class(source)(**options) if isinstance(source, str) else source
         self.task = task
         self.edges = dict(edges or {})
-        self.name = name or f"{task}2{source.name}"
+        self.name = name or f"{task}2{self.source.name}"
 
     def prepare_data(self) -> None:
         self.source.prepare_data()

@@ -3,11 +3,13 @@
 from dlforge.models.autoencoder import VAE, Autoencoder
 from dlforge.models.base import DlforgeModule
 from dlforge.models.classifier import ImageClassifier
+from dlforge.models.pix2pix import Pix2Pix
 
 MODELS: dict[str, type[DlforgeModule]] = {
     ImageClassifier.kind: ImageClassifier,
     Autoencoder.kind: Autoencoder,
     VAE.kind: VAE,
+    Pix2Pix.kind: Pix2Pix,
 }
 
 __all__ = ["MODELS", "DlforgeModule", "ImageClassifier"]

@@ -8,6 +8,7 @@ from torch import nn
 
 from dlforge.nets.autoencoder import ConvAutoencoder, MLPAutoencoder
 from dlforge.nets.classifiers import MLP, ConvNet
+from dlforge.nets.pix2pix import PatchDiscriminator, UNetGenerator
 
 #: Every network a config or checkpoint may name. Loading never imports anything else.
 NETS: dict[str, type[nn.Module]] = {
@@ -15,6 +16,8 @@ NETS: dict[str, type[nn.Module]] = {
     "mlp": MLP,
     "mlp_autoencoder": MLPAutoencoder,
     "conv_autoencoder": ConvAutoencoder,
+    "unet_generator": UNetGenerator,
+    "patch_discriminator": PatchDiscriminator,
 }
 
 
