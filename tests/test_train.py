@@ -11,7 +11,7 @@ import torch
 from dlforge.checkpoint import load_model
 from dlforge.errors import CheckpointError
 from dlforge.train import build_run, train
-from tests.conftest import FAST
+from tests.conftest import FAST, REPO
 
 
 def first_and_last(metrics_csv: Path, key: str) -> tuple[float, float]:
@@ -202,3 +202,11 @@ def test_cli_missing_data_is_one_line_naming_the_folder(run_cli, tmp_path: Path)
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert f"{empty}/MNIST/raw" in result.stderr and "DATA_DIR" in result.stderr
     assert not list(tmp_path.glob("outputs/**/metrics.json"))
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))
+def test_every_experiment_config_composes(make_cfg, experiment: str) -> None:
+    cfg = make_cfg(f"experiment={experiment}")
+    assert cfg.trainer.max_epochs >= 1
+    if cfg.get("reference"):
+        assert {"source", "metric", "setting"} <= set(cfg.reference)

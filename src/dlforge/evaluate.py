@@ -30,6 +30,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = load_model(cfg.ckpt_path)
     datamodule = instantiate(cfg.data)
+    if hasattr(datamodule, "adopt_spec"):  # text: encode with the checkpoint's vocabulary
+        datamodule.adopt_spec(model.hparams.data)
     datamodule.prepare_data()
     datamodule.setup("test")
     choice = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None

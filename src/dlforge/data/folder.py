@@ -72,7 +72,9 @@ class ImageFolderDataModule(ImageDataModule):
         if test_dir.is_dir():
             self._splits = {True: train, False: self._decode_tree(test_dir, class_to_idx)}
             return
-        log.info("%s has no test/ folder: holding out %s of train/ as the test split", self.root, self.test_size)
+        log.info(
+            "%s has no test/ folder: holding out %s of train/ as the test split", self.root, self.test_size
+        )
         images, labels = train
         n_test = int(self.test_size * len(images)) if self.test_size < 1 else int(self.test_size)
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed + 1))
@@ -130,7 +132,9 @@ class ImageFolderDataModule(ImageDataModule):
             image = self._decode(path)
             if image is not None:
                 return list(image.shape[-2:])
-        raise DlforgeError(f"none of the {len(samples)} image files under {Path(path).parents[1]} can be decoded")
+        raise DlforgeError(
+            f"none of the {len(samples)} image files under {Path(path).parents[1]} can be decoded"
+        )
 
     def _cache_file(self, folder: Path, samples: list[tuple[str, int]]) -> Path | None:
         if self.cache_dir is None:

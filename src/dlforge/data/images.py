@@ -12,12 +12,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
 from dlforge.data.augment import random_crop, random_hflip
-from dlforge.data.tensors import TensorBatches, keep_batch
+from dlforge.data.tensors import TensorBatches, TensorDataModule
 from dlforge.errors import DlforgeError
 
 log = logging.getLogger(__name__)
@@ -25,7 +23,7 @@ log = logging.getLogger(__name__)
 Split = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, C, H, W), int64 labels (N,)
 
 
-class ImageDataModule(pl.LightningDataModule):
+class ImageDataModule(TensorDataModule):
     """Base for labelled image sets held in memory.
 
     Subclasses implement :meth:`load_split`; this class does the seeded validation split, the
@@ -41,8 +39,7 @@ class ImageDataModule(pl.LightningDataModule):
             its inputs with; if false the model sees plain [0, 1] pixels (mean 0, std 1).
         crop_padding: random-crop augmentation: pad by this many pixels and crop back (0: off).
         hflip: random horizontal-flip augmentation.
-        on_device: keep the whole data set on the training device (GPU) and index it there: for
-            small sets (MNIST-size) it removes host-to-device copies; needs ``num_workers=0``.
+        on_device: keep the whole set on the training device (see :class:`TensorDataModule`).
         download: fetch missing files from the upstream source when the data set has one.
         seed: seed of the validation split and the subset.
     """
@@ -65,22 +62,16 @@ class ImageDataModule(pl.LightningDataModule):
         download: bool = True,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, on_device)
         self.data_dir = Path(data_dir).expanduser()
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
         self.val_size = val_size
         self.train_subset = train_subset
         self.normalize = normalize
         self.crop_padding = crop_padding
         self.hflip = hflip
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.on_device = on_device
         self.download = download
         self.seed = seed
         self.class_names: list[str] = []
-        self.splits: dict[str, TensorBatches] = {}
         self.mean = torch.zeros(1)
         self.std = torch.ones(1)
 
@@ -121,41 +112,12 @@ class ImageDataModule(pl.LightningDataModule):
         self.splits["val"] = TensorBatches(images[val_idx], labels[val_idx])
         log.info(
             "%s: %d train / %d val / %d test images of %s",
-            self.name, len(train_idx), n_val, len(self.splits["test"]), "x".join(map(str, images.shape[1:])),
+            self.name,
+            len(train_idx),
+            n_val,
+            len(self.splits["test"]),
+            "x".join(map(str, images.shape[1:])),
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        self.setup("test" if split == "test" else "fit")
-        resident = self.on_device and self.trainer is not None
-        if resident:
-            self.move_to(self.trainer.strategy.root_device)
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
-            collate_fn=keep_batch,
-            num_workers=0 if resident else self.num_workers,
-            pin_memory=self.pin_memory and not resident,
-            persistent_workers=self.num_workers > 0 and not resident,
-        )
-
-    def move_to(self, device: torch.device) -> None:
-        """Move every loaded split to ``device`` (see ``on_device``)."""
-        for name, split in self.splits.items():
-            if split.tensors[0].device != device:
-                self.splits[name] = TensorBatches(*(t.to(device) for t in split.tensors))
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         images, *rest = batch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from typing import ClassVar
 
 import torch
 from torchvision import datasets
@@ -36,7 +37,9 @@ class _TorchvisionDataModule(ImageDataModule):
         return list(ds.classes)
 
     def _unreadable(self, err: Exception) -> DlforgeError:
-        reason = str(err).splitlines()[0] if str(err) else f"{type(err).__name__} (wrong magic number or header?)"
+        reason = (
+            str(err).splitlines()[0] if str(err) else f"{type(err).__name__} (wrong magic number or header?)"
+        )
         return DlforgeError(
             f"{self.name} files under {self.data_dir / self.folder} are truncated or not in the expected "
             f"format ({reason}); delete them to download again, or replace them with intact copies"
@@ -74,9 +77,9 @@ class FashionMNISTDataModule(_TorchvisionDataModule):
 class _CIFAR10Files(datasets.CIFAR10):
     """torchvision's CIFAR10 trusting files that exist (no md5 check), so re-packed copies load too."""
 
-    train_list = [[name, None] for name, _ in datasets.CIFAR10.train_list]
-    test_list = [[name, None] for name, _ in datasets.CIFAR10.test_list]
-    meta = {**datasets.CIFAR10.meta, "md5": None}
+    train_list: ClassVar[list] = [[name, None] for name, _ in datasets.CIFAR10.train_list]
+    test_list: ClassVar[list] = [[name, None] for name, _ in datasets.CIFAR10.test_list]
+    meta: ClassVar[dict] = {**datasets.CIFAR10.meta, "md5": None}
 
 
 class CIFAR10DataModule(_TorchvisionDataModule):

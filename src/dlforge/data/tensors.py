@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytorch_lightning as pl
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 
 class TensorBatches(Dataset):
@@ -34,3 +35,64 @@ class TensorBatches(Dataset):
 def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     """Collate function for :class:`TensorBatches`: the batch is already gathered."""
     return batch
+
+
+class TensorDataModule(pl.LightningDataModule):
+    """Serves ``self.splits`` (``train``, ``val``, ``test``: :class:`TensorBatches`) in batches.
+
+    Subclasses load the splits in ``setup(stage)``, which must be idempotent.
+
+    Args:
+        batch_size: training batch size; evaluation uses ``eval_batch_size`` (default: the same).
+        on_device: keep the whole data set on the training device (GPU) and index it there: for
+            small sets it removes host-to-device copies; needs (and implies) ``num_workers=0``.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        on_device: bool = False,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.on_device = on_device
+        self.splits: dict[str, TensorBatches] = {}
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        self.setup("test" if split == "test" else "fit")
+        resident = self.on_device and self.trainer is not None
+        if resident:
+            self.move_to(self.trainer.strategy.root_device)
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
+            shuffle=shuffle,
+            collate_fn=keep_batch,
+            num_workers=0 if resident else self.num_workers,
+            pin_memory=self.pin_memory and not resident,
+            persistent_workers=self.num_workers > 0 and not resident,
+        )
+
+    def move_to(self, device: torch.device) -> None:
+        """Move every loaded split to ``device`` (see ``on_device``)."""
+        for name, split in self.splits.items():
+            if split.tensors[0].device != device:
+                self.splits[name] = TensorBatches(*(t.to(device) for t in split.tensors))

@@ -4,11 +4,13 @@ from dlforge.models.autoencoder import VAE, Autoencoder
 from dlforge.models.base import DlforgeModule
 from dlforge.models.classifier import ImageClassifier
 from dlforge.models.pix2pix import Pix2Pix
+from dlforge.models.text_classifier import TextClassifier
 
 MODELS: dict[str, type[DlforgeModule]] = {
     ImageClassifier.kind: ImageClassifier,
     Autoencoder.kind: Autoencoder,
     VAE.kind: VAE,
+    TextClassifier.kind: TextClassifier,
     Pix2Pix.kind: Pix2Pix,
 }
 

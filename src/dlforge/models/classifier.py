@@ -1,4 +1,4 @@
-"""Image classification: one LightningModule for every classifier network."""
+"""Classification: the shared metrics/outputs of every classifier, and the image classifier."""
 
 from __future__ import annotations
 
@@ -15,62 +15,29 @@ from dlforge.nets import build_net
 from dlforge.viz import log_image, save_figure
 
 
-class ImageClassifier(DlforgeModule):
-    """Softmax classifier over any registered image network.
+class ClassifierModule(DlforgeModule):
+    """What every softmax classifier shares, whatever its inputs (images, token ids).
 
-    Args:
-        net: ``{"name": <network in dlforge.nets.NETS>, **its options}``.
-        data: the data module's ``spec`` (shape, classes, normalization statistics).
-        optimizer: optimizer config (``_target_`` + arguments), used when training.
-        scheduler: optional learning-rate scheduler config.
-        label_smoothing: cross-entropy label smoothing.
-        monitor, monitor_mode: the metric that picks the best checkpoint.
+    Batches are ``(inputs, labels)`` and ``self(inputs)`` gives logits. Logs ``train/loss``,
+    ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_best``, ``test/loss``, ``test/acc``; writes the
+    test confusion matrix (CSV + PNG) in the run dir; builds the optimizer and scheduler from
+    ``hparams.optimizer`` / ``hparams.scheduler``. Subclasses call :meth:`setup_metrics` and
+    keep ``label_smoothing`` and ``data["class_names"]`` in their hyper-parameters.
     """
 
-    kind = "image_classifier"
-
-    def __init__(
-        self,
-        net: dict[str, Any],
-        data: dict[str, Any],
-        optimizer: dict[str, Any] | None = None,
-        scheduler: dict[str, Any] | None = None,
-        label_smoothing: float = 0.0,
-        monitor: str = "val/acc",
-        monitor_mode: str = "max",
-    ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.net = build_net(
-            in_channels=data["channels"],
-            height=data["height"],
-            width=data["width"],
-            num_classes=data["num_classes"],
-            **net,
-        )
-        self.register_buffer("mean", torch.tensor(data["mean"]).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(data["std"]).view(1, -1, 1, 1), persistent=False)
-        classes = data["num_classes"]
-        self.train_acc = MulticlassAccuracy(classes, average="micro")
-        self.val_acc = MulticlassAccuracy(classes, average="micro")
-        self.test_acc = MulticlassAccuracy(classes, average="micro")
+    def setup_metrics(self, num_classes: int) -> None:
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
-        self.test_confusion = MulticlassConfusionMatrix(classes)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits for images in [0, 1] (normalized here with the training data's statistics)."""
-        return self.net((images - self.mean) / self.std)
-
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Penultimate-layer features, the domain feature extractor for FID/KID."""
-        return self.net.embed((images - self.mean) / self.std)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
 
     def _step(
         self, batch: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        images, labels = batch
-        logits = self(images)
+        inputs, labels = batch
+        logits = self(inputs)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
         return loss, logits, labels
 
@@ -124,10 +91,56 @@ class ImageClassifier(DlforgeModule):
         )
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(images).softmax(dim=-1)
+        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(inputs).softmax(dim=-1)
 
     def configure_optimizers(self) -> Any:
         optimizer = self.build_optimizer(self.hparams.optimizer, self.parameters())
         scheduler = self.build_scheduler(self.hparams.scheduler, optimizer)
         return {"optimizer": optimizer, **({"lr_scheduler": scheduler} if scheduler else {})}
+
+
+class ImageClassifier(ClassifierModule):
+    """Softmax classifier over any registered image network.
+
+    Args:
+        net: ``{"name": <network in dlforge.nets.NETS>, **its options}``.
+        data: the data module's ``spec`` (shape, classes, normalization statistics).
+        optimizer: optimizer config (``_target_`` + arguments), used when training.
+        scheduler: optional learning-rate scheduler config.
+        label_smoothing: cross-entropy label smoothing.
+        monitor, monitor_mode: the metric that picks the best checkpoint.
+    """
+
+    kind = "image_classifier"
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        data: dict[str, Any],
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        label_smoothing: float = 0.0,
+        monitor: str = "val/acc",
+        monitor_mode: str = "max",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_net(
+            in_channels=data["channels"],
+            height=data["height"],
+            width=data["width"],
+            num_classes=data["num_classes"],
+            **net,
+        )
+        self.register_buffer("mean", torch.tensor(data["mean"]).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(data["std"]).view(1, -1, 1, 1), persistent=False)
+        self.setup_metrics(data["num_classes"])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits for images in [0, 1] (normalized here with the training data's statistics)."""
+        return self.net((images - self.mean) / self.std)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features, the domain feature extractor for FID/KID."""
+        return self.net.embed((images - self.mean) / self.std)

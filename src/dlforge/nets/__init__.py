@@ -9,6 +9,7 @@ from torch import nn
 from dlforge.nets.autoencoder import ConvAutoencoder, MLPAutoencoder
 from dlforge.nets.classifiers import MLP, ConvNet
 from dlforge.nets.pix2pix import PatchDiscriminator, UNetGenerator
+from dlforge.nets.text import KimCNN, TextCNN, TextMLP, TextRNN
 
 #: Every network a config or checkpoint may name. Loading never imports anything else.
 NETS: dict[str, type[nn.Module]] = {
@@ -16,6 +17,10 @@ NETS: dict[str, type[nn.Module]] = {
     "mlp": MLP,
     "mlp_autoencoder": MLPAutoencoder,
     "conv_autoencoder": ConvAutoencoder,
+    "text_cnn": TextCNN,
+    "kim_cnn": KimCNN,
+    "text_mlp": TextMLP,
+    "text_rnn": TextRNN,
     "unet_generator": UNetGenerator,
     "patch_discriminator": PatchDiscriminator,
 }
