@@ -103,7 +103,14 @@ def edges_run(tmp_path_factory, data_dir) -> dict:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(
             "train",
-            overrides=[f"paths.data_dir={data_dir}", "model=pix2pix", "data=edges2mnist", *FAST, *TINY_NETS],
+            overrides=[
+                f"paths.data_dir={data_dir}",
+                "model=pix2pix",
+                "data=edges2mnist",
+                "scheduler=cosine",
+                *FAST,
+                *TINY_NETS,
+            ],
         )
     cfg.paths.output_dir = str(out)
     return {**train(cfg), "dir": out}
@@ -131,6 +138,7 @@ def test_checkpoint_reloads_with_weights_only(edges_run) -> None:
     path = edges_run["last_checkpoint"]
     raw = torch.load(path, weights_only=True)
     assert raw["dlforge"]["model"] == "pix2pix" and raw["hyper_parameters"]["data"]["task"] == "edges"
+    assert [s["last_epoch"] for s in raw["lr_schedulers"]] == [2, 2]  # both schedulers stepped each epoch
     model = load_model(path, kinds=("pix2pix",))
     again = load_model(path, kinds=("pix2pix",))
     inputs = torch.rand(2, 1, 28, 28)

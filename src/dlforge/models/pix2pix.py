@@ -31,6 +31,7 @@ class Pix2Pix(DlforgeModule):
             "patch_discriminator", **options}`` (``dlforge.nets.pix2pix``).
         data: the paired data module's ``spec`` (channels in and out, size, the task's input transform).
         optimizer_g, optimizer_d: optimizer configs of the generator and the discriminator.
+        scheduler: optional per-epoch learning-rate scheduler config, one for each optimizer.
         l1_weight: lambda, the weight of the L1 term in the generator loss.
         adversarial_weight: weight of the adversarial term (0: a plain L1-regression U-Net, no
             discriminator updates; the paper's "L1 only" baseline).
@@ -46,6 +47,7 @@ class Pix2Pix(DlforgeModule):
         data: dict[str, Any],
         optimizer_g: dict[str, Any] | None = None,
         optimizer_d: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
         l1_weight: float = 100.0,
         adversarial_weight: float = 1.0,
         pictures: dict[str, Any] | None = None,
@@ -128,10 +130,26 @@ class Pix2Pix(DlforgeModule):
         present = any(isinstance(c, TranslationGrid) for c in self.trainer.callbacks)
         return [] if options is None or present else [TranslationGrid(**options)]
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+    def on_train_epoch_end(self) -> None:
+        """Manual optimization steps the schedulers itself (plateau ones on the model's monitor)."""
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                value = self.trainer.callback_metrics.get(self.hparams.monitor)
+                if value is not None:
+                    scheduler.step(value)
+            else:
+                scheduler.step()
+
+    def configure_optimizers(self) -> Any:
         opt_g = self.build_optimizer(self.hparams.optimizer_g, self.generator.parameters())
         opt_d = self.build_optimizer(self.hparams.optimizer_d, self.discriminator.parameters())
-        return [opt_g, opt_d]
+        optimizers = [opt_g, opt_d]
+        if not self.hparams.scheduler:
+            return optimizers
+        return optimizers, [self.build_scheduler(self.hparams.scheduler, opt) for opt in optimizers]
 
 
 class TranslationGrid(Callback):
