@@ -210,3 +210,18 @@ def test_every_experiment_config_composes(make_cfg, experiment: str) -> None:
     assert cfg.trainer.max_epochs >= 1
     if cfg.get("reference"):
         assert {"source", "metric", "setting"} <= set(cfg.reference)
+
+
+def test_channels_last_and_threads_options(make_cfg) -> None:
+    cfg = make_cfg("model=lenet", *FAST, "trainer.max_epochs=1", "channels_last=true", "threads=1")
+    datamodule, model, _ = build_run(cfg)
+    images, _ = next(iter(datamodule.train_dataloader()))
+    assert datamodule.preprocess(images).is_contiguous(memory_format=torch.channels_last)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    threads = torch.get_num_threads()
+    try:
+        assert train(cfg)["metrics"]["test/acc"] is not None
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

@@ -72,6 +72,7 @@ class ImageDataModule(TensorDataModule):
         self.download = download
         self.seed = seed
         self.class_names: list[str] = []
+        self.channels_last = False  # set by train.py's channels_last option
         self.mean = torch.zeros(1)
         self.std = torch.ones(1)
 
@@ -132,7 +133,7 @@ class ImageDataModule(TensorDataModule):
             x = random_crop(x, self.crop_padding)
             if self.hflip:
                 x = random_hflip(x)
-        return x
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     @property
     def spec(self) -> dict[str, Any]:
