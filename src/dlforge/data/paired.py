@@ -145,7 +145,19 @@ class PairedDataModule(pl.LightningDataModule):
         images = batch[0]
         augment = self.trainer is not None and self.trainer.training
         targets = self.source.preprocess(images, augment=augment)
-        return make_input(targets, self.spec), targets
+        inputs = make_input(targets, self.spec)
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return inputs, targets
+
+    @property
+    def channels_last(self) -> bool:
+        """train.py's ``channels_last`` option, passed on to the source's batches."""
+        return self.source.channels_last
+
+    @channels_last.setter
+    def channels_last(self, value: bool) -> None:
+        self.source.channels_last = value
 
     @property
     def spec(self) -> dict[str, Any]:
