@@ -13,6 +13,7 @@ from PIL import Image
 from dlforge.checkpoint import load_model
 from dlforge.data.paired import edge_map, make_input, to_grey
 from dlforge.errors import DlforgeError
+from dlforge.models.pix2pix import Pix2Pix
 from dlforge.nets.pix2pix import PatchDiscriminator, UNetGenerator
 from dlforge.train import train
 from dlforge.translate import model_input, translate
@@ -114,6 +115,19 @@ def edges_run(tmp_path_factory, data_dir) -> dict:
         )
     cfg.paths.output_dir = str(out)
     return {**train(cfg), "dir": out}
+
+
+def test_colourization_keeps_the_input_luminance() -> None:
+    spec = {"task": "grey", "in_channels": 1, "out_channels": 3, "height": 32, "width": 32}
+    nets = {"generator": {"name": "unet_generator", "channels": 8, "depth": 3}}
+    nets["discriminator"] = {"name": "patch_discriminator", "channels": 8}
+    inputs = torch.rand(2, 1, 32, 32) * 0.6 + 0.2
+    kept = Pix2Pix(**nets, data=spec).eval()(inputs)
+    inside = ((kept > 0) & (kept < 1)).all(dim=1, keepdim=True)
+    assert kept.shape == (2, 3, 32, 32) and inside.float().mean() > 0.9
+    assert torch.allclose(to_grey(kept)[inside], inputs[inside], atol=1e-5)
+    free = Pix2Pix(**nets, data=spec, keep_luminance=False).eval()(inputs)
+    assert not torch.allclose(to_grey(free), inputs, atol=1e-2)
 
 
 def test_pix2pix_trains_and_its_losses_move(edges_run) -> None:

@@ -18,6 +18,7 @@ from pytorch_lightning.callbacks import Callback
 from torchmetrics import MeanAbsoluteError
 from torchmetrics.image import PeakSignalNoiseRatio
 
+from dlforge.data.paired import to_grey
 from dlforge.models.base import DlforgeModule
 from dlforge.nets import build_net
 from dlforge.viz import log_image, save_grid
@@ -35,6 +36,8 @@ class Pix2Pix(DlforgeModule):
         l1_weight: lambda, the weight of the L1 term in the generator loss.
         adversarial_weight: weight of the adversarial term (0: a plain L1-regression U-Net, no
             discriminator updates; the paper's "L1 only" baseline).
+        keep_luminance: for grey -> colour: shift each output pixel's RGB so its luminance is the
+            input's (the generator only chooses colours, as in pix2pix's Lab colorization mode).
         pictures: ``{"n": ..., "every_n_epochs": ...}`` for the validation grids, or null.
     """
 
@@ -50,6 +53,7 @@ class Pix2Pix(DlforgeModule):
         scheduler: dict[str, Any] | None = None,
         l1_weight: float = 100.0,
         adversarial_weight: float = 1.0,
+        keep_luminance: bool = True,
         pictures: dict[str, Any] | None = None,
         monitor: str = "val/l1",
         monitor_mode: str = "min",
@@ -71,7 +75,10 @@ class Pix2Pix(DlforgeModule):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Translate inputs in [0, 1] (as the data spec makes them) to images in [0, 1]."""
-        return (self.generator(inputs * 2 - 1) + 1) / 2
+        outputs = (self.generator(inputs * 2 - 1) + 1) / 2
+        if self.hparams.keep_luminance and self.hparams.data["task"] == "grey":
+            outputs = (outputs + inputs - to_grey(outputs)).clamp(0, 1)
+        return outputs
 
     def adversarial_loss(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(real)))
@@ -79,9 +86,8 @@ class Pix2Pix(DlforgeModule):
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> dict[str, torch.Tensor]:
-        inputs, targets = (t * 2 - 1 for t in batch)
         opt_g, opt_d = self.optimizers()
-        fakes = self.generator(inputs)
+        inputs, targets, fakes = (t * 2 - 1 for t in (*batch, self(batch[0])))  # [-1, 1], as in the paper
         logs: dict[str, torch.Tensor] = {}
         weight = self.hparams.adversarial_weight
         if weight > 0:
