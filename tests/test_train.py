@@ -111,7 +111,7 @@ def test_bf16_mixed_precision_runs_on_cpu(make_cfg) -> None:
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "momentum", "rmsprop"])
 def test_optimizer_group_options_compose(make_cfg, optimizer: str) -> None:
-    cfg = make_cfg(f"optimizer={optimizer}", "scheduler=cosine", "data.val_size=32")
+    cfg = make_cfg("model=lenet", f"optimizer={optimizer}", "scheduler=cosine", "data.val_size=32")
     _, model, _ = build_run(cfg)
     config = model.configure_optimizers()
     assert type(config["optimizer"]).__name__ == {"adam": "Adam", "rmsprop": "RMSprop"}.get(optimizer, "SGD")

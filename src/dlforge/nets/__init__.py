@@ -8,6 +8,7 @@ from torch import nn
 
 from dlforge.nets.autoencoder import ConvAutoencoder, MLPAutoencoder
 from dlforge.nets.classifiers import MLP, ConvNet
+from dlforge.nets.gan import DCGAN, ConditionalDCGAN, GANSeed002
 from dlforge.nets.pix2pix import PatchDiscriminator, UNetGenerator
 from dlforge.nets.text import KimCNN, TextCNN, TextMLP, TextRNN
 
@@ -21,6 +22,9 @@ NETS: dict[str, type[nn.Module]] = {
     "kim_cnn": KimCNN,
     "text_mlp": TextMLP,
     "text_rnn": TextRNN,
+    "dcgan": DCGAN,
+    "cgan": ConditionalDCGAN,
+    "gan_seed002": GANSeed002,
     "unet_generator": UNetGenerator,
     "patch_discriminator": PatchDiscriminator,
 }

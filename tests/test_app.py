@@ -1,0 +1,229 @@
+"""The web app's JSON API (``dlforge.app``): every panel, and bad input that must never bring it down."""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+from torch import nn
+
+from dlforge.app import Limits, create_app, listening_socket, load_panels, serve
+from dlforge.errors import DlforgeError
+from dlforge.export import write_onnx
+from dlforge.inference import GeneratorModel, describe, example_latents, graph_of, load, onnx_runner
+from dlforge.models.base import GenerativeModule
+from dlforge.preprocess import load_image
+from tests.app_fixtures import drawn_seven, png_bytes, tiny_checkpoints, tiny_export
+from tests.test_predict_images import shirt_photo
+
+NOISE = png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 256, (470, 470), dtype=np.uint8)))
+
+
+@pytest.fixture(scope="module")
+def models(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    checkpoints = tiny_checkpoints(data_dir, tmp_path_factory)
+    return {**checkpoints, "digit": str(tiny_export(data_dir, tmp_path_factory, "digit"))}  # one ONNX panel
+
+
+@pytest.fixture(scope="module")
+def client(models) -> TestClient:
+    limits = Limits(upload_bytes=200_000, max_pixels=1_000_000, text_chars=300)
+    return TestClient(create_app(load_panels(models), limits), raise_server_exceptions=False)
+
+
+def upload(client: TestClient, panel: str, data: bytes, name: str = "image.png", mime: str = "image/png"):
+    return client.post(f"/api/classify/{panel}", files={"image": (name, data, mime)})
+
+
+def decoded(url: str) -> Image.Image:
+    assert url.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+
+
+def test_the_page_and_its_panels(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="digit-canvas"' in page.text
+    assert client.get("/static/app.js").status_code == 200
+    panels = client.get("/api/panels").json()["panels"]
+    assert set(panels) == {"digit", "photo", "review", "generator"}
+    assert panels["digit"]["backend"] == "onnx" and panels["digit"]["input"] == [1, 28, 28]
+    assert panels["photo"]["data"] == "fashion_mnist" and panels["photo"]["backend"] == "pytorch"
+    assert panels["review"]["class_names"] == ["negative", "positive"]
+    assert panels["generator"]["latent_dim"] == 4 and panels["generator"]["num_classes"] == 0
+
+
+def test_a_drawing_is_classified_like_predict_does(client: TestClient, models) -> None:
+    drawing = png_bytes(drawn_seven().convert("RGBA"))
+    answer = upload(client, "digit", drawing, "drawing.png").json()
+    model = load(models["digit"])
+    expected = model.classify(load_image(drawing, model.spec)[None])[0]
+    assert answer["label"] == model.class_names[int(expected.argmax())]
+    probabilities = [c["probability"] for c in answer["probabilities"]]
+    assert [c["label"] for c in answer["probabilities"]] == model.class_names
+    assert probabilities == pytest.approx(expected.tolist(), abs=1e-6)
+    seen = decoded(answer["input"])
+    assert seen.size == (112, 112) and seen.getpixel((0, 0)) == 0  # 28x28 enlarged 4x, black margin
+    assert answer["ms"] > 0
+
+
+def test_a_photo_of_any_format_and_mode_is_classified(client: TestClient) -> None:
+    photo = shirt_photo()
+    for data, mime in [
+        (png_bytes(photo, "JPEG", quality=80), "image/jpeg"),
+        (png_bytes(photo.convert("RGBA")), "image/png"),
+        (png_bytes(photo.convert("L").resize((90, 60))), "image/png"),
+        (png_bytes(photo, "WEBP"), "image/webp"),
+    ]:
+        response = upload(client, "photo", data, "shirt", mime)
+        assert response.status_code == 200, response.text
+        assert sum(c["probability"] for c in response.json()["probabilities"]) == pytest.approx(1, abs=1e-5)
+
+
+def test_a_review_gets_its_sentiment(client: TestClient) -> None:
+    answer = client.post("/api/review", json={"text": "A gorgeous, witty and moving film!"}).json()
+    assert answer["label"] == "positive" and answer["probability"] > 0.5
+    assert answer["tokens"][:3] == ["a", "gorgeous", ","]
+    assert (
+        client.post("/api/review", json={"text": "dull , boring and tedious ."}).json()["label"] == "negative"
+    )
+
+
+def test_samples_follow_the_seed_and_the_latent_slider(client: TestClient, models) -> None:
+    first = client.post("/api/sample", json={"seed": 3}).json()
+    again = client.post("/api/sample", json={"seed": 3}).json()
+    other = client.post("/api/sample", json={"seed": 4}).json()
+    assert first == {**again, "ms": first["ms"]} and other["image"] != first["image"]
+    assert decoded(first["image"]).size == (224, 224) and len(first["latent"]) == 4
+    vae = load(models["generator"])
+    assert first["latent"] == pytest.approx(vae.latent(1, 3)[0].tolist(), abs=1e-4)
+    moved = client.post("/api/sample", json={"seed": 3, "dim": 2, "value": 2.5}).json()
+    assert moved["latent"][2] == 2.5 and moved["latent"][:2] == first["latent"][:2]
+    assert moved["image"] != first["image"]
+
+
+@pytest.mark.parametrize(
+    ("request_args", "status", "message"),
+    [
+        ({"panel": "digit", "data": b"GIF89a? no: plain text"}, 415, "not an image file"),
+        ({"panel": "digit", "data": b""}, 415, "empty"),
+        ({"panel": "photo", "data": png_bytes(drawn_seven())[:300]}, 415, "damaged or truncated"),
+        ({"panel": "photo", "data": png_bytes(drawn_seven(), "TIFF")}, 415, "TIFF images are not accepted"),
+        ({"panel": "digit", "data": png_bytes(Image.new("1", (2_000, 2_000)))}, 413, "more than 1,000,000"),
+        ({"panel": "digit", "data": NOISE}, 413, "the image file is larger than 0.2 MB"),
+        ({"panel": "nope", "data": png_bytes(drawn_seven())}, 404, "no panel 'nope'"),
+        ({"panel": "review", "data": png_bytes(drawn_seven())}, 404, "does not classify images"),
+    ],
+    ids=["text", "empty", "truncated", "tiff", "bomb", "too_many_bytes", "no_panel", "text_panel"],
+)
+def test_bad_uploads_get_a_clear_answer_and_the_server_goes_on(
+    client: TestClient, request_args: dict, status: int, message: str
+) -> None:
+    response = upload(client, request_args["panel"], request_args["data"])
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+    assert upload(client, "digit", png_bytes(drawn_seven())).status_code == 200
+
+
+def test_bad_requests_of_every_other_kind(client: TestClient) -> None:
+    checks = [
+        (client.post("/api/classify/digit"), 422, "image: Field required"),
+        (client.post("/api/review", json={"text": "   "}), 400, "the text is empty"),
+        (client.post("/api/review", json={"text": "word " * 100}), 413, "the limit is 300"),
+        (
+            client.post("/api/review", content=b"{not json", headers={"content-type": "application/json"}),
+            422,
+            "",
+        ),
+        (client.post("/api/review", json={"review": "wrong key"}), 422, "text: Field required"),
+        (client.post("/api/sample", json={"seed": 1, "dim": 4}), 400, "below the latent size 4"),
+        (client.post("/api/sample", json={"seed": -1}), 422, "seed"),
+        (client.post("/api/sample", json={"seed": 1, "value": 1e9}), 422, "value"),
+        (client.post("/api/sample", json={"seed": "x"}), 422, "seed"),
+    ]
+    for response, status, message in checks:
+        assert response.status_code == status, response.text
+        assert message in response.json()["error"]
+    headers = {"content-type": "multipart/form-data; boundary=x", "content-length": str(10**9)}
+    huge = client.post("/api/classify/digit", content=b"--x--", headers=headers)
+    assert huge.status_code == 413 and "upload limit" in huge.json()["error"]
+    assert client.post("/api/review", json={"text": "great fun"}).status_code == 200
+
+
+def test_an_unexpected_failure_is_a_500_with_a_message_and_the_server_goes_on(models) -> None:
+    panels = load_panels({"review": models["review"]})
+
+    def explode(texts, batch_size=256):
+        raise RuntimeError("boom")
+
+    panels["review"].classify = explode
+    client = TestClient(create_app(panels), raise_server_exceptions=False)
+    response = client.post("/api/review", json={"text": "fine"})
+    assert response.status_code == 500 and "internal error (RuntimeError)" in response.json()["error"]
+    assert client.get("/api/panels").status_code == 200
+    missing = upload(client, "digit", png_bytes(drawn_seven()))
+    assert missing.status_code == 404 and "the digit panel has no model" in missing.json()["error"]
+
+
+def test_panels_need_models_of_their_kind(models, make_cfg) -> None:
+    with pytest.raises(DlforgeError, match=r"the review panel needs a text classifier, not this image_class"):
+        load_panels({"review": models["photo"]})
+    with pytest.raises(DlforgeError, match=r"generator=nothing\.ckpt: no checkpoint at"):
+        load_panels({"generator": "nothing.ckpt"})
+    with pytest.raises(DlforgeError, match="no model configured"):
+        serve(make_cfg(config_name="app"))
+
+
+def test_the_listening_socket() -> None:
+    sock = listening_socket("127.0.0.1", 0)
+    try:
+        # a TCP socket by protocol number, so that asyncio turns Nagle's algorithm off on each
+        # connection: without it, every answer on a kept-alive connection waited 40 ms for a delayed ACK
+        assert sock.proto == socket.IPPROTO_TCP and sock.getsockname()[1] > 0
+        with pytest.raises(DlforgeError, match=r"cannot listen on 127\.0\.0\.1:.*or port=0"):
+            listening_socket("127.0.0.1", sock.getsockname()[1])
+    finally:
+        sock.close()
+
+
+class TinyConditionalGenerator(GenerativeModule):
+    """The smallest conditional generator: 4x4 images from z (3-d) and a class label (2 classes)."""
+
+    kind = "tiny_conditional"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latent_dim, self.num_classes = 3, 2
+        self.linear = nn.Linear(3, 16)
+        self.embed = nn.Embedding(2, 16)
+
+    def decode_latent(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.linear(z) + 3 * self.embed(labels)).view(-1, 1, 4, 4)
+
+
+def test_a_conditional_generator_exports_z_and_labels_and_samples_each_class(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = TinyConditionalGenerator().eval()
+    card = {**describe(model), "format": "onnx"}
+    assert [i["name"] for i in card["inputs"]] == ["z", "labels"] and card["class_names"] == ["0", "1"]
+    z, labels = example_latents(model, 6)
+    assert labels.tolist() == [0, 1, 0, 1, 0, 1]
+    write_onnx(graph_of(model), (z[:2], labels[:2]), tmp_path / "g.onnx", card, None)
+    run = onnx_runner(tmp_path / "g.onnx")
+    with torch.no_grad():
+        expected = model.decode_latent(z, labels)
+    np.testing.assert_allclose(run(z.numpy(), labels.numpy())[0], expected.numpy(), atol=1e-6)
+
+    client = TestClient(create_app({"generator": GeneratorModel(card, run, "g.onnx", "onnx")}))
+    assert client.get("/api/panels").json()["panels"]["generator"]["num_classes"] == 2
+    zero, one = (client.post("/api/sample", json={"seed": 1, "label": k}).json() for k in (0, 1))
+    assert zero["label"] == "0" and one["label"] == "1" and zero["image"] != one["image"]
+    assert zero["latent"] == one["latent"]  # the same z, another class
+    wrong = client.post("/api/sample", json={"seed": 1, "label": 2})
+    assert wrong.status_code == 400 and "label must be below 2" in wrong.json()["error"]

@@ -1,0 +1,207 @@
+"""The web app in a real headless browser (Debian's Chromium driven by Playwright), started as typed:
+``python -m dlforge.app digit=... photo=... review=... generator=... port=0``.
+
+Draw a stroke, upload a photo (and a file that is not one), type a review, sample with the seed and
+the latent slider. Screenshots go to pytest's temp folder, and to ``$DLFORGE_SCREENSHOTS`` when set.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dlforge.app import create_app, listening_socket, load_panels
+from dlforge.inference import load
+from dlforge.preprocess import load_image
+from tests.app_fixtures import CHROMIUM_ARGS, chromium_or_skip, tiny_checkpoints, tiny_export
+from tests.test_predict_images import shirt_photo
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def models(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    checkpoints = tiny_checkpoints(data_dir, tmp_path_factory)
+    return {**checkpoints, "photo": str(tiny_export(data_dir, tmp_path_factory, "photo"))}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    executable = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app as a user starts it, on 127.0.0.1 and a free port; stopped at the end."""
+    args = [f"{panel}={path}" for panel, path in models.items()]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlforge.app", *args, "port=0"],
+        cwd=tmp_path_factory.mktemp("app"),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line and process.poll() is not None:
+                pytest.fail(f"the app exited with {process.returncode}:\n{''.join(lines)[-3000:]}")
+            lines.append(line)
+            found = re.search(r"dlforge app on (http://127\.0\.0\.1:\d+/)", line)
+            if found:
+                threading.Thread(target=process.stdout.read, daemon=True).start()  # keep the pipe drained
+                yield found.group(1)
+                break
+        else:
+            pytest.fail("the app did not start within 180 s")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("screenshots")
+    yield folder
+    target = os.environ.get("DLFORGE_SCREENSHOTS")
+    if target:
+        shutil.copytree(folder, target, dirs_exist_ok=True)
+
+
+@pytest.fixture
+def page(browser, server: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 960})
+    page.set_default_timeout(60_000)
+    page.goto(server)
+    page.wait_for_selector("body[data-ready=true]")
+    yield page
+    page.close()
+
+
+def label_shown(page, panel: str) -> None:
+    page.wait_for_function(f"document.getElementById('{panel}-label').textContent.trim().length > 1")
+
+
+def test_draw_a_digit_and_see_the_prediction(page, server: str, models, screenshots: Path) -> None:
+    canvas = page.locator("#digit-canvas").bounding_box()
+    page.mouse.move(canvas["x"] + 80, canvas["y"] + 70)
+    page.mouse.down()
+    for x, y in [(210, 70), (195, 100), (130, 240)]:  # a 7
+        page.mouse.move(canvas["x"] + x, canvas["y"] + y, steps=12)
+    page.mouse.up()
+    label_shown(page, "digit")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#digit-probs .bar").count() == 10
+    assert page.locator("#digit-input").get_attribute("src").startswith("data:image/png")
+    page.locator("#digit").screenshot(path=screenshots / "digit.png")
+
+    # the page shows what the model says about the drawing on the canvas
+    data_url = page.evaluate("document.getElementById('digit-canvas').toDataURL()")
+    drawing = base64.b64decode(data_url.split(",")[1])
+    model = load(models["digit"])
+    expected = model.class_names[int(model.classify(load_image(drawing, model.spec)[None])[0].argmax())]
+    assert page.inner_text("#digit-label").split()[0] == expected
+    answer = httpx.post(f"{server}api/classify/digit", files={"image": ("d.png", drawing)}, timeout=30).json()
+    assert answer["label"] == expected
+
+    page.click("#digit-clear")
+    assert page.inner_text("#digit-label").strip() == "\u2013"
+    assert page.locator("#digit-probs .bar").count() == 0
+
+
+def test_upload_a_photo_and_a_file_that_is_not_one(page, tmp_path: Path, screenshots: Path) -> None:
+    photo = tmp_path / "shirt.jpg"
+    shirt_photo().save(photo, quality=90)
+    page.set_input_files("#photo-file", str(photo))
+    label_shown(page, "photo")
+    assert page.locator("#photo-probs .bar").count() == 10
+    assert page.inner_text("#photo-error") == ""
+    page.locator("#photo").screenshot(path=screenshots / "photo.png")
+
+    fake = tmp_path / "notes.png"
+    fake.write_text("I am not a picture")
+    page.set_input_files("#photo-file", str(fake))
+    page.wait_for_function("document.getElementById('photo-error').textContent.length > 0")
+    assert "not an image file" in page.inner_text("#photo-error")
+    assert page.inner_text("#photo-label").strip() == "\u2013"
+    page.locator("#photo").screenshot(path=screenshots / "photo_error.png")
+
+
+def test_type_a_review_and_get_its_sentiment(page, screenshots: Path) -> None:
+    page.fill("#review-text", "A gorgeous, witty and moving film. Great fun!")
+    page.wait_for_function("document.getElementById('review-label').textContent.includes('positive')")
+    assert page.locator("#review-probs .bar").count() == 2
+    assert page.inner_text("#review-tokens").startswith("tokens: a gorgeous , witty")
+    page.locator("#review").screenshot(path=screenshots / "review.png")
+    page.fill("#review-text", "dull, boring and tedious.")
+    page.click("#review-submit")
+    page.wait_for_function("document.getElementById('review-label').textContent.includes('negative')")
+
+
+def test_sample_with_the_seed_and_the_latent_slider(page, screenshots: Path) -> None:
+    page.wait_for_function("document.getElementById('gen-image').src.startsWith('data:image/png')")
+    assert page.locator("#gen-dim option").count() == 4
+    first = page.get_attribute("#gen-image", "src")
+    page.fill("#gen-seed", "5")
+    page.press("#gen-seed", "Enter")
+    page.wait_for_function(f"document.getElementById('gen-image').src !== {first!r}")
+    seeded = page.get_attribute("#gen-image", "src")
+    value = float(page.inner_text("#gen-value"))
+    page.focus("#gen-slider")
+    for _ in range(12):
+        page.keyboard.press("ArrowRight")  # +0.05 each
+    page.wait_for_function(f"document.getElementById('gen-image').src !== {seeded!r}")
+    page.wait_for_load_state("networkidle")
+    assert float(page.inner_text("#gen-value")) == pytest.approx(min(3, value + 0.6), abs=0.051)
+    page.locator("#generator").screenshot(path=screenshots / "generator.png")
+    page.screenshot(path=screenshots / "page.png", full_page=True)
+
+
+def test_panels_without_a_model_say_so(browser, models, screenshots: Path) -> None:
+    """An app with the drawing panel only (served in this process)."""
+    import uvicorn
+
+    sock = listening_socket("127.0.0.1", 0)
+    app = create_app(load_panels({"digit": models["digit"]}))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    page = browser.new_page(viewport={"width": 1280, "height": 960})
+    try:
+        page.goto(f"http://127.0.0.1:{sock.getsockname()[1]}/")
+        page.wait_for_selector("body[data-ready=true]")
+        for panel, key in [("photo", "photo="), ("review", "review="), ("generator", "generator=")]:
+            assert page.locator(f"#{panel} .missing").is_visible()
+            assert key in page.inner_text(f"#{panel} .missing")
+            assert not page.locator(f"#{panel} .body").is_visible()
+        assert page.locator("#digit-canvas").is_visible()
+        page.screenshot(path=screenshots / "only_digit.png", full_page=True)
+    finally:
+        page.close()
+        server.should_exit = True
+        thread.join(timeout=10)
