@@ -9,6 +9,7 @@ from dlforge.data.corpora import (
 )
 from dlforge.data.folder import ImageFolderDataModule
 from dlforge.data.images import ImageDataModule
+from dlforge.data.paired import PairedDataModule
 from dlforge.data.standard import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
 from dlforge.data.text_datamodule import TextDataModule
 
@@ -22,6 +23,7 @@ __all__ = [
     "MNISTDataModule",
     "MRDataModule",
     "MovieReviewsDataModule",
+    "PairedDataModule",
     "SubjDataModule",
     "TextDataModule",
 ]

@@ -9,6 +9,7 @@ from torch import nn
 from dlforge.nets.autoencoder import ConvAutoencoder, MLPAutoencoder
 from dlforge.nets.classifiers import MLP, ConvNet
 from dlforge.nets.gan import DCGAN, ConditionalDCGAN, GANSeed002
+from dlforge.nets.pix2pix import PatchDiscriminator, UNetGenerator
 from dlforge.nets.text import KimCNN, TextCNN, TextMLP, TextRNN
 
 #: Every network a config or checkpoint may name. Loading never imports anything else.
@@ -24,6 +25,8 @@ NETS: dict[str, type[nn.Module]] = {
     "dcgan": DCGAN,
     "cgan": ConditionalDCGAN,
     "gan_seed002": GANSeed002,
+    "unet_generator": UNetGenerator,
+    "patch_discriminator": PatchDiscriminator,
 }
 
 
