@@ -208,6 +208,8 @@ def test_cli_missing_data_is_one_line_naming_the_folder(run_cli, tmp_path: Path)
 def test_every_experiment_config_composes(make_cfg, experiment: str) -> None:
     cfg = make_cfg(f"experiment={experiment}")
     assert cfg.trainer.max_epochs >= 1
+    if experiment.startswith("seed000_dream"):
+        return  # measured by python -m dlforge.dream (docs/dream.md), not by a training metric
     assert {"source", "metric", "setting"} <= set(cfg.reference)  # docs/results.md compares against it
     assert "value" in cfg.reference or cfg.reference.by in cfg.hydra.sweeper.params
 
