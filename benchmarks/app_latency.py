@@ -1,7 +1,7 @@
 """Per-prediction latency through the running web app's HTTP API (p50 / p95), one request at a time.
 
     python -m dlforge.app digit=<mnist ckpt> photo=<fashion ckpt> review=<text ckpt> generator=<vae ckpt> &
-    python benchmarks/app_latency.py --url http://127.0.0.1:7860/ -n 200 --label checkpoints
+    python -m benchmarks.app_latency --url http://127.0.0.1:7860/ -n 200 --label checkpoints
 
 For every configured panel it sends what the page sends - a 280x280 PNG drawing, a 600x400 JPEG
 photo, a review, a sample request with a moved latent slider - ``n`` times after ``--warmup``

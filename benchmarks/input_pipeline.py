@@ -1,6 +1,6 @@
 """Input pipeline: batches/s of dlforge's in-memory data modules vs torchvision's per-sample loader.
 
-    DATA_DIR=../shared/data python benchmarks/input_pipeline.py [--batch-sizes 64 256]
+    DATA_DIR=../shared/data python -m benchmarks.input_pipeline [--batch-sizes 64 256]
 
 Both sides produce the same thing, a float (N, 1, 28, 28) batch in [0, 1] plus labels, from MNIST's
 training set: torchvision decodes each sample to PIL and applies ``ToTensor`` in the DataLoader;

@@ -1,6 +1,6 @@
 """Framework overhead: training throughput of dlforge's Lightning path vs a hand-written PyTorch loop.
 
-    DATA_DIR=../shared/data python benchmarks/overhead.py [--cases lenet textcnn dcgan] [--steps 50]
+    DATA_DIR=../shared/data python -m benchmarks.overhead [--cases lenet textcnn dcgan] [--steps 50]
 
 Same network, data, batch size and optimizer, in one process. The plain loop iterates the same
 DataLoader, preprocesses like the data module and steps the optimizer; the Lightning path is
@@ -68,6 +68,10 @@ def compose_case(overrides: list[str]) -> Any:
     return cfg
 
 
+def is_gan(cfg: Any) -> bool:
+    return cfg.model._target_.endswith(".GAN")
+
+
 def lightning_rates(cfg: Any, windows: int, steps: int, default_callbacks: bool) -> list[float]:
     pl.seed_everything(0, verbose=False)
     datamodule, model, _ = build_run(cfg)
@@ -76,7 +80,8 @@ def lightning_rates(cfg: Any, windows: int, steps: int, default_callbacks: bool)
         accelerator=cfg.trainer.accelerator,
         devices=1,
         precision=cfg.trainer.precision,
-        max_steps=(windows + 1) * steps + 1,
+        # a GAN's manual optimization counts two optimizer steps per batch
+        max_steps=((windows + 1) * steps + 1) * (2 if is_gan(cfg) else 1),
         limit_val_batches=0,
         num_sanity_val_steps=0,
         logger=pl.loggers.CSVLogger(cfg.paths.output_dir) if default_callbacks else False,
@@ -105,15 +110,39 @@ def plain_classifier_step(model: Any, datamodule: Any, device: torch.device) -> 
     return step
 
 
+def plain_gan_step(model: Any, datamodule: Any, device: torch.device) -> Callable[[Any], None]:
+    """The DCGAN step of ``dlforge.models.GAN`` (no smoothing, no instance noise) written by hand."""
+    opt_g, opt_d = model.configure_optimizers()  # no scheduler: the two optimizers
+    generator, discriminator = model.generator, model.discriminator
+
+    def step(batch: Any) -> None:
+        images = datamodule.preprocess(batch[0].to(device, non_blocking=True), augment=False)
+        real = images * 2 - 1
+        fake = generator(torch.randn(real.shape[0], model.latent_dim, device=device), None)
+        real_logits, fake_logits = discriminator(real, None), discriminator(fake.detach(), None)
+        d_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+        d_loss = d_loss + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        discriminator.requires_grad_(False)  # the generator's step leaves the discriminator alone
+        g_logits = discriminator(fake, None)
+        g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        discriminator.requires_grad_(True)
+
+    return step
+
+
 def plain_rates(cfg: Any, windows: int, steps: int) -> list[float]:
     pl.seed_everything(0, verbose=False)
     datamodule, model, _ = build_run(cfg)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device).train()
-    if hasattr(model, "plain_training_step"):
-        step = model.plain_training_step(datamodule, device)
-    else:
-        step = plain_classifier_step(model, datamodule, device)
+    make_step = plain_gan_step if is_gan(cfg) else plain_classifier_step
+    step = make_step(model, datamodule, device)
     times: list[float] = []
     loader = datamodule.train_dataloader()
     while len(times) < (windows + 1) * steps + 1:

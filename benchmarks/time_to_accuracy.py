@@ -1,6 +1,6 @@
 """Time to accuracy: wall time until a model first reaches a test accuracy, across batch sizes and threads.
 
-    DATA_DIR=../shared/data python benchmarks/time_to_accuracy.py [--cases lenet fashion textcnn]
+    DATA_DIR=../shared/data python -m benchmarks.time_to_accuracy [--cases lenet fashion textcnn]
         [--batch-sizes 64 128 256] [--threads 1 2]
 
 Each run trains as ``train.py`` would (same config, Lightning path, no validation split) and, after
