@@ -67,7 +67,9 @@ def test_results_table_compares_experiments_with_their_references(run_cli, tmp_p
     results = tmp_path / "results.md"
     result = run_cli("-m", "dlforge.report", str(tmp_path / "runs"), "--results", str(results))
     assert result.returncode == 0, result.stderr
-    rows = [row.split(" | ") for row in results.read_text().splitlines()[2:]]
+    lines = results.read_text().splitlines()
+    assert lines[0] == "# Results" and lines[4].startswith("| experiment | reproduces | their figure")
+    rows = [row.split(" | ") for row in lines[6:]]
     assert [(r[0], r[2], r[3]) for r in rows] == [
         ("| seed000_textcnn_lr", "test/acc did not converge", "test/acc 0.5"),
         ("| seed000_textcnn_lr", "test/acc 0.8519", "test/acc 0.77"),
@@ -75,6 +77,9 @@ def test_results_table_compares_experiments_with_their_references(run_cli, tmp_p
     ]
     assert rows[0][8] == "optimizer.lr=0.1" and rows[2][8] == "trainer.max_epochs=2 data.glove.path=glove.txt"
     assert rows[2][7] == "1.5 min"
+    results.write_text(results.read_text() + "\n## Notes\n\nWritten by hand.\n")
+    assert run_cli("-m", "dlforge.report", str(tmp_path / "runs"), "--results", str(results)).returncode == 0
+    assert results.read_text().count("## Notes\n\nWritten by hand.") == 1 and len(results.read_text()) > 500
 
 
 def test_joblib_launcher_runs_jobs_in_parallel_processes(run_cli, tmp_path: Path) -> None:
