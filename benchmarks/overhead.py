@@ -58,10 +58,10 @@ def compose_case(overrides: list[str]) -> Any:
         cfg = compose(
             "train",
             overrides=[
-                *overrides,
                 "trainer=cpu" if not torch.cuda.is_available() else "trainer=gpu",
                 "trainer.precision=32",
                 "data.val_size=0.05",
+                *overrides,  # last: a case may set its own precision
             ],
         )
     cfg.paths.output_dir = tempfile.mkdtemp(prefix="overhead_")
