@@ -75,14 +75,19 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
         assert b["metrics"][key] == a["metrics"][key], key
 
 
-def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(run_cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("model", "hint"), [("lenet", "optimizer.lr or trainer.gradient_clip_val"), ("dcgan", "optimizer_d.lr")]
+)
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
+    run_cli, tmp_path: Path, model: str, hint: str
+) -> None:
     # a sane first epoch, then the learning rate jumps by 1e12 and the loss blows up
     result = run_cli(
         "train.py",
-        "model=lenet",
+        f"model={model}",
         *FAST,
         "trainer.max_epochs=3",
-        "optimizer=sgd",
+        "optimizer=sgd",  # GANs keep their own two optimizers; the scheduler acts on both
         "scheduler=step",
         "scheduler.step_size=1",
         "scheduler.gamma=1e12",
@@ -91,7 +96,8 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(run_cli
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith("error: training stopped: loss=") and "(epoch 1, batch" in message
+    assert message.startswith("error: training stopped: ") and hint in message
+    assert "=nan at step" in message or "non-finite weights" in message  # losses, or weights on saving
     run = tmp_path / "outputs" / "nan"
     assert f"last good checkpoint: {run / 'checkpoints' / 'last.ckpt'}" in message
     assert not (run / "metrics.json").exists()
