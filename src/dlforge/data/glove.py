@@ -206,7 +206,10 @@ def _parse_chunk(lines: list[str], dim: int, words: list[str], source: Path) -> 
         parts = [line.rstrip().rsplit(" ", dim) for line in lines]
         bad = next((line for line, p in zip(lines, parts, strict=True) if len(p) != dim + 1), None)
         if bad is not None:
-            raise DlforgeError(f"{source}: a line does not hold a word and {dim} numbers: {bad[:80]!r}")
+            raise DlforgeError(
+                f"{source}: a line does not hold a word and {dim} numbers: {bad[:80]!r}; "
+                "data.glove.path needs GloVe's text format (word v1 ... vN per line)"
+            )
         heads = tuple(p[0] for p in parts)
         values = np.asarray([p[1:] for p in parts], dtype=np.float32)
     words.extend(heads)
