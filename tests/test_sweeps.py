@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import FAST
+from tests.text_fixtures import text_overrides, write_text_data
 
 ONE_EPOCH = (*FAST, "trainer.max_epochs=1", "model=cnn_seed000")
 
@@ -107,13 +110,15 @@ def test_submitit_launcher_through_its_local_executor(run_cli, tmp_path: Path) -
     assert list(sweep.glob(".submitit/*/*_submitted.pkl"))  # went through submitit's job machinery
 
 
-def test_optuna_sweep_of_two_trials(run_cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("search", ["lenet_mnist_optuna", "textcnn_mr_optuna"])
+def test_optuna_sweep_of_two_trials(run_cli, data_dir: Path, tmp_path: Path, search: str) -> None:
+    small = FAST if search.startswith("lenet") else text_overrides(write_text_data(data_dir))[1:]
     result = run_cli(
         "train.py",
-        "hparams_search=lenet_mnist_optuna",
+        f"hparams_search={search}",
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.sampler.n_startup_trials=1",
-        *FAST,
+        *small,
         "trainer.max_epochs=1",
         "hydra.sweep.dir=outputs/optuna",
     )
