@@ -142,7 +142,7 @@ def main() -> None:
                 )
                 print(rows[-1], flush=True)
     print(table(["case", "target", "batch", "threads", "time to target", "epochs", "test acc"], rows))
-    print("wrote", write("time_to_accuracy", {"results": results}))
+    print("wrote", write("time_to_accuracy_" + "_".join(args.cases), {"results": results}))
 
 
 if __name__ == "__main__":
