@@ -43,10 +43,13 @@ class ClassifierModule(DlforgeModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, logits, labels = self._step(batch)
-        self.train_acc(logits, labels)
+        self.train_acc.update(logits, labels)  # logged once an epoch: one self.log a step is cheaper
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/acc", self.train_acc.compute(), prog_bar=True)  # torchmetrics syncs under DDP
+        self.train_acc.reset()
 
     def on_train_start(self) -> None:
         self.val_acc_best.reset()  # forget the sanity-check validation
