@@ -159,7 +159,15 @@ class Autoencoder(DlforgeModule):
         out = self.losses(batch[0], self.kl_weight(batch_idx))
         for name in ("loss", "recon", "kl", "beta"):
             if name in out:
-                self.log(f"train/{name}", out[name], on_step=True, on_epoch=True, prog_bar=name == "loss")
+                n = len(batch[0])  # explicit: Lightning need not search the batch on every step
+                self.log(
+                    f"train/{name}",
+                    out[name],
+                    on_step=True,
+                    on_epoch=True,
+                    prog_bar=name == "loss",
+                    batch_size=n,
+                )
         return out["loss"]
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:

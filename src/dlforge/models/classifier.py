@@ -44,7 +44,8 @@ class ClassifierModule(DlforgeModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, logits, labels = self._step(batch)
         self.train_acc.update(logits, labels)  # logged once an epoch: one self.log a step is cheaper
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        # an explicit batch_size spares Lightning a search through the batch on every step
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels))
         return loss
 
     def on_train_epoch_end(self) -> None:

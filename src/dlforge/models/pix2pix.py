@@ -113,7 +113,13 @@ class Pix2Pix(DlforgeModule):
         opt_g.step()
         self.untoggle_optimizer(opt_g)
         logs.update(g_loss=g_loss.detach(), g_adv=g_adv.detach(), l1=l1.detach() / 2)  # l1 in [0, 1] units
-        self.log_dict({f"train/{k}": v for k, v in logs.items()}, prog_bar=True, on_step=True, on_epoch=True)
+        self.log_dict(
+            {f"train/{k}": v for k, v in logs.items()},
+            prog_bar=True,
+            on_step=True,
+            on_epoch=True,
+            batch_size=len(inputs),
+        )
         return logs
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
