@@ -46,9 +46,12 @@ def build_run(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModu
     datamodule.prepare_data()
     datamodule.setup("fit")
     try:
-        model = instantiate(cfg.model, **datamodule.model_kwargs(), _recursive_=False, _convert_="all")
-    except InstantiationException as err:
-        cause = err.__cause__ or err
+        # the data's hand-off (vocabulary, embedding matrix) goes to the class directly, not through
+        # OmegaConf, which would copy it node by node
+        build_model = instantiate(cfg.model, _partial_=True, _recursive_=False, _convert_="all")
+        model = build_model(**datamodule.model_kwargs())
+    except (InstantiationException, TypeError, ValueError) as err:
+        cause = (err.__cause__ or err) if isinstance(err, InstantiationException) else err
         raise DlforgeError(f"cannot build the model from model=...: {type(cause).__name__}: {cause}") from err
     if cfg.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
