@@ -1,19 +1,23 @@
 """Framework overhead: training throughput of dlforge's Lightning path vs a hand-written PyTorch loop.
 
-    DATA_DIR=../shared/data python -m benchmarks.overhead [--cases lenet textcnn dcgan] [--steps 50]
+    DATA_DIR=../shared/data python -m benchmarks.overhead [--cases lenet textcnn dcgan] [--steps 40]
 
 Same network, data, batch size and optimizer, in one process. The plain loop iterates the same
 DataLoader, preprocesses like the data module and steps the optimizer; the Lightning path is
 ``trainer.fit`` on the model as ``train.py`` builds it, measured two ways: "lean" (no logger,
 progress bar or checkpointing) and "default" (the CSV logger and rich progress bar of a normal run).
-Throughput is samples/s, the median of timed windows of ``--steps`` steps after a warm-up window;
-the cases alternate plain / lean / default to share the machine's drift.
+
+The two are interleaved step by step: after every Lightning step a callback runs one plain step
+on a twin of the model (same initial weights, its own optimizer and data iterator). A shared
+machine's speed drifts by tens of percent over seconds; steps that alternate every few
+milliseconds see the same drift, so their ratio does not. Throughput is samples/s over windows
+of ``--steps`` steps (the first window is warm-up and dropped); the overhead is the median over
+windows of Lightning's time / the plain loop's time - 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import statistics
 import tempfile
 import time
@@ -26,7 +30,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from pytorch_lightning.callbacks import Callback
 
-from benchmarks.common import table, write
+from benchmarks.common import cycle, table, write
 from dlforge import CONF_DIR
 from dlforge.train import build_run
 
@@ -38,20 +42,40 @@ CASES = {
 }
 
 
-class StepTimes(Callback):
-    """Timestamps at the end of every training step."""
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
-    def __init__(self) -> None:
-        self.times: list[float] = []
+
+class InterleavedPlainSteps(Callback):
+    """After every Lightning training step, one plain step; the seconds of each, pairwise.
+
+    ``lightning[i]`` runs from the end of plain step ``i`` to the end of the next Lightning step
+    (everything Lightning does in between: hooks, data, logging, the step itself).
+    """
+
+    def __init__(self, plain_step: Callable[[], None]) -> None:
+        self.plain_step = plain_step
+        self.lightning: list[float] = []
+        self.plain: list[float] = []
+        self.mark: float | None = None
 
     def on_train_batch_end(self, *args: Any) -> None:
-        self.times.append(time.perf_counter())
+        sync()
+        start = time.perf_counter()
+        if self.mark is not None:
+            self.lightning.append(start - self.mark)
+        self.plain_step()
+        sync()
+        self.mark = time.perf_counter()
+        if self.lightning:  # the first plain step has no Lightning step to pair with
+            self.plain.append(self.mark - start)
 
 
-def window_rates(times: list[float], steps: int, batch: int) -> list[float]:
-    """Samples/s of consecutive windows of ``steps`` steps, the first window (warm-up) dropped."""
-    marks = times[::steps]
-    return [steps * batch / (b - a) for a, b in itertools.pairwise(marks[1:])]
+def window_sums(seconds: list[float], steps: int) -> list[float]:
+    """Seconds of consecutive windows of ``steps`` steps, the first (warm-up) window dropped."""
+    sums = [sum(seconds[i : i + steps]) for i in range(0, len(seconds) - steps + 1, steps)]
+    return sums[1:]
 
 
 def compose_case(overrides: list[str]) -> Any:
@@ -73,10 +97,14 @@ def is_gan(cfg: Any) -> bool:
     return cfg.model._target_.endswith(".GAN")
 
 
-def lightning_rates(cfg: Any, windows: int, steps: int, default_callbacks: bool) -> list[float]:
+def interleaved_windows(
+    cfg: Any, windows: int, steps: int, default_callbacks: bool
+) -> tuple[list[float], list[float], int]:
+    """Seconds per window of the Lightning path and of the plain loop run alternately; the batch size."""
+    plain_step = plain_stepper(cfg)
     pl.seed_everything(0, verbose=False)
     datamodule, model, _ = build_run(cfg)
-    timer = StepTimes()
+    timer = InterleavedPlainSteps(plain_step)
     trainer = pl.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=1,
@@ -93,7 +121,7 @@ def lightning_rates(cfg: Any, windows: int, steps: int, default_callbacks: bool)
         default_root_dir=cfg.paths.output_dir,
     )
     trainer.fit(model, datamodule=datamodule)
-    return window_rates(timer.times, steps, datamodule.batch_size)
+    return window_sums(timer.lightning, steps), window_sums(timer.plain, steps), datamodule.batch_size
 
 
 def plain_classifier_step(model: Any, datamodule: Any, device: torch.device) -> Callable[[Any], None]:
@@ -137,49 +165,89 @@ def plain_gan_step(model: Any, datamodule: Any, device: torch.device) -> Callabl
     return step
 
 
-def plain_rates(cfg: Any, windows: int, steps: int) -> list[float]:
+def plain_stepper(cfg: Any) -> Callable[[], None]:
+    """One hand-written training step per call on a twin of the model (same seed, same initial
+    weights), pulling batches from its own iterator over the same data module."""
     pl.seed_everything(0, verbose=False)
     datamodule, model, _ = build_run(cfg)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device).train()
-    make_step = plain_gan_step if is_gan(cfg) else plain_classifier_step
-    step = make_step(model, datamodule, device)
-    times: list[float] = []
-    loader = datamodule.train_dataloader()
-    while len(times) < (windows + 1) * steps + 1:
-        for batch in loader:
-            step(batch)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter())
-            if len(times) >= (windows + 1) * steps + 1:
-                break
-    return window_rates(times, steps, datamodule.batch_size)
+    step = (plain_gan_step if is_gan(cfg) else plain_classifier_step)(model, datamodule, device)
+    batches = cycle(lambda: iter(datamodule.train_dataloader()))
+    return lambda: step(batches())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--steps", type=int, default=50, help="steps per timed window")
-    parser.add_argument("--windows", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of plain / lean / default")
+    parser.add_argument("--steps", type=int, default=40, help="steps per timed window")
+    parser.add_argument("--windows", type=int, default=8, help="timed windows per run (after a warm-up one)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each Lightning path")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows, results = [], []
     for case in args.cases:
         cfg = compose_case(CASES[case])
-        rates: dict[str, list[float]] = {"plain": [], "lean": [], "default": []}
-        for _ in range(args.rounds):
-            rates["plain"] += plain_rates(cfg, args.windows, args.steps)
-            rates["lean"] += lightning_rates(cfg, args.windows, args.steps, default_callbacks=False)
-            rates["default"] += lightning_rates(cfg, args.windows, args.steps, default_callbacks=True)
-        med = {k: statistics.median(v) for k, v in rates.items()}
-        for name in ("lean", "default"):
-            overhead = 100 * (med["plain"] / med[name] - 1)
-            rows.append([case, name, med["plain"], med[name], f"{overhead:+.1f}%"])
-        results.append({"case": case, "overrides": CASES[case], "samples_per_s": rates, "median": med})
-        print(rows[-2:], flush=True)
-    print(table(["case", "lightning path", "plain loop samples/s", "lightning samples/s", "overhead"], rows))
-    print("wrote", write("overhead", {"results": results, "steps_per_window": args.steps}))
+        for path in ("lean", "default"):
+            lightning, plain = [], []
+            for _ in range(args.rounds):
+                seconds, plain_seconds, batch = interleaved_windows(
+                    cfg, args.windows, args.steps, path == "default"
+                )
+                lightning += seconds
+                plain += plain_seconds
+            overheads = [a / b - 1 for a, b in zip(lightning, plain, strict=True)]
+            rate = {
+                name: statistics.median(args.steps * batch / t for t in times)
+                for name, times in (("plain", plain), ("lightning", lightning))
+            }
+            overhead = statistics.median(overheads)
+            rows.append(
+                [
+                    case,
+                    path,
+                    batch,
+                    rate["plain"],
+                    rate["lightning"],
+                    f"{100 * overhead:+.1f}%",
+                    f"{100 * min(overheads):+.1f}% .. {100 * max(overheads):+.1f}%",
+                ]
+            )
+            results.append(
+                {
+                    "case": case,
+                    "path": path,
+                    "overrides": CASES[case],
+                    "batch_size": batch,
+                    "window_seconds": {"lightning": lightning, "plain": plain},
+                    "samples_per_s": rate,
+                    "overhead": overhead,
+                }
+            )
+            print(rows[-1], flush=True)
+    print(
+        table(
+            [
+                "case",
+                "lightning path",
+                "batch",
+                "plain loop samples/s",
+                "lightning samples/s",
+                "overhead (median)",
+                "overhead (range)",
+            ],
+            rows,
+        )
+    )
+    print(
+        "wrote",
+        write(
+            "overhead",
+            {"results": results, "steps_per_window": args.steps, "threads": torch.get_num_threads()},
+        ),
+    )
 
 
 if __name__ == "__main__":

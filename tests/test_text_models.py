@@ -71,7 +71,7 @@ def test_every_text_model_trains_and_its_loss_falls(
 def test_training_run_writes_the_classifier_outputs(make_cfg, text_root: Path) -> None:
     cfg = make_cfg("model=textcnn_kim", *text_overrides(text_root), "trainer.max_epochs=1")
     summary = train(cfg)
-    for key in ("train/acc", "train/loss", "val/acc", "val/acc_best", "test/acc", "test/loss"):
+    for key in ("train/acc", "train/loss_epoch", "val/acc", "val/acc_best", "test/acc", "test/loss"):
         assert 0.0 <= summary["metrics"][key] < 5
     out = Path(cfg.paths.output_dir)
     rows = (out / "confusion_matrix.csv").read_text().splitlines()

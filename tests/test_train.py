@@ -48,7 +48,7 @@ def test_run_dir_holds_config_checkpoints_metrics_and_confusion_matrix(make_cfg)
     out = Path(cfg.paths.output_dir)
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["status"] == "ok"
-    for key in ("test/acc", "test/loss", "val/acc", "val/acc_best", "train/loss"):
+    for key in ("test/acc", "test/loss", "val/acc", "val/acc_best", "train/loss_epoch"):
         assert key in summary["metrics"]
     assert summary["epochs"] == 2 and summary["wall_time_s"] > 0
     assert Path(summary["best_checkpoint"]).is_file() and Path(summary["last_checkpoint"]).name == "last.ckpt"

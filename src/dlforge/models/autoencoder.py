@@ -157,17 +157,8 @@ class Autoencoder(DlforgeModule):
     # --- Lightning -------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self.losses(batch[0], self.kl_weight(batch_idx))
-        for name in ("loss", "recon", "kl", "beta"):
-            if name in out:
-                n = len(batch[0])  # explicit: Lightning need not search the batch on every step
-                self.log(
-                    f"train/{name}",
-                    out[name],
-                    on_step=True,
-                    on_epoch=True,
-                    prog_bar=name == "loss",
-                    batch_size=n,
-                )
+        values = {name: out[name] for name in ("loss", "recon", "kl", "beta") if name in out}
+        self.log_train_step(values, batch_size=len(batch[0]), prog_bar=("loss",))
         return out["loss"]
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
+from torch import nn
+from torchmetrics import MeanMetric
 
 from dlforge import __version__
 
@@ -23,6 +26,44 @@ class DlforgeModule(pl.LightningModule):
     """
 
     kind: ClassVar[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.train_means = nn.ModuleDict()  # epoch means of the values given to log_train_step
+        self._train_bar: dict[str, bool] = {}
+
+    def log_train_step(
+        self, values: Mapping[str, torch.Tensor | float], batch_size: int, prog_bar: Collection[str] = ()
+    ) -> None:
+        """Log per-step training values as ``train/<name>_step`` and ``train/<name>_epoch``.
+
+        The names ``self.log(on_step=True, on_epoch=True)`` gives, at a fraction of its cost (about
+        0.5 ms a call, 4% of a text-CNN step on a CPU): every step updates a torchmetrics mean, logged
+        at epoch end; the step value goes to Lightning only on the steps the loggers write (every
+        ``trainer.log_every_n_steps``), so the progress bar shows the last such value.
+        """
+        for name, value in values.items():
+            if name not in self.train_means:
+                self.train_means[name] = MeanMetric(nan_strategy="disable").to(self.device)
+                self._train_bar[name] = name in prog_bar
+            value = value.detach() if isinstance(value, torch.Tensor) else value
+            self.train_means[name].update(value, batch_size)
+        if self.logs_this_step():
+            for name, value in values.items():
+                self.log(f"train/{name}_step", value, prog_bar=name in prog_bar, batch_size=batch_size)
+
+    def logs_this_step(self) -> bool:
+        """Whether the loggers write this training step (Lightning's own rule, or every step when unknown)."""
+        trainer = self.trainer
+        should = getattr(getattr(trainer, "_logger_connector", None), "should_update_logs", True)
+        return bool(should) or bool(trainer.fast_dev_run)
+
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch means of :meth:`log_train_step`'s values (synchronized across processes)."""
+        for name, mean in self.train_means.items():
+            if mean.update_count:
+                self.log(f"train/{name}_epoch", mean.compute(), prog_bar=self._train_bar[name])
+            mean.reset()
 
     @property
     def run_dir(self) -> Path:

@@ -18,11 +18,11 @@ from dlforge.viz import log_image, save_figure
 class ClassifierModule(DlforgeModule):
     """What every softmax classifier shares, whatever its inputs (images, token ids).
 
-    Batches are ``(inputs, labels)`` and ``self(inputs)`` gives logits. Logs ``train/loss``,
-    ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_best``, ``test/loss``, ``test/acc``; writes the
-    test confusion matrix (CSV + PNG) in the run dir; builds the optimizer and scheduler from
-    ``hparams.optimizer`` / ``hparams.scheduler``. Subclasses call :meth:`setup_metrics` and
-    keep ``label_smoothing`` and ``data["class_names"]`` in their hyper-parameters.
+    Batches are ``(inputs, labels)`` and ``self(inputs)`` gives logits. Logs ``train/loss_step``,
+    ``train/loss_epoch``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_best``, ``test/loss``,
+    ``test/acc``; writes the test confusion matrix (CSV + PNG) in the run dir; builds the optimizer
+    and scheduler from ``hparams.optimizer`` / ``hparams.scheduler``. Subclasses call
+    :meth:`setup_metrics` and keep ``label_smoothing`` and ``data["class_names"]`` in their hyper-parameters.
     """
 
     def setup_metrics(self, num_classes: int) -> None:
@@ -43,12 +43,12 @@ class ClassifierModule(DlforgeModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, logits, labels = self._step(batch)
-        self.train_acc.update(logits, labels)  # logged once an epoch: one self.log a step is cheaper
-        # an explicit batch_size spares Lightning a search through the batch on every step
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        self.train_acc.update(logits, labels)  # logged once an epoch: cheaper than self.log every step
+        self.log_train_step({"loss": loss}, batch_size=len(labels), prog_bar=("loss",))
         return loss
 
     def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
         self.log("train/acc", self.train_acc.compute(), prog_bar=True)  # torchmetrics syncs under DDP
         self.train_acc.reset()
 

@@ -176,10 +176,10 @@ class GAN(GenerativeModule):
         self.manual_backward(d_loss)
         opt_d.step()
         self.untoggle_optimizer(opt_d)
-        log = {
-            "train/d_loss": d_loss.detach(),
-            "train/d_real": real_logits.detach().float().sigmoid().mean(),
-            "train/d_fake": fake_logits.detach().float().sigmoid().mean(),
+        log: dict[str, torch.Tensor | float] = {
+            "d_loss": d_loss.detach(),
+            "d_real": real_logits.detach().float().sigmoid().mean(),
+            "d_fake": fake_logits.detach().float().sigmoid().mean(),
         }
 
         if train_g:
@@ -190,16 +190,14 @@ class GAN(GenerativeModule):
             self.manual_backward(g_loss)
             opt_g.step()
             self.untoggle_optimizer(opt_g)
-            log["train/g_loss"] = g_loss.detach()
-        for key, value in log.items():
-            self.log(key, value, on_step=True, on_epoch=True, prog_bar=key.endswith("loss"), batch_size=n)
+            log["g_loss"] = g_loss.detach()
         if std:
-            self.log("train/instance_noise", std, on_step=False, on_epoch=True)
-        return {
-            key.removeprefix("train/"): log[key] for key in ("train/d_loss", "train/g_loss") if key in log
-        }
+            log["instance_noise"] = std
+        self.log_train_step(log, batch_size=n, prog_bar=("d_loss", "g_loss"))
+        return {key: log[key] for key in ("d_loss", "g_loss") if key in log}
 
     def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
             scheduler.step()

@@ -113,13 +113,7 @@ class Pix2Pix(DlforgeModule):
         opt_g.step()
         self.untoggle_optimizer(opt_g)
         logs.update(g_loss=g_loss.detach(), g_adv=g_adv.detach(), l1=l1.detach() / 2)  # l1 in [0, 1] units
-        self.log_dict(
-            {f"train/{k}": v for k, v in logs.items()},
-            prog_bar=True,
-            on_step=True,
-            on_epoch=True,
-            batch_size=len(inputs),
-        )
+        self.log_train_step(logs, batch_size=len(inputs), prog_bar=logs)
         return logs
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
@@ -144,6 +138,7 @@ class Pix2Pix(DlforgeModule):
 
     def on_train_epoch_end(self) -> None:
         """Manual optimization steps the schedulers itself (plateau ones on the model's monitor)."""
+        super().on_train_epoch_end()
         schedulers = self.lr_schedulers()
         if schedulers is None:
             return
