@@ -4,7 +4,8 @@
 
 Same network, data, batch size and optimizer, in one process. The plain loop iterates the same
 DataLoader, preprocesses like the data module and steps the optimizer; the Lightning path is
-``trainer.fit`` on the model as ``train.py`` builds it, measured two ways: "lean" (no logger,
+``trainer.fit`` on the model as ``train.py`` builds it (and with its default
+``keep_freed_memory``, applied to the whole process: both sides), measured two ways: "lean" (no logger,
 progress bar or checkpointing) and "default" (the CSV logger and rich progress bar of a normal run).
 
 The two are interleaved step by step: after every Lightning step a callback runs one plain step
@@ -32,6 +33,7 @@ from pytorch_lightning.callbacks import Callback
 
 from benchmarks.common import cycle, table, write
 from dlforge import CONF_DIR
+from dlforge.speed import keep_freed_memory
 from dlforge.train import build_run
 
 GLOVE = "${paths.data_dir}/glove/glove.6B.50d.top50k.txt"  # the shared copy; the config's default is 300-d
@@ -98,10 +100,11 @@ def is_gan(cfg: Any) -> bool:
 
 
 def interleaved_windows(
-    cfg: Any, windows: int, steps: int, default_callbacks: bool
+    cfg: Any, windows: int, steps: int, default_callbacks: bool, plain: bool = True
 ) -> tuple[list[float], list[float], int]:
-    """Seconds per window of the Lightning path and of the plain loop run alternately; the batch size."""
-    plain_step = plain_stepper(cfg)
+    """Seconds per window of the Lightning path and of the plain loop run alternately (``plain=False``:
+    the Lightning path alone); the batch size."""
+    plain_step = plain_stepper(cfg) if plain else lambda: None
     pl.seed_everything(0, verbose=False)
     datamodule, model, _ = build_run(cfg)
     timer = InterleavedPlainSteps(plain_step)
@@ -184,9 +187,13 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=8, help="timed windows per run (after a warm-up one)")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each Lightning path")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--malloc-default", action="store_true", help="glibc's own malloc (keep_freed_memory=false)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    kept = False if args.malloc_default else keep_freed_memory()  # as train.py does by default
     rows, results = [], []
     for case in args.cases:
         cfg = compose_case(CASES[case])
@@ -245,7 +252,12 @@ def main() -> None:
         "wrote",
         write(
             "overhead",
-            {"results": results, "steps_per_window": args.steps, "threads": torch.get_num_threads()},
+            {
+                "results": results,
+                "steps_per_window": args.steps,
+                "threads": torch.get_num_threads(),
+                "keep_freed_memory": kept,
+            },
         ),
     )
 

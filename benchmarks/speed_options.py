@@ -1,26 +1,33 @@
 """Speed options against the default: training throughput of the Lightning path with each switch on.
 
-    DATA_DIR=../shared/data python -m benchmarks.speed_options [--cases lenet] [--steps 50]
+    DATA_DIR=../shared/data python -m benchmarks.speed_options [--cases lenet textcnn] [--steps 40]
 
-Each option is one config override a user can pass to ``train.py``: ``channels_last=true``,
-``compile=true`` (torch.compile, inductor), ``trainer.precision=bf16-mixed``; on a GPU also
-``16-mixed`` and a GPU-resident data set (``data.on_device=true``). Throughput is samples/s, the
-median of timed windows after a warm-up window (compilation happens in the warm-up), alternating
-the variants over ``--rounds`` to share the machine's drift.
+Each option is one config override a user can pass to ``train.py``: ``keep_freed_memory=false``
+(glibc's own malloc behaviour), ``channels_last=true``, ``compile=true`` (torch.compile,
+inductor), ``trainer.precision=bf16-mixed``; on a GPU also ``16-mixed`` and a GPU-resident data
+set (``data.on_device=true``). Every measurement runs in a fresh process (some settings are
+process-wide), the variants alternate over ``--rounds`` to share the machine's drift, and
+throughput is samples/s, the median of timed windows after a warm-up window (compilation
+happens in the warm-up).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 
 import torch
 
 from benchmarks.common import table, write
-from benchmarks.overhead import CASES, compose_case, lightning_rates
+from benchmarks.overhead import CASES, compose_case, interleaved_windows
+from dlforge.speed import keep_freed_memory
 
 OPTIONS = {
     "default (fp32)": [],
+    "keep_freed_memory=false": ["keep_freed_memory=false"],
     "channels_last=true": ["channels_last=true"],
     "compile=true": ["compile=true"],
     "trainer.precision=bf16-mixed": ["trainer.precision=bf16-mixed"],
@@ -31,21 +38,40 @@ GPU_OPTIONS = {
 }
 
 
+def measure(case: str, overrides: list[str], windows: int, steps: int) -> list[float]:
+    """Samples/s of each timed window of the lean Lightning path (run in this process)."""
+    cfg = compose_case([*CASES[case], *overrides])
+    if cfg.keep_freed_memory:
+        keep_freed_memory()
+    seconds, _, batch = interleaved_windows(cfg, windows, steps, default_callbacks=False, plain=False)
+    return [steps * batch / s for s in seconds]
+
+
+def measure_in_subprocess(case: str, overrides: list[str], windows: int, steps: int) -> list[float]:
+    command = [sys.executable, "-m", "benchmarks.speed_options", "--measure", case, *overrides]
+    command += ["--windows", str(windows), "--steps", str(steps)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cases", nargs="+", default=["lenet"], choices=list(CASES))
-    parser.add_argument("--steps", type=int, default=50, help="steps per timed window")
+    parser.add_argument("--cases", nargs="+", default=["lenet", "textcnn"], choices=list(CASES))
+    parser.add_argument("--steps", type=int, default=40, help="steps per timed window")
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--measure", nargs="+", metavar="CASE_AND_OVERRIDES", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:  # one measurement, in a fresh process: print its rates as JSON
+        print(json.dumps(measure(args.measure[0], args.measure[1:], args.windows, args.steps)))
+        return
     options = OPTIONS | (GPU_OPTIONS if torch.cuda.is_available() else {})
     rows, results = [], []
     for case in args.cases:
         rates: dict[str, list[float]] = {name: [] for name in options}
         for _ in range(args.rounds):
             for name, overrides in options.items():
-                cfg = compose_case([*CASES[case], *overrides])
-                rates[name] += lightning_rates(cfg, args.windows, args.steps, default_callbacks=False)
+                rates[name] += measure_in_subprocess(case, overrides, args.windows, args.steps)
         base = statistics.median(rates["default (fp32)"])
         for name, values in rates.items():
             median = statistics.median(values)

@@ -22,6 +22,7 @@ from pytorch_lightning.callbacks import Callback
 
 from benchmarks.common import table, write
 from dlforge import CONF_DIR
+from dlforge.speed import keep_freed_memory
 from dlforge.train import build_run
 
 GLOVE = "${paths.data_dir}/glove/glove.6B.50d.top50k.txt"
@@ -83,6 +84,8 @@ def run(case: str, batch_size: int, threads: int, max_epochs: int) -> dict[str, 
             ],
         )
     cfg.paths.output_dir = tempfile.mkdtemp(prefix="tta_")
+    if cfg.keep_freed_memory:  # as train.py does
+        keep_freed_memory()
     pl.seed_everything(cfg.seed, verbose=False)
     datamodule, model, _ = build_run(cfg)
     clock = TestAccuracyClock(datamodule, target)

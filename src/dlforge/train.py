@@ -20,6 +20,7 @@ from torchmetrics import Metric
 from dlforge.cli import hydra_entry
 from dlforge.errors import DlforgeError
 from dlforge.outputs import plain_metrics, write_json
+from dlforge.speed import keep_freed_memory
 
 log = logging.getLogger("dlforge")
 
@@ -100,6 +101,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and/or test as the config says; write ``config.yaml`` and ``metrics.json`` in the run dir."""
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
+    if cfg.get("keep_freed_memory"):
+        keep_freed_memory()
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
