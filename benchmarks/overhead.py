@@ -251,7 +251,7 @@ def main() -> None:
     print(
         "wrote",
         write(
-            "overhead",
+            "overhead_malloc_default" if args.malloc_default else "overhead",
             {
                 "results": results,
                 "steps_per_window": args.steps,
