@@ -263,3 +263,21 @@ def test_keep_freed_memory_stops_the_page_faults_of_every_step() -> None:
         assert out[0] == {"off": "None", "on": "True"}[mode]
         faults[mode] = float(out[1])
     assert faults["on"] <= max(10.0, faults["off"] / 10), faults
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_step_losses_reach_the_logger_every_n_steps_and_the_epoch_mean_counts_every_step(
+    make_cfg, every: int
+) -> None:
+    import csv
+
+    cfg = make_cfg("model=lenet", *FAST, "test=false", f"trainer.log_every_n_steps={every}")
+    train(cfg)
+    with open(Path(cfg.paths.output_dir) / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    steps = {int(r["step"]): float(r["train/loss_step"]) for r in rows if r.get("train/loss_step")}
+    epochs = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
+    assert sorted(steps) == list(range(every - 1, 8, every))  # 2 epochs x 4 batches of 16
+    assert len(epochs) == 2
+    if every == 1:  # every step seen: the epoch means are the means of the step losses
+        assert epochs == pytest.approx([sum(steps[s] for s in range(e * 4, e * 4 + 4)) / 4 for e in (0, 1)])
