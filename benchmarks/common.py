@@ -65,9 +65,10 @@ def rate(times: list[float], items_per_window: int) -> dict[str, float]:
 
 
 def write(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``results/<name>.json`` (``<name>_gpu.json`` when a GPU is present) with the machine."""
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
-    path = out / f"{name}.json"
+    path = out / f"{name}{'_gpu' if torch.cuda.is_available() else ''}.json"
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     return path
 

@@ -33,6 +33,7 @@ from pytorch_lightning.callbacks import Callback
 
 from benchmarks.common import cycle, table, write
 from dlforge import CONF_DIR
+from dlforge.callbacks import ProgressBar
 from dlforge.speed import keep_freed_memory
 from dlforge.train import build_run
 
@@ -120,7 +121,7 @@ def interleaved_windows(
         enable_checkpointing=False,
         enable_progress_bar=default_callbacks,
         enable_model_summary=False,
-        callbacks=[timer, *([pl.callbacks.RichProgressBar()] if default_callbacks else [])],
+        callbacks=[timer, *([ProgressBar()] if default_callbacks else [])],
         default_root_dir=cfg.paths.output_dir,
     )
     trainer.fit(model, datamodule=datamodule)
@@ -187,6 +188,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=8, help="timed windows per run (after a warm-up one)")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each Lightning path")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--overrides", nargs="*", default=[], help="config overrides for every case")
     parser.add_argument(
         "--malloc-default", action="store_true", help="glibc's own malloc (keep_freed_memory=false)"
     )
@@ -196,7 +198,7 @@ def main() -> None:
     kept = False if args.malloc_default else keep_freed_memory()  # as train.py does by default
     rows, results = [], []
     for case in args.cases:
-        cfg = compose_case(CASES[case])
+        cfg = compose_case([*CASES[case], *args.overrides])
         for path in ("lean", "default"):
             lightning, plain = [], []
             for _ in range(args.rounds):
@@ -226,7 +228,7 @@ def main() -> None:
                 {
                     "case": case,
                     "path": path,
-                    "overrides": CASES[case],
+                    "overrides": [*CASES[case], *args.overrides],
                     "batch_size": batch,
                     "window_seconds": {"lightning": lightning, "plain": plain},
                     "samples_per_s": rate,

@@ -4,11 +4,12 @@
 
 Each option is one config override a user can pass to ``train.py``: ``keep_freed_memory=false``
 (glibc's own malloc behaviour), ``channels_last=true``, ``compile=true`` (torch.compile,
-inductor), ``trainer.precision=bf16-mixed``; on a GPU also ``16-mixed`` and a GPU-resident data
-set (``data.on_device=true``). Every measurement runs in a fresh process (some settings are
-process-wide), the variants alternate over ``--rounds`` to share the machine's drift, and
-throughput is samples/s, the median of timed windows after a warm-up window (compilation
-happens in the warm-up).
+inductor), ``trainer.precision=bf16-mixed``; on a GPU also ``16-mixed``, a GPU-resident data set
+(``data.on_device=true``), pinned host memory (``data.pin_memory=true``) and bf16 with the
+resident set. Every measurement runs in a fresh process (some settings are process-wide), the
+variants alternate over ``--rounds`` to share the machine's drift, and throughput is samples/s,
+the median of timed windows after a warm-up window (compilation happens in the warm-up). A
+variant that fails is reported as failed, with its error, and the others still run.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ OPTIONS = {
 GPU_OPTIONS = {
     "trainer.precision=16-mixed": ["trainer.precision=16-mixed"],
     "data.on_device=true": ["data.on_device=true"],
+    "data.pin_memory=true": ["data.pin_memory=true"],
+    "bf16-mixed + data.on_device=true": ["trainer.precision=bf16-mixed", "data.on_device=true"],
 }
 
 
@@ -48,10 +51,15 @@ def measure(case: str, overrides: list[str], windows: int, steps: int) -> list[f
 
 
 def measure_in_subprocess(case: str, overrides: list[str], windows: int, steps: int) -> list[float]:
+    """The rates of :func:`measure` in a fresh process; none (and the error printed) if it fails."""
     command = [sys.executable, "-m", "benchmarks.speed_options", "--measure", case, *overrides]
     command += ["--windows", str(windows), "--steps", str(steps)]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"{case} {' '.join(overrides) or 'default'} failed: {last}", file=sys.stderr, flush=True)
+        return []
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -60,12 +68,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="steps per timed window")
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--options", nargs="+", help="measure only these options (names as in the table)")
     parser.add_argument("--measure", nargs="+", metavar="CASE_AND_OVERRIDES", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:  # one measurement, in a fresh process: print its rates as JSON
         print(json.dumps(measure(args.measure[0], args.measure[1:], args.windows, args.steps)))
         return
     options = OPTIONS | (GPU_OPTIONS if torch.cuda.is_available() else {})
+    if args.options:
+        unknown = set(args.options) - set(options)
+        if unknown:
+            parser.error(f"unknown option(s) {sorted(unknown)}; choose from {list(options)}")
+        options = {name: options[name] for name in options if name in {*args.options, "default (fp32)"}}
     rows, results = [], []
     for case in args.cases:
         rates: dict[str, list[float]] = {name: [] for name in options}
@@ -74,8 +88,8 @@ def main() -> None:
                 rates[name] += measure_in_subprocess(case, overrides, args.windows, args.steps)
         base = statistics.median(rates["default (fp32)"])
         for name, values in rates.items():
-            median = statistics.median(values)
-            rows.append([case, name, median, f"{median / base:.2f}x"])
+            median = statistics.median(values) if values else float("nan")
+            rows.append([case, name, median, f"{median / base:.2f}x" if values else "failed"])
         results.append({"case": case, "samples_per_s": rates})
         print(rows[-len(options) :], flush=True)
     print(table(["case", "option", "samples/s", "vs default"], rows))

@@ -1,11 +1,12 @@
 """Time to accuracy: wall time until a model first reaches a test accuracy, across batch sizes and threads.
 
     DATA_DIR=../shared/data python -m benchmarks.time_to_accuracy [--cases lenet fashion textcnn]
-        [--batch-sizes 64 128 256] [--threads 1 2]
+        [--batch-sizes 64 128 256] [--threads 1 2] [--overrides data.on_device=true ...]
 
 Each run trains as ``train.py`` would (same config, Lightning path, no validation split) and, after
 every epoch, measures accuracy on the test set; the clock (training time only, test passes excluded)
-stops when the target is reached, or the run ends at ``--max-epochs``.
+stops when the target is reached, or the run ends at ``--max-epochs``. On a GPU it trains with
+``trainer=gpu`` (16-mixed); ``--overrides`` adds config overrides to every run.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def test_accuracy(model: pl.LightningModule, datamodule: Any) -> float:
     return correct / total
 
 
-def run(case: str, batch_size: int, threads: int, max_epochs: int) -> dict[str, Any]:
+def run(case: str, batch_size: int, threads: int, max_epochs: int, extra: list[str] = ()) -> dict[str, Any]:
     overrides, target = CASES[case]
     torch.set_num_threads(threads)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
@@ -81,6 +82,7 @@ def run(case: str, batch_size: int, threads: int, max_epochs: int) -> dict[str, 
                 f"data.batch_size={batch_size}",
                 "data.val_size=0",
                 "trainer=cpu" if not torch.cuda.is_available() else "trainer=gpu",
+                *extra,
             ],
         )
     cfg.paths.output_dir = tempfile.mkdtemp(prefix="tta_")
@@ -109,6 +111,7 @@ def run(case: str, batch_size: int, threads: int, max_epochs: int) -> dict[str, 
         "target": target,
         "batch_size": batch_size,
         "threads": threads,
+        "overrides": list(extra),
         "reached": clock.reached is not None,
         "epochs": epoch,
         "train_seconds": seconds,
@@ -123,12 +126,13 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--max-epochs", type=int, default=20)
+    parser.add_argument("--overrides", nargs="*", default=[], help="config overrides for every run")
     args = parser.parse_args()
     results, rows = [], []
     for case in args.cases:
         for threads in args.threads:
             for batch_size in args.batch_sizes:
-                r = run(case, batch_size, threads, args.max_epochs)
+                r = run(case, batch_size, threads, args.max_epochs, args.overrides)
                 results.append(r)
                 rows.append(
                     [

@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
+from dlforge.callbacks.reliability import FiniteLossGuard, NonFiniteLossError
 from dlforge.data import MNISTDataModule
 from dlforge.errors import DlforgeError
 from dlforge.train import train
@@ -104,6 +107,43 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     for ckpt in (run / "checkpoints").glob("*.ckpt"):
         state = torch.load(ckpt, weights_only=True)["state_dict"]
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+class BlowsUpAt(pl.LightningModule):
+    """A one-layer regression whose loss turns NaN at optimizer step ``bad_step``."""
+
+    def __init__(self, bad_step: int) -> None:
+        super().__init__()
+        self.layer, self.bad_step = torch.nn.Linear(4, 1), bad_step
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.layer(batch[0]).pow(2).mean()
+        return loss * float("nan") if self.global_step == self.bad_step else loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+@pytest.mark.parametrize(("defer", "stops_at"), [(False, 6), (True, 8)])
+def test_nan_guard_names_the_bad_step_whether_it_checks_at_once_or_reads_back_later(
+    tmp_path: Path, defer: bool, stops_at: int
+) -> None:
+    # the loss of batch 5 is NaN; "step" counts optimizer steps done, as trainer.global_step does.
+    # Deferred (a GPU's default): the first bad loss is kept on the device, read every 4 batches.
+    data = DataLoader(TensorDataset(torch.randn(64, 4)), batch_size=2)
+    model = BlowsUpAt(bad_step=5)
+    trainer = pl.Trainer(
+        max_steps=20,
+        callbacks=[FiniteLossGuard(check_every=4, defer=defer)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    with pytest.raises(NonFiniteLossError, match=r"loss=nan at step 6 \(epoch 0, batch 5\)"):
+        trainer.fit(model, data)
+    assert trainer.global_step == stops_at
 
 
 @pytest.mark.parametrize(

@@ -281,3 +281,25 @@ def test_step_losses_reach_the_logger_every_n_steps_and_the_epoch_mean_counts_ev
     assert len(epochs) == 2
     if every == 1:  # every step seen: the epoch means are the means of the step losses
         assert epochs == pytest.approx([sum(steps[s] for s in range(e * 4, e * 4 + 4)) / 4 for e in (0, 1)])
+
+
+def test_progress_bar_reads_logged_values_back_once_per_logging_interval(make_cfg, monkeypatch) -> None:
+    from pytorch_lightning.callbacks import RichProgressBar
+
+    from dlforge.callbacks import ProgressBar
+
+    reads: list[bool] = []
+    stock = RichProgressBar.get_metrics
+
+    def counting(self, trainer, pl_module):
+        reads.append(self._in_train_batch)
+        return stock(self, trainer, pl_module)
+
+    monkeypatch.setattr(RichProgressBar, "get_metrics", counting)
+    # 2 epochs x 4 batches, logged every 2 steps: a read when an interval or epoch starts, not 8
+    cfg = make_cfg("model=lenet", *FAST, "test=false", "trainer.log_every_n_steps=2")
+    datamodule, model, trainer = build_run(cfg)
+    bar = next(c for c in trainer.callbacks if isinstance(c, ProgressBar))
+    trainer.fit(model, datamodule=datamodule)
+    assert 4 <= reads.count(True) <= 6
+    assert "train/loss_step" in bar.get_metrics(trainer, model)  # what it shows is still there

@@ -14,9 +14,8 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import RichProgressBar
 
-from dlforge.callbacks import SampleQualityMonitor
+from dlforge.callbacks import ProgressBar, SampleQualityMonitor
 from dlforge.checkpoint import check_data_fits, load_model
 from dlforge.cli import hydra_entry
 from dlforge.outputs import plain_metrics, write_json
@@ -36,7 +35,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("test")
     choice = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
     check_data_fits(model, datamodule.spec, choice)
-    callbacks = [RichProgressBar(), SampleQualityMonitor(cfg.quality_classifier, cfg.quality_samples)]
+    callbacks = [ProgressBar(), SampleQualityMonitor(cfg.quality_classifier, cfg.quality_samples)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_group(cfg.logger) or False)
     start = time.perf_counter()
     trainer.test(model, datamodule=datamodule)

@@ -1,6 +1,7 @@
 """Lightning callbacks shared by the model families."""
 
 from dlforge.callbacks.generative import SampleGrid, SampleQualityMonitor
+from dlforge.callbacks.progress import ProgressBar
 from dlforge.callbacks.reliability import FiniteLossGuard
 
-__all__ = ["FiniteLossGuard", "SampleGrid", "SampleQualityMonitor"]
+__all__ = ["FiniteLossGuard", "ProgressBar", "SampleGrid", "SampleQualityMonitor"]
