@@ -80,13 +80,13 @@ class DlforgeModule(pl.LightningModule):
         """Instantiate an optimizer config (``_target_: torch.optim.Adam``, ``lr: ...``) over ``params``.
 
         On a GPU, an optimizer with a fused implementation (Adam, AdamW, SGD) uses it unless the
-        config sets ``fused``: one kernel for all parameters, and under ``16-mixed`` the gradient
-        scaler's overflow check stays on the GPU instead of making the CPU wait every step.
+        config sets ``fused`` or ``foreach``: one kernel for all parameters, and under ``16-mixed``
+        the gradient scaler's overflow check stays on the GPU instead of making the CPU wait.
         Lightning cannot clip the gradients of a fused optimizer under ``16-mixed``, so with
         ``trainer.gradient_clip_val`` set it stays unfused.
         """
         params = list(params)
-        if "fused" not in config and self._fuses(config, params):
+        if not {"fused", "foreach"} & set(config) and self._fuses(config, params):
             return instantiate(config, params=params, fused=True)
         return instantiate(config, params=params)
 
