@@ -303,3 +303,32 @@ def test_progress_bar_reads_logged_values_back_once_per_logging_interval(make_cf
     trainer.fit(model, datamodule=datamodule)
     assert 4 <= reads.count(True) <= 6
     assert "train/loss_step" in bar.get_metrics(trainer, model)  # what it shows is still there
+
+
+def test_epoch_mean_of_step_values_weights_each_batch_by_its_size(tmp_path: Path) -> None:
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dlforge.models.base import DlforgeModule
+
+    class LogsInputs(DlforgeModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+            x = batch[0]
+            self.log_train_step({"x": x.mean(), "const": 2.0}, batch_size=len(x))
+            return (self.w * x).mean()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    x = torch.arange(10.0)  # batches of 4, 4, 2: batch means 1.5, 5.5, 8.5; unweighted mean 5.17
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(LogsInputs(), DataLoader(TensorDataset(x), batch_size=4))
+    assert float(trainer.callback_metrics["train/x_epoch"]) == pytest.approx(4.5)  # mean of 0..9
+    assert float(trainer.callback_metrics["train/const_epoch"]) == pytest.approx(2.0)
