@@ -332,3 +332,22 @@ def test_epoch_mean_of_step_values_weights_each_batch_by_its_size(tmp_path: Path
     trainer.fit(LogsInputs(), DataLoader(TensorDataset(x), batch_size=4))
     assert float(trainer.callback_metrics["train/x_epoch"]) == pytest.approx(4.5)  # mean of 0..9
     assert float(trainer.callback_metrics["train/const_epoch"]) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_no_advice_to_add_workers_to_in_memory_loaders(make_cfg, monkeypatch, quiet: bool) -> None:
+    import warnings
+
+    from pytorch_lightning.trainer.connectors import data_connector
+
+    from dlforge.data.tensors import quiet_worker_advice
+
+    monkeypatch.setattr(data_connector, "suggested_max_num_workers", lambda devices: 15)  # a big machine
+    cfg = make_cfg("model=lenet", *FAST, "test=false", "trainer.max_epochs=1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()  # without pytest's filters, which drop this advice in every test
+        if quiet:
+            quiet_worker_advice()  # what importing dlforge.data does
+        train(cfg)
+    advice = [w for w in caught if "does not have many workers" in str(w.message)]
+    assert bool(advice) != quiet

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader, Dataset
+
+
+def quiet_worker_advice() -> None:
+    """Drop Lightning's advice to add DataLoader workers, given on any machine with spare cores:
+    for batches gathered from in-memory tensors workers only add inter-process copies
+    (measured in docs/performance.md)."""
+    warnings.filterwarnings("ignore", r"The '\w+' does not have many workers", PossibleUserWarning)
+
+
+quiet_worker_advice()
 
 
 class TensorBatches(Dataset):
