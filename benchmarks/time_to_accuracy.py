@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -71,7 +72,9 @@ def test_accuracy(model: pl.LightningModule, datamodule: Any) -> float:
     return correct / total
 
 
-def run(case: str, batch_size: int, threads: int, max_epochs: int, extra: list[str] = ()) -> dict[str, Any]:
+def run(
+    case: str, batch_size: int, threads: int, max_epochs: int, extra: Sequence[str] = ()
+) -> dict[str, Any]:
     overrides, target = CASES[case]
     torch.set_num_threads(threads)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

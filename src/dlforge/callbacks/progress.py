@@ -11,11 +11,11 @@ from pytorch_lightning.callbacks import RichProgressBar
 class ProgressBar(RichProgressBar):
     """:class:`~pytorch_lightning.callbacks.RichProgressBar` without a read-back every batch.
 
-    The stock bar converts every logged progress-bar value to a Python number after each training
-    batch: on a GPU each conversion makes the CPU wait for the GPU (about two waits a batch for a
-    classifier, four for a GAN). Step values are logged every ``trainer.log_every_n_steps`` steps,
-    so during training the bar re-reads them only when a new logging interval or epoch starts;
-    validation and epoch ends read them as before.
+    The stock bar re-reads every logged progress-bar value after each training batch (a pass over
+    Lightning's results: about 40 microseconds on a CPU, 0.4% of a text-CNN step; a GPU wait per
+    value while the values were GPU tensors). Step values are logged every
+    ``trainer.log_every_n_steps`` steps, so during training the bar re-reads them only when a new
+    logging interval or epoch starts; validation and epoch ends read them as before.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -80,11 +80,11 @@ class FiniteLossGuard(Callback):
 
     def _raise_recorded(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Read the recorded losses back; raise for the earliest non-finite one."""
-        found = sorted(
+        read = [
             (int(step), int(batch), name, float(value))
             for name, (step, batch, value) in self._first_bad.items()
-            if int(step) >= 0
-        )
+        ]
+        found = sorted(record for record in read if record[0] >= 0)
         if found:
             step, batch, name, value = found[0]
             raise NonFiniteLossError(self._message(trainer, pl_module, f"{name}={value}", batch, step))

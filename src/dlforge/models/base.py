@@ -8,10 +8,9 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import hydra.utils
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 
 from dlforge import __version__
 
@@ -93,12 +92,11 @@ class DlforgeModule(pl.LightningModule):
     def _fuses(self, config: dict[str, Any], params: list[Any]) -> bool:
         """Whether the optimizer of ``config`` can run fused here (see :meth:`build_optimizer`)."""
         tensors = [p for group in params for p in (group["params"] if isinstance(group, dict) else [group])]
-        if not tensors or any(not t.is_cuda or not t.is_floating_point() for t in tensors):
+        if not tensors or not all(t.is_cuda for t in tensors):
             return False
         if self._trainer is not None and self.trainer.gradient_clip_val:
             return False
-        target = hydra.utils.get_class(config["_target_"])
-        return "fused" in inspect.signature(target).parameters
+        return "fused" in inspect.signature(get_class(config["_target_"])).parameters
 
     def build_scheduler(self, config: dict[str, Any] | None, optimizer: torch.optim.Optimizer) -> Any:
         """Instantiate an optional learning-rate scheduler config over ``optimizer``."""
