@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -248,21 +249,23 @@ def steps(n):
         optimizer.step()
     return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / n
 steps(5)
-print(applied, steps(20))
+print(applied, *[steps(10) for _ in range(7)])  # seven windows of ten steps
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_keep_freed_memory_stops_the_page_faults_of_every_step() -> None:
     # glibc's default hands a step's large freed tensors back to the OS (about 1,000 page faults a
-    # step for this model here); kept, the next step reuses them without faulting
+    # step for this model here); kept, the next step reuses them without faulting. Faults per
+    # step: the median over seven windows, as one burst (a CI run once averaged 50 a step over 20 steps
+    # with it kept) is not what this is about
     faults = {}
     for mode in ("off", "on"):
         command = [sys.executable, "-c", FAULTS_PER_STEP, mode]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
         assert out[0] == {"off": "None", "on": "True"}[mode]
-        faults[mode] = float(out[1])
-    assert faults["on"] <= max(10.0, faults["off"] / 10), faults
+        faults[mode] = statistics.median(float(x) for x in out[1:])
+    assert faults["on"] <= 5.0 and faults["off"] >= 50.0, faults
 
 
 @pytest.mark.parametrize("every", [1, 2])
