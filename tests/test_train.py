@@ -321,7 +321,8 @@ def test_epoch_mean_of_step_values_weights_each_batch_by_its_size(tmp_path: Path
 
         def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
             x = batch[0]
-            self.log_train_step({"x": x.mean(), "const": 2.0}, batch_size=len(x))
+            values = {"x": x.mean(), "const": 2.0, "y": x.mean()}
+            self.log_train_step(values, batch_size=len(x), epoch_only=("y",))
             return (self.w * x).mean()
 
         def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -335,6 +336,8 @@ def test_epoch_mean_of_step_values_weights_each_batch_by_its_size(tmp_path: Path
     trainer.fit(LogsInputs(), DataLoader(TensorDataset(x), batch_size=4))
     assert float(trainer.callback_metrics["train/x_epoch"]) == pytest.approx(4.5)  # mean of 0..9
     assert float(trainer.callback_metrics["train/const_epoch"]) == pytest.approx(2.0)
+    assert float(trainer.callback_metrics["train/y"]) == pytest.approx(4.5)  # epoch_only: one name
+    assert not {"train/y_step", "train/y_epoch"} & set(trainer.callback_metrics)
 
 
 @pytest.mark.parametrize("quiet", [False, True])

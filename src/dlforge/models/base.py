@@ -31,9 +31,14 @@ class DlforgeModule(pl.LightningModule):
         # running sums of the values given to log_train_step this epoch: name -> (sum, samples)
         self._train_sums: dict[str, tuple[torch.Tensor | float, int]] = {}
         self._train_bar: dict[str, bool] = {}
+        self._train_epoch_only: dict[str, bool] = {}
 
     def log_train_step(
-        self, values: Mapping[str, torch.Tensor | float], batch_size: int, prog_bar: Collection[str] = ()
+        self,
+        values: Mapping[str, torch.Tensor | float],
+        batch_size: int,
+        prog_bar: Collection[str] = (),
+        epoch_only: Collection[str] = (),
     ) -> None:
         """Log per-step training values as ``train/<name>_step`` and ``train/<name>_epoch``.
 
@@ -42,15 +47,18 @@ class DlforgeModule(pl.LightningModule):
         value's device (weighted by the batch size, no host-device synchronization), whose mean is
         logged at epoch end; the step value goes to Lightning only on the steps the loggers write
         (every ``trainer.log_every_n_steps``), as a CPU tensor, so the progress bar shows the last
-        such value.
+        such value. Names in ``epoch_only`` get only the epoch mean, as ``train/<name>``.
         """
         for name, value in values.items():
             value = value.detach() if isinstance(value, torch.Tensor) else float(value)
             total, samples = self._train_sums.get(name, (0.0, 0))
             self._train_sums[name] = (total + value * batch_size, samples + batch_size)
             self._train_bar.setdefault(name, name in prog_bar)
+            self._train_epoch_only.setdefault(name, name in epoch_only)
         if self.logs_this_step():
             for name, value in values.items():
+                if name in epoch_only:
+                    continue
                 # a CPU copy: Lightning re-reads logged step values after every batch (progress
                 # bar), which for a GPU tensor would make the CPU wait for the GPU each time
                 value = torch.as_tensor(value).detach().cpu()
@@ -65,8 +73,8 @@ class DlforgeModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         """Log the epoch means of :meth:`log_train_step`'s values (averaged across processes)."""
         for name, (total, samples) in self._train_sums.items():
-            mean = total / samples
-            self.log(f"train/{name}_epoch", mean, prog_bar=self._train_bar[name], sync_dist=True)
+            key = f"train/{name}" if self._train_epoch_only[name] else f"train/{name}_epoch"
+            self.log(key, total / samples, prog_bar=self._train_bar[name], sync_dist=True)
         self._train_sums.clear()
 
     @property
