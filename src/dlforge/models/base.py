@@ -28,10 +28,10 @@ class DlforgeModule(pl.LightningModule):
 
     def __init__(self) -> None:
         super().__init__()
-        # running sums of the values given to log_train_step this epoch: name -> (sum, samples)
+        # running sums of the values given to log_train_step this epoch: name -> (sum, samples),
+        # and how each mean is logged at epoch end: name -> (key, prog_bar)
         self._train_sums: dict[str, tuple[torch.Tensor | float, int]] = {}
-        self._train_bar: dict[str, bool] = {}
-        self._train_epoch_only: dict[str, bool] = {}
+        self._train_epoch_keys: dict[str, tuple[str, bool]] = {}
 
     def log_train_step(
         self,
@@ -53,8 +53,8 @@ class DlforgeModule(pl.LightningModule):
             value = value.detach() if isinstance(value, torch.Tensor) else float(value)
             total, samples = self._train_sums.get(name, (0.0, 0))
             self._train_sums[name] = (total + value * batch_size, samples + batch_size)
-            self._train_bar.setdefault(name, name in prog_bar)
-            self._train_epoch_only.setdefault(name, name in epoch_only)
+            key = f"train/{name}" if name in epoch_only else f"train/{name}_epoch"
+            self._train_epoch_keys.setdefault(name, (key, name in prog_bar))
         if self.logs_this_step():
             for name, value in values.items():
                 if name in epoch_only:
@@ -73,8 +73,8 @@ class DlforgeModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         """Log the epoch means of :meth:`log_train_step`'s values (averaged across processes)."""
         for name, (total, samples) in self._train_sums.items():
-            key = f"train/{name}" if self._train_epoch_only[name] else f"train/{name}_epoch"
-            self.log(key, total / samples, prog_bar=self._train_bar[name], sync_dist=True)
+            key, prog_bar = self._train_epoch_keys[name]
+            self.log(key, total / samples, prog_bar=prog_bar, sync_dist=True)
         self._train_sums.clear()
 
     @property
