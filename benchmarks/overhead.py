@@ -97,7 +97,7 @@ def compose_case(overrides: list[str]) -> Any:
 
 
 def is_gan(cfg: Any) -> bool:
-    return cfg.model._target_.endswith(".GAN")
+    return cfg.model.kind == "gan"
 
 
 def interleaved_windows(

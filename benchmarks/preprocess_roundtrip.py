@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from benchmarks.common import machine, table, write
-from dlforge.export import data_config
+from dlforge.checkpoint import data_config
 from dlforge.inference import load
 from dlforge.preprocess import load_image
 
@@ -48,10 +48,8 @@ def main() -> None:
     args = parser.parse_args()
     model = load(args.ckpt)
     name = model.spec["name"]
-    paths = OmegaConf.create(
-        {"paths": {"data_dir": "${oc.env:DATA_DIR,data}", "cache_dir": ".cache"}, "seed": 0}
-    )
-    datamodule = instantiate(data_config(name, paths), download=False)
+    paths = OmegaConf.create({"data_dir": "${oc.env:DATA_DIR,data}", "cache_dir": ".cache"})
+    datamodule = instantiate(data_config(name, paths, seed=0), download=False)
     datamodule.setup("test")
     images, labels = datamodule.splits["test"].tensors
     images, labels = images[: args.n, 0].numpy(), labels[: args.n]

@@ -172,7 +172,7 @@ def vae_run(tmp_path_factory, data_dir, classifier_run):  # noqa: F811
         "model.pictures.manifold_steps=5",
         f"quality_classifier={classifier_run[0]}",
         "quality_samples=48",
-        "callbacks.sample_quality.every_n_epochs=100",  # FID at test only: faster
+        "quality_every_n_epochs=100",  # FID at test only: faster
     ]
     cfg = compose_cfg(data_dir, out, *overrides)
     return out, train(cfg)
@@ -217,7 +217,7 @@ def test_vae_checkpoint_reloads_weights_only(vae_run) -> None:
     path = summary["last_checkpoint"]
     raw = torch.load(path, map_location="cpu", weights_only=True)
     assert raw["dlforge"]["model"] == "vae"
-    model = load_model(path, kinds=("vae",))
+    model = load_model(path, VAE)
     assert isinstance(model, VAE) and model.latent_dim == 2
     assert set(model.state_dict()) == set(raw["state_dict"])
     assert torch.equal(model.state_dict()["head.weight"], raw["state_dict"]["head.weight"])

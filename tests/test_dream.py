@@ -13,6 +13,7 @@ from PIL import Image
 from dlforge.checkpoint import load_model
 from dlforge.dream import DreamSettings, dream, parse_targets, per_pixel_tv, run, target_confidence
 from dlforge.errors import DlforgeError
+from dlforge.models import ImageClassifier
 from tests.conftest import FAST
 from tests.test_quality import classifier_run  # noqa: F401  (module fixture: a LeNet checkpoint)
 
@@ -21,7 +22,7 @@ TARGETS = torch.arange(10).repeat_interleave(2)
 
 @pytest.fixture(scope="module")
 def classifier(classifier_run):  # noqa: F811
-    return load_model(classifier_run[0], kinds=("image_classifier",))
+    return load_model(classifier_run[0], ImageClassifier)
 
 
 def dreamed(classifier, **settings) -> torch.Tensor:
@@ -71,7 +72,7 @@ def test_targets_by_index_name_or_all() -> None:
     assert parse_targets(None, names) == [0, 1, 2]
     assert parse_targets("dog", names) == [1]
     assert parse_targets([2, "cat"], names) == [2, 0]
-    with pytest.raises(DlforgeError, match=r"class index 0\.\.2"):
+    with pytest.raises(DlforgeError, match=r"use an index 0-2"):
         parse_targets(7, names)
 
 

@@ -61,7 +61,7 @@ def test_nets_refuse_impossible_sizes() -> None:
 
 def test_default_model_of_train_is_dcgan(make_cfg) -> None:
     cfg = make_cfg()
-    assert cfg.model._target_ == "dlforge.models.GAN" and cfg.model.net.name == "dcgan"
+    assert cfg.model.kind == "gan" and cfg.model.net.name == "dcgan"
     assert cfg.model.optimizer_g.lr == 2e-4 and list(cfg.model.optimizer_d.betas) == [0.5, 0.999]
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dlforge.checkpoint import load_model
 from dlforge.errors import CheckpointError, DlforgeError
 from dlforge.generate import (
     generate,
@@ -16,11 +17,11 @@ from dlforge.generate import (
     grouped_codes,
     interpolation,
     load_classifier,
-    load_generator,
     seed_latents,
     slerp,
     vector_arithmetic,
 )
+from dlforge.models import GenerativeModule
 from dlforge.train import train
 from tests.conftest import FAST
 from tests.test_quality import classifier_run  # noqa: F401  (module fixture)
@@ -88,8 +89,8 @@ def test_cli_arithmetic_with_a_classifier(
     tmp_path: Path,
 ) -> None:
     classifier_ckpt, _ = classifier_run
-    model = load_generator(dcgan_ckpt)
-    _, classes = grouped_codes(model, 300, 0, load_classifier(classifier_ckpt, model, "cpu"))
+    model = load_model(dcgan_ckpt, GenerativeModule, what="a generative model")
+    _, classes = grouped_codes(model, 300, 0, load_classifier(classifier_ckpt, model))
     present = (torch.bincount(classes, minlength=10) >= 2).nonzero().flatten().tolist()
     a, b, c = (present[k % len(present)] for k in (0, -1, 1))  # classes the barely trained GAN draws
     result = run_cli(
@@ -113,12 +114,12 @@ def generate_cfg(make_cfg, ckpt: str, *overrides: str):
 
 
 def test_same_seed_same_samples_and_conditional_labels(cgan_ckpt: str, dcgan_ckpt: str) -> None:
-    dcgan = load_generator(dcgan_ckpt)
+    dcgan = load_model(dcgan_ckpt, GenerativeModule, what="a generative model")
     first, nrow = grid_samples(dcgan, 6, seed=4, label=None, nrow=3)
     assert nrow == 3 and torch.equal(first, grid_samples(dcgan, 6, seed=4, label=None, nrow=3)[0])
     assert not torch.equal(first, grid_samples(dcgan, 6, seed=5, label=None, nrow=3)[0])
 
-    cgan = load_generator(cgan_ckpt)
+    cgan = load_model(cgan_ckpt, GenerativeModule, what="a generative model")
     sevens, _ = grid_samples(cgan, 4, seed=0, label=7, nrow=4)
     z = cgan.sample_latent(4, torch.Generator().manual_seed(0))
     assert torch.allclose(sevens, cgan.decode_latent(z, torch.full((4,), 7)))
@@ -129,7 +130,7 @@ def test_same_seed_same_samples_and_conditional_labels(cgan_ckpt: str, dcgan_ckp
 
 def test_only_generative_checkpoints(classifier_run) -> None:  # noqa: F811
     with pytest.raises(CheckpointError, match="generative"):
-        load_generator(classifier_run[0])
+        load_model(classifier_run[0], GenerativeModule, what="a generative model")
 
 
 def test_label_names_and_wrong_labels(make_cfg, cgan_ckpt: str, dcgan_ckpt: str) -> None:
@@ -152,7 +153,7 @@ def test_slerp_ends_at_both_latents_and_keeps_their_norm() -> None:
 
 
 def test_interpolation_runs_from_one_seeds_sample_to_the_next(dcgan_ckpt: str) -> None:
-    model = load_generator(dcgan_ckpt)
+    model = load_model(dcgan_ckpt, GenerativeModule, what="a generative model")
     strip = interpolation(model, [3, 5], steps=4, label=None)
     ends = model.decode_latent(seed_latents(model, [3, 5]))
     assert strip.shape == (4, 1, 28, 28)
@@ -169,7 +170,7 @@ def test_arithmetic_by_label_for_a_conditional_gan(make_cfg, cgan_ckpt: str, tmp
     summary = json.loads(out.with_suffix(".json").read_text())
     assert summary["grouped_by"] == "label" and set(summary["group_sizes"]) == {"7", "1", "3"}
 
-    model = load_generator(cgan_ckpt)
+    model = load_model(cgan_ckpt, GenerativeModule, what="a generative model")
     codes, classes = grouped_codes(model, 200, 0)
     assert codes.shape == (200, 100 + 10)  # latent + one-hot class
     assert torch.equal(codes[:, 100:].argmax(1), classes)

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from dlforge.callbacks import SampleGrid, SampleQualityMonitor
+from dlforge.callbacks.generative import SampleGrid, SampleQualityMonitor
 from dlforge.data import MNISTDataModule
 from dlforge.models.base import GenerativeModule
 from tests.test_quality import classifier_run  # noqa: F401  (module fixture)

@@ -121,6 +121,7 @@ def test_colourization_keeps_the_input_luminance() -> None:
     spec = {"task": "grey", "in_channels": 1, "out_channels": 3, "height": 32, "width": 32}
     nets = {"generator": {"name": "unet_generator", "channels": 8, "depth": 3}}
     nets["discriminator"] = {"name": "patch_discriminator", "channels": 8}
+    nets["optimizer_g"] = nets["optimizer_d"] = {"_target_": "torch.optim.Adam", "lr": 2e-4}
     inputs = torch.rand(2, 1, 32, 32) * 0.6 + 0.2
     kept = Pix2Pix(**nets, data=spec).eval()(inputs)
     inside = ((kept > 0) & (kept < 1)).all(dim=1, keepdim=True)
@@ -153,8 +154,8 @@ def test_checkpoint_reloads_with_weights_only(edges_run) -> None:
     raw = torch.load(path, weights_only=True)
     assert raw["dlforge"]["model"] == "pix2pix" and raw["hyper_parameters"]["data"]["task"] == "edges"
     assert [s["last_epoch"] for s in raw["lr_schedulers"]] == [2, 2]  # both schedulers stepped each epoch
-    model = load_model(path, kinds=("pix2pix",))
-    again = load_model(path, kinds=("pix2pix",))
+    model = load_model(path, Pix2Pix)
+    again = load_model(path, Pix2Pix)
     inputs = torch.rand(2, 1, 28, 28)
     assert torch.equal(model(inputs), again(inputs))
 

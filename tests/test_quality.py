@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlforge.quality import SampleQuality, attach_unregistered
+from dlforge.quality import SampleQuality
 from dlforge.train import build_run, train
 from tests.conftest import FAST
 
@@ -46,10 +46,3 @@ def test_quality_refuses_images_of_another_shape(classifier_run) -> None:
     quality = SampleQuality(classifier_run[0])
     with pytest.raises(ValueError, match="same data set"):
         quality.update_fake(torch.rand(4, 3, 32, 32))
-
-
-def test_attached_quality_stays_out_of_the_state_dict(classifier_run) -> None:
-    owner = torch.nn.Linear(2, 2)
-    attach_unregistered(owner, "quality", SampleQuality(classifier_run[0]))
-    assert set(owner.state_dict()) == {"weight", "bias"}
-    assert isinstance(owner.quality, SampleQuality)

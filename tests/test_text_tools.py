@@ -18,6 +18,7 @@ from omegaconf import DictConfig, open_dict
 from dlforge import CONF_DIR
 from dlforge.checkpoint import load_model
 from dlforge.crossval import crossval
+from dlforge.data.text import TextEncoder
 from dlforge.errors import DlforgeError
 from dlforge.predict import main as predict_main
 from dlforge.predict import predict
@@ -76,7 +77,9 @@ def test_checkpoint_is_self_contained_and_loads_weights_only(trained) -> None:
     tokens, _ = next(iter(datamodule.test_dataloader()))
     assert torch.allclose(model(tokens), fresh(tokens))
     texts = ["a witty , gorgeous film", "dull and boring"]
-    assert torch.allclose(model.predict_texts(texts), fresh(model.encoder.encode(texts)).softmax(-1))
+    encoded = TextEncoder.from_spec(model.hparams.data).encode(texts)  # the checkpoint alone encodes text
+    assert encoded.shape == (2, 16) and (encoded[:, 0] > 1).all()  # known words: neither PAD nor OOV
+    assert torch.allclose(model(encoded), fresh(datamodule.encoder.encode(texts)))
 
 
 def test_cli_evaluate_encodes_with_the_checkpoints_vocabulary(trained, run_cli, tmp_path: Path) -> None:
@@ -93,7 +96,7 @@ def test_cli_evaluate_encodes_with_the_checkpoints_vocabulary(trained, run_cli, 
     )  # fmt: skip  (no GloVe needed: the embeddings are in the checkpoint)
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((tmp_path / "outputs" / "eval" / "metrics.json").read_text())
-    assert evaluated["model"] == "text_classifier"
+    assert evaluated["kind"] == "text_classifier" and evaluated["tool"] == "evaluate"
     assert evaluated["metrics"]["test/acc"] == pytest.approx(summary["metrics"]["test/acc"], abs=1e-6)
 
 

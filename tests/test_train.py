@@ -9,10 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
 
+from dlforge.build import model_options
 from dlforge.checkpoint import load_model
 from dlforge.errors import CheckpointError
+from dlforge.models import build_model
 from dlforge.train import build_run, train
 from tests.conftest import FAST, REPO
 
@@ -138,26 +142,28 @@ def test_overrides_reach_the_network(make_cfg) -> None:
 # --- the command line, as a user types it ------------------------------------------------------
 
 
-def test_cli_trains_evaluates_and_reports(run_cli, tmp_path: Path) -> None:
+def test_cli_trains_then_evaluate_reproduces_the_test_metrics(run_cli, tmp_path: Path) -> None:
     result = run_cli("train.py", "model=lenet", "data=mnist", *FAST, "hydra.run.dir=outputs/cli")
     assert result.returncode == 0, result.stderr[-3000:]
-    run = tmp_path / "outputs" / "cli"
-    trained = json.loads((run / "metrics.json").read_text())
-    ckpt = run / "checkpoints" / "last.ckpt"
+    trained = json.loads((tmp_path / "outputs" / "cli" / "metrics.json").read_text())
     result = run_cli(
         "-m",
         "dlforge.evaluate",
-        f"ckpt_path={ckpt}",
+        f"ckpt_path={trained['best_checkpoint']}",
         "data=mnist",
         "trainer=cpu",
+        "trainer.limit_test_batches=2",
         "hydra.run.dir=outputs/eval",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((tmp_path / "outputs" / "eval" / "metrics.json").read_text())
-    assert evaluated["model"] == "image_classifier"
-    assert 0 <= evaluated["metrics"]["test/acc"] <= 1
+    # one metrics.json schema for both tools; the same checkpoint on the same batches gives the same figures
+    assert set(trained) >= set(evaluated) - {"checkpoint"}
+    assert (trained["tool"], evaluated["tool"]) == ("train", "evaluate")
+    assert trained["kind"] == evaluated["kind"] == "image_classifier"
+    for name in ("test/acc", "test/loss"):
+        assert evaluated["metrics"][name] == pytest.approx(trained["metrics"][name], abs=1e-6)
     assert (tmp_path / "outputs" / "eval" / "confusion_matrix.png").is_file()
-    assert trained["metrics"]["test/acc"] is not None
 
 
 def test_cli_evaluate_refuses_data_of_another_shape(run_cli, make_cfg, tmp_path: Path) -> None:
@@ -340,20 +346,24 @@ def test_epoch_mean_of_step_values_weights_each_batch_by_its_size(tmp_path: Path
     assert not {"train/y_step", "train/y_epoch"} & set(trainer.callback_metrics)
 
 
-@pytest.mark.parametrize("quiet", [False, True])
-def test_no_advice_to_add_workers_to_in_memory_loaders(make_cfg, monkeypatch, quiet: bool) -> None:
+@pytest.mark.parametrize("through_dlforge", [False, True])
+def test_no_advice_to_add_workers_to_in_memory_loaders(make_cfg, monkeypatch, through_dlforge: bool) -> None:
     import warnings
 
     from pytorch_lightning.trainer.connectors import data_connector
-
-    from dlforge.data.tensors import quiet_worker_advice
 
     monkeypatch.setattr(data_connector, "suggested_max_num_workers", lambda devices: 15)  # a big machine
     cfg = make_cfg("model=lenet", *FAST, "test=false", "trainer.max_epochs=1")
     with warnings.catch_warnings(record=True) as caught:
         warnings.resetwarnings()  # without pytest's filters, which drop this advice in every test
-        if quiet:
-            quiet_worker_advice()  # what importing dlforge.data does
-        train(cfg)
+        if through_dlforge:
+            train(cfg)
+        else:  # the same model and data under a plain Lightning Trainer: the advice is given
+            datamodule = instantiate(cfg.data)
+            datamodule.setup("fit")
+            options = model_options(cfg)
+            model = build_model(options.pop("kind"), **options, **datamodule.model_kwargs())
+            trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False)
+            trainer.fit(model, datamodule)
     advice = [w for w in caught if "does not have many workers" in str(w.message)]
-    assert bool(advice) != quiet
+    assert bool(advice) != through_dlforge

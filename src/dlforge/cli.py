@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -18,8 +19,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from dlforge import CONF_DIR
-from dlforge.errors import DlforgeError
-from dlforge.outputs import write_json
+from dlforge.errors import DlforgeError, first_line
+from dlforge.outputs import run_record, write_json
 
 log = logging.getLogger("dlforge")
 
@@ -34,21 +35,16 @@ def quiet_library_chatter() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna's storage layer, loaded by the sweeper
 
 
-quiet_library_chatter()  # before Hydra loads its plugins
-
-
 def record_failure(err: BaseException) -> float:
     """In a multirun: log the error, mark the job's ``metrics.json`` as failed, let the sweep go on.
 
     Returns NaN, which a sweeper that optimizes (Optuna) records as a failed trial.
     """
     hydra_cfg = HydraConfig.get()
-    message = f"{type(err).__name__}: {err}".splitlines()[0]
+    message = f"{type(err).__name__}: {first_line(err)}"
     log.error("job %s failed: %s", hydra_cfg.job.num, message, exc_info=not isinstance(err, DlforgeError))
-    write_json(
-        Path(hydra_cfg.runtime.output_dir) / "metrics.json",
-        {"status": "failed", "error": message, "overrides": list(hydra_cfg.overrides.task), "metrics": {}},
-    )
+    record = run_record(hydra_cfg.job.name, {}, status="failed", error=message)
+    write_json(Path(hydra_cfg.runtime.output_dir) / "metrics.json", record)
     return float("nan")
 
 
@@ -76,7 +72,15 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
                     return record_failure(err)
                 raise
 
-        return hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(guarded)
+        main = hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(guarded)
+
+        @functools.wraps(task)
+        def entry() -> Any:
+            os.environ.setdefault("MPLBACKEND", "Agg")  # pictures go to files: no window system needed
+            quiet_library_chatter()  # before Hydra loads its plugins
+            return main()
+
+        return entry
 
     return decorate
 

@@ -32,12 +32,11 @@ from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.image import total_variation
 from torchvision.transforms.functional import gaussian_blur
 
-from dlforge.checkpoint import load_model
+from dlforge.checkpoint import check_same_data, class_index, load_model, pick_device
 from dlforge.cli import hydra_entry
-from dlforge.errors import CheckpointError, DlforgeError
+from dlforge.errors import DlforgeError
 from dlforge.models import ImageClassifier
-from dlforge.outputs import write_json
-from dlforge.report import load_runs, markdown, swept_values
+from dlforge.outputs import load_runs, markdown, swept_values, write_json
 from dlforge.viz import save_grid
 
 log = logging.getLogger("dlforge")
@@ -136,37 +135,16 @@ def target_confidence(
     return probs.gather(1, targets.cpu()[:, None]).squeeze(1), probs.argmax(dim=1)
 
 
-def parse_targets(target: Any, class_names: list[str]) -> list[int]:
+def parse_targets(target: Any, names: list[str]) -> list[int]:
     """``null`` (every class), a class index or name, or a list of them -> class indices."""
     if target is None:
-        return list(range(len(class_names)))
+        return list(range(len(names)))
     items = list(target) if isinstance(target, (list, tuple)) or OmegaConf.is_list(target) else [target]
-    indices = []
-    for item in items:
-        if str(item) in class_names:
-            indices.append(class_names.index(str(item)))
-        elif isinstance(item, int) and 0 <= item < len(class_names):
-            indices.append(item)
-        else:
-            raise DlforgeError(
-                f"target={item} is neither a class index 0..{len(class_names) - 1} nor a class name "
-                f"({', '.join(class_names)})"
-            )
-    return indices
+    return [class_index(item, names, "target") for item in items]
 
 
 def load_classifier(path: str | Path, device: torch.device) -> ImageClassifier:
-    return load_model(path, kinds=("image_classifier",)).to(device)
-
-
-def check_same_data(classifier: ImageClassifier, judge: ImageClassifier, judge_path: str) -> None:
-    keys = ("channels", "height", "width", "num_classes")
-    mine, theirs = classifier.hparams.data, judge.hparams.data
-    if any(mine[k] != theirs[k] for k in keys):
-        raise CheckpointError(
-            f"judge_ckpt={judge_path} was trained on {theirs['name']} but the classifier on {mine['name']}; "
-            "pass a judge trained on the same data set"
-        )
+    return load_model(path, ImageClassifier, device, what="an image classifier")
 
 
 def dream_classifier(
@@ -285,7 +263,7 @@ def study(
         ckpt = ckpt if ckpt and Path(ckpt).is_file() else run_dir / "checkpoints" / "last.ckpt"
         classifier = load_classifier(ckpt, device)
         if judge is not None:
-            check_same_data(classifier, judge, cfg.judge_ckpt)
+            check_same_data(classifier, judge.hparams.data, f"judge_ckpt={cfg.judge_ckpt}")
         classes = parse_targets(cfg.target, classifier.hparams.data["class_names"])
         target_dir = out / run["dir"]
         summary = dream_classifier(classifier, classes, cfg, target_dir, judge)
@@ -313,9 +291,7 @@ def study(
 
 def run(cfg: DictConfig) -> dict[str, Any] | str:
     """Dream with ``cfg.ckpt_path`` (a checkpoint: its summary; a sweep dir: the study table)."""
-    device = torch.device(
-        cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    device = pick_device(cfg.device)
     out = Path(cfg.paths.output_dir)
     judge = load_classifier(cfg.judge_ckpt, device) if cfg.judge_ckpt else None
     source = Path(cfg.ckpt_path).expanduser()
@@ -326,7 +302,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | str:
         return table
     classifier = load_classifier(source, device)
     if judge is not None:
-        check_same_data(classifier, judge, cfg.judge_ckpt)
+        check_same_data(classifier, judge.hparams.data, f"judge_ckpt={cfg.judge_ckpt}")
     classes = parse_targets(cfg.target, classifier.hparams.data["class_names"])
     summary = dream_classifier(classifier, classes, cfg, out, judge)
     print(class_table(summary), end="")

@@ -11,3 +11,9 @@ class DataNotFoundError(DlforgeError):
 
 class CheckpointError(DlforgeError):
     """A checkpoint is missing, unreadable or of the wrong model type."""
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's first line of text (its type's name when it has none), for one-line errors."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

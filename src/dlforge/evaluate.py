@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from dlforge.callbacks import ProgressBar, SampleQualityMonitor
-from dlforge.checkpoint import check_data_fits, load_model
+from dlforge.build import build_trainer, prepare_data
+from dlforge.checkpoint import check_same_data, load_model
 from dlforge.cli import hydra_entry
-from dlforge.outputs import plain_metrics, write_json
-from dlforge.train import instantiate_group
+from dlforge.outputs import run_record, write_json
 
 log = logging.getLogger("dlforge")
 
@@ -29,24 +27,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = load_model(cfg.ckpt_path)
     datamodule = instantiate(cfg.data)
-    if hasattr(datamodule, "adopt_spec"):  # text: encode with the checkpoint's vocabulary
-        datamodule.adopt_spec(model.hparams.data)
-    datamodule.prepare_data()
-    datamodule.setup("test")
-    choice = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
-    check_data_fits(model, datamodule.spec, choice)
-    callbacks = [ProgressBar(), SampleQualityMonitor(cfg.quality_classifier, cfg.quality_samples)]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_group(cfg.logger) or False)
+    datamodule.adopt_spec(model.hparams.data)  # text: encode with the checkpoint's vocabulary
+    prepare_data(datamodule, "test")
+    check_same_data(model, datamodule.spec, f"data={datamodule.name}")
+    trainer = build_trainer(cfg, type(model), dict(model.hparams))
     start = time.perf_counter()
     trainer.test(model, datamodule=datamodule)
-    summary = {
-        "status": "ok",
-        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
-        "model": model.kind,
-        "data": choice,
-        "metrics": plain_metrics(trainer.callback_metrics),
-        "wall_time_s": round(time.perf_counter() - start, 3),
-    }
+    summary = run_record(
+        "evaluate",
+        trainer.callback_metrics,
+        time.perf_counter() - start,
+        kind=model.kind,
+        checkpoint=str(Path(cfg.ckpt_path).resolve()),
+    )
     out = Path(cfg.paths.output_dir)
     if trainer.is_global_zero:
         write_json(out / "metrics.json", summary)

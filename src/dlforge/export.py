@@ -9,7 +9,6 @@ beyond ``check.atol + check.rtol * |expected|``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import warnings
@@ -18,13 +17,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from dlforge import CONF_DIR
-from dlforge.checkpoint import check_data_fits, load_model
+from dlforge.checkpoint import data_config, data_for, load_model
 from dlforge.cli import hydra_entry
 from dlforge.data.text import PAD_ID
 from dlforge.errors import DlforgeError
@@ -45,29 +40,11 @@ from dlforge.outputs import write_json
 log = logging.getLogger("dlforge")
 
 
-def data_config(name: str, cfg: DictConfig) -> DictConfig:
-    """``conf/data/<name>.yaml`` composed with this run's paths and seed."""
-    overrides = [
-        f"data={name}",
-        f"paths.data_dir={cfg.paths.data_dir}",
-        f"paths.cache_dir={cfg.paths.cache_dir}",
-        f"seed={cfg.seed}",
-    ]
-    initialized = GlobalHydra.instance().is_initialized()
-    with contextlib.nullcontext() if initialized else initialize_config_dir(CONF_DIR, version_base="1.3"):
-        return compose(config_name="export", overrides=overrides).data
-
-
 def data_batch(model: DlforgeModule, cfg: DictConfig, n: int) -> tuple[torch.Tensor, str]:
     """The first ``n`` test inputs of ``cfg.data``, or of the data set the checkpoint was trained on."""
     name = model.hparams.data.get("name")
-    data_cfg = cfg.get("data") or data_config(str(name), cfg)
-    datamodule = instantiate(data_cfg, download=False)
-    if hasattr(datamodule, "adopt_spec"):  # text: encode with the checkpoint's vocabulary
-        datamodule.adopt_spec(model.hparams.data)
-    datamodule.prepare_data()
-    datamodule.setup("test")
-    check_data_fits(model, datamodule.spec, datamodule.name)
+    data_cfg = cfg.get("data") or data_config(str(name), cfg.paths, cfg.seed)
+    datamodule = data_for(model, data_cfg, download=False)
     inputs = []
     for batch in datamodule.test_dataloader():
         inputs.append(datamodule.on_after_batch_transfer(batch, 0)[0])

@@ -25,44 +25,16 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from dlforge.checkpoint import load_model
+from dlforge.checkpoint import check_same_data, class_index, class_names, load_model, pick_device
 from dlforge.cli import hydra_entry
-from dlforge.errors import CheckpointError, DlforgeError
-from dlforge.models.base import DlforgeModule, GenerativeModule
+from dlforge.errors import DlforgeError
+from dlforge.models import GenerativeModule, ImageClassifier
 from dlforge.outputs import write_json
 from dlforge.viz import save_grid
 
 log = logging.getLogger("dlforge")
 
 DEFAULT_NAMES = {"grid": "samples.png", "interpolate": "interpolation.png", "arithmetic": "arithmetic.png"}
-
-
-# --- loading --------------------------------------------------------------------------------
-def load_generator(path: str | Path, device: str = "cpu") -> GenerativeModule:
-    """The generative model stored at ``path`` (weights only), in eval mode on ``device``."""
-    model = load_model(path)
-    if not isinstance(model, GenerativeModule):
-        raise CheckpointError(
-            f"{path} holds a {model.kind} model; generate needs a generative one (GAN, VAE)"
-        )
-    return model.to(device)
-
-
-def class_names(model: DlforgeModule) -> list[str]:
-    data = model.hparams.get("data") or {}
-    return [str(name) for name in data.get("class_names") or range(data.get("num_classes") or 0)]
-
-
-def class_index(value: Any, names: list[str], what: str) -> int:
-    """A class given as its index or (case-insensitive) name."""
-    if isinstance(value, int) and 0 <= value < len(names):
-        return value
-    lowered = [name.lower() for name in names]
-    if str(value).lower() in lowered:
-        return lowered.index(str(value).lower())
-    raise DlforgeError(
-        f"{what}={value}: not a class of this model; use an index 0-{len(names) - 1} or one of {names}"
-    )
 
 
 def seed_latents(model: GenerativeModule, seeds: list[int]) -> torch.Tensor:
@@ -127,14 +99,12 @@ def interpolation(
 
 
 # --- arithmetic -----------------------------------------------------------------------------
-def load_classifier(path: str | Path, model: GenerativeModule, device: str) -> DlforgeModule:
-    classifier = load_model(path, kinds=("image_classifier",)).to(device)
-    keys = ("channels", "height", "width")
-    if any(classifier.hparams.data[k] != model.hparams.data.get(k) for k in keys):
-        raise DlforgeError(
-            f"classifier={path} was trained on {classifier.hparams.data['name']} images, the generator on "
-            f"{model.hparams.data.get('name')}; use a classifier of the generator's data set"
-        )
+def load_classifier(path: str | Path, model: GenerativeModule) -> ImageClassifier:
+    """An image classifier of the generator's data set (same image shape), on the generator's device."""
+    classifier = load_model(path, ImageClassifier, model.device, what="an image classifier")
+    check_same_data(
+        classifier, model.hparams.data, "the generator's data", keys=("channels", "height", "width")
+    )
     return classifier
 
 
@@ -143,7 +113,7 @@ def grouped_codes(
     model: GenerativeModule,
     pool: int,
     seed: int,
-    classifier: DlforgeModule | None = None,
+    classifier: ImageClassifier | None = None,
     min_confidence: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Codes of ``pool`` prior samples and the class of each (-1: below ``min_confidence``).
@@ -220,7 +190,7 @@ def arithmetic(cfg: DictConfig, model: GenerativeModule, out: Path) -> torch.Ten
             "mode=arithmetic needs the classes A, B, C of A - B + C: arithmetic.a=... arithmetic.b=... "
             "arithmetic.c=... (class indexes or names)"
         )
-    classifier = load_classifier(spec.classifier, model, str(model.device)) if spec.classifier else None
+    classifier = load_classifier(spec.classifier, model) if spec.classifier else None
     names = class_names(classifier if classifier is not None else model)
     terms = tuple(class_index(spec[t], names, f"arithmetic.{t}") for t in "abc")
     codes, classes = grouped_codes(model, spec.pool, cfg.seed, classifier, spec.min_confidence)
@@ -250,8 +220,9 @@ def generate(cfg: DictConfig) -> Path:
     """Write the image ``cfg.mode`` asks for and return its path."""
     if cfg.mode not in DEFAULT_NAMES:
         raise DlforgeError(f"mode={cfg.mode}: choose one of {', '.join(DEFAULT_NAMES)}")
-    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_generator(cfg.ckpt_path, device)
+    model = load_model(
+        cfg.ckpt_path, GenerativeModule, pick_device(cfg.device), "a generative model (GAN, VAE)"
+    )
     out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / DEFAULT_NAMES[cfg.mode]
     if out.suffix.lower() != ".png":
         raise DlforgeError(f"output={out}: give a .png path")

@@ -27,7 +27,7 @@ from torch import nn
 from dlforge import __version__
 from dlforge.checkpoint import load_model
 from dlforge.data.text import TextEncoder
-from dlforge.errors import CheckpointError, DlforgeError
+from dlforge.errors import CheckpointError, DlforgeError, first_line
 from dlforge.models import DlforgeModule, ImageClassifier
 from dlforge.models.base import GenerativeModule
 from dlforge.models.text_classifier import TextClassifier
@@ -155,7 +155,7 @@ def onnx_runner(path: Path) -> Runner:
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:
-        raise CheckpointError(f"onnxruntime cannot load {path}: {str(err).splitlines()[0]}") from None
+        raise CheckpointError(f"onnxruntime cannot load {path}: {first_line(err)}") from None
     names = [item.name for item in session.get_inputs()]
 
     def run(*inputs: np.ndarray) -> list[np.ndarray]:
@@ -170,7 +170,7 @@ def torchscript_runner(path: Path) -> Runner:
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
             module = torch.jit.load(str(path), map_location="cpu")
     except Exception as err:
-        raise CheckpointError(f"cannot load TorchScript file {path}: {str(err).splitlines()[0]}") from None
+        raise CheckpointError(f"cannot load TorchScript file {path}: {first_line(err)}") from None
     return torch_runner(module.eval())
 
 

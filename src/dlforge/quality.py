@@ -19,6 +19,7 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from dlforge.checkpoint import load_model
+from dlforge.models import ImageClassifier
 
 
 class _Embed(nn.Module):
@@ -50,9 +51,6 @@ class SampleQuality(nn.Module):
     Feed real images once with :meth:`update_real` (kept across :meth:`reset_fake`), generated
     images with :meth:`update_fake`, both as (N, C, H, W) floats in [0, 1]; then :meth:`compute`.
 
-    A model that measures itself must not register this as a submodule (its checkpoints would
-    carry the classifier): keep it with :func:`attach_unregistered` and move it with ``.to(device)``.
-
     Args:
         classifier_ckpt: an ``image_classifier`` checkpoint trained on the same data set.
         kid_subset_size: KID's subset size (capped by the number of images seen).
@@ -60,7 +58,9 @@ class SampleQuality(nn.Module):
 
     def __init__(self, classifier_ckpt: str | Path, kid_subset_size: int = 1000) -> None:
         super().__init__()
-        classifier = load_model(classifier_ckpt, kinds=("image_classifier",)).requires_grad_(False)
+        classifier = load_model(classifier_ckpt, ImageClassifier, what="an image classifier").requires_grad_(
+            False
+        )
         data = classifier.hparams.data
         self.image_shape = (data["channels"], data["height"], data["width"])
         self.num_classes = data["num_classes"]
@@ -128,8 +128,3 @@ class SampleQuality(nn.Module):
         self.kid.reset()
         self.inception.reset()
         self.class_counts.zero_()
-
-
-def attach_unregistered(owner: nn.Module, name: str, module: nn.Module | None) -> None:
-    """Set ``owner.<name> = module`` without registering it, so it stays out of ``owner``'s state dict."""
-    object.__setattr__(owner, name, module)

@@ -11,43 +11,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from dlforge.errors import DlforgeError
-
-Run = dict[str, Any]
-
-
-def load_runs(folder: Path) -> list[Run]:
-    """Every ``metrics.json`` below ``folder``, with its run dir, in a stable order."""
-    if not folder.is_dir():
-        raise DlforgeError(f"no folder {folder}; pass a sweep dir such as outputs/train_multirun/<date_time>")
-    runs = []
-    for path in sorted(folder.rglob("metrics.json"), key=_natural_key):
-        try:
-            run = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            continue
-        runs.append({**run, "dir": str(path.parent.relative_to(folder)) or "."})
-    if not runs:
-        raise DlforgeError(f"no metrics.json under {folder}: is it a run or multirun dir of train.py?")
-    return runs
-
-
-def _natural_key(path: Path) -> list[Any]:
-    return [int(part) if part.isdigit() else part for part in path.parent.parts]
-
-
-def swept_values(runs: list[Run]) -> tuple[list[str], list[dict[str, str]]]:
-    """The override keys whose values differ between runs, and each run's values for them."""
-    values = [dict(o.split("=", 1) for o in run.get("overrides", []) if "=" in o) for run in runs]
-    keys = list(dict.fromkeys(k for v in values for k in v))
-    swept = [k for k in keys if len({v.get(k) for v in values}) > 1] or keys
-    return swept, [{k: v.get(k, "") for k in swept} for v in values]
+from dlforge.outputs import Run, load_runs, markdown, swept_values
 
 
 def default_metric(runs: list[Run]) -> str | None:
@@ -93,12 +63,6 @@ def sweep_table(runs: list[Run], metric: str | None) -> tuple[list[str], list[li
             ]
         )
     return header, rows
-
-
-def markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def plot_metric(runs: list[Run], metric: str, path: Path) -> Path | None:

@@ -10,28 +10,25 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
-from pytorch_lightning.loggers import Logger
+from pytorch_lightning.callbacks import ModelCheckpoint
 from torchmetrics import Metric
 
+from dlforge.build import (
+    build_trainer,
+    check_optimizer_choice,
+    model_options,
+    prepare_data,
+)
 from dlforge.cli import hydra_entry
+from dlforge.data.base import DataModule
 from dlforge.errors import DlforgeError
-from dlforge.outputs import plain_metrics, write_json
+from dlforge.models import DlforgeModule, build_model
+from dlforge.outputs import run_record, write_json
 from dlforge.speed import keep_freed_memory
 
 log = logging.getLogger("dlforge")
-
-
-def instantiate_group(group: DictConfig | None) -> list[Any]:
-    """Instantiate every entry of a config group holding named ``_target_`` nodes (callbacks, loggers)."""
-    if not group:
-        return []
-    return [
-        instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node
-    ]
 
 
 def compile_networks(model: pl.LightningModule) -> None:
@@ -41,27 +38,20 @@ def compile_networks(model: pl.LightningModule) -> None:
             child.compile()
 
 
-def build_run(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
+def build_run(cfg: DictConfig) -> tuple[DataModule, DlforgeModule, pl.Trainer]:
     """Compose the pieces of a run; the model is built from what the data module hands over."""
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    try:
-        # the data's hand-off (vocabulary, embedding matrix) goes to the class directly, not through
-        # OmegaConf, which would copy it node by node
-        build_model = instantiate(cfg.model, _partial_=True, _recursive_=False, _convert_="all")
-        model = build_model(**datamodule.model_kwargs())
-    except (InstantiationException, TypeError, ValueError) as err:
-        cause = (err.__cause__ or err) if isinstance(err, InstantiationException) else err
-        raise DlforgeError(f"cannot build the model from model=...: {type(cause).__name__}: {cause}") from err
+    datamodule: DataModule = instantiate(cfg.data)
+    prepare_data(datamodule, "fit")
+    options = model_options(cfg)
+    # the data's hand-off (vocabulary, embedding matrix) goes to the model as it is, not through OmegaConf
+    model = build_model(options.pop("kind"), **options, **datamodule.model_kwargs())
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    check_optimizer_choice(model, overrides)
     if cfg.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
-        datamodule.channels_last = True
     if cfg.get("compile"):
         compile_networks(model)
-    callbacks: list[Callback] = instantiate_group(cfg.get("callbacks"))
-    loggers: list[Logger] = instantiate_group(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg, type(model), options)
     return datamodule, model, trainer
 
 
@@ -73,27 +63,6 @@ def checkpoint_paths(trainer: pl.Trainer) -> dict[str, str | None]:
     return {
         "best_checkpoint": callback.best_model_path or None,
         "last_checkpoint": callback.last_model_path or None,
-    }
-
-
-def run_summary(
-    cfg: DictConfig, trainer: pl.Trainer, metrics: dict[str, Any], wall_time: float
-) -> dict[str, Any]:
-    """The content of ``metrics.json``: every metric's last logged value plus run facts."""
-    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    return {
-        "status": "ok",
-        "experiment": choices.get("experiment"),
-        "model": choices.get("model"),
-        "data": choices.get("data"),
-        "reference": OmegaConf.to_container(cfg.reference, resolve=True) if cfg.get("reference") else None,
-        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
-        "metrics": plain_metrics(metrics),
-        "epochs": trainer.current_epoch,
-        "global_step": trainer.global_step,
-        "wall_time_s": round(wall_time, 3),
-        "device": f"{trainer.strategy.root_device.type} x{trainer.world_size}",
-        "precision": str(trainer.precision),
     }
 
 
@@ -127,7 +96,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.info("no best checkpoint recorded: testing the final weights")
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
         metrics.update(trainer.callback_metrics)
-    summary = {**run_summary(cfg, trainer, metrics, time.perf_counter() - start), **checkpoints}
+    summary = run_record(
+        "train",
+        metrics,
+        time.perf_counter() - start,
+        kind=model.kind,
+        reference=OmegaConf.to_container(cfg.reference, resolve=True) if cfg.get("reference") else None,
+        epochs=trainer.current_epoch,
+        global_step=trainer.global_step,
+        device=f"{trainer.strategy.root_device.type} x{trainer.world_size}",
+        precision=str(trainer.precision),
+        **checkpoints,
+    )
     if trainer.is_global_zero:
         write_json(out / "metrics.json", summary)
         log.info("run dir: %s", out.resolve())

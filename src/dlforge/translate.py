@@ -19,10 +19,11 @@ from omegaconf import DictConfig
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.utils import save_image
 
-from dlforge.checkpoint import load_model
+from dlforge.checkpoint import load_model, pick_device
 from dlforge.cli import hydra_entry
 from dlforge.data.paired import make_input, match_channels, to_grey
-from dlforge.errors import DlforgeError
+from dlforge.errors import DlforgeError, first_line
+from dlforge.models.pix2pix import Pix2Pix
 
 log = logging.getLogger("dlforge")
 
@@ -35,7 +36,7 @@ def read_picture(path: str | Path) -> torch.Tensor:
     try:
         image = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
     except RuntimeError as err:
-        raise DlforgeError(f"cannot decode {path} as an image ({str(err).splitlines()[0]})") from None
+        raise DlforgeError(f"cannot decode {path} as an image ({first_line(err)})") from None
     return image[None].float() / 255
 
 
@@ -54,10 +55,8 @@ def model_input(picture: torch.Tensor, spec: dict, sketch: bool = False) -> torc
 
 
 def translate(cfg: DictConfig) -> Path:
-    device = torch.device(
-        cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
-    model = load_model(cfg.ckpt_path, kinds=("pix2pix",)).to(device)
+    model = load_model(cfg.ckpt_path, Pix2Pix, pick_device(cfg.device), what="a pix2pix model")
+    device = model.device
     spec = model.hparams.data
     picture = read_picture(cfg.input)
     inputs = model_input(picture, spec, cfg.sketch).to(device)

@@ -1,25 +1,25 @@
 """The pictures that explain an autoencoder: reconstructions, the latent space, interpolations, the manifold.
 
-Added by the autoencoder models themselves (``configure_callbacks``, options in ``model.pictures``),
-so ``train.py`` and ``python -m dlforge.evaluate`` both write them into the run dir and send them to
-the run's loggers.
+Options in ``model.pictures``; ``train.py`` and ``python -m dlforge.evaluate`` both write them into
+the run dir and send them to the run's loggers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
+import matplotlib
 import pytorch_lightning as pl
 import torch
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from pytorch_lightning.callbacks import Callback
 
-from dlforge.viz import log_image, save_figure, save_grid
+from dlforge.models.autoencoder import Autoencoder
+from dlforge.registry import register_callbacks
+from dlforge.viz import evaluating, log_image, save_figure, save_grid
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class AutoencoderPictures(Callback):
     def _reconstructions(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, images: torch.Tensor, name: str, key: str
     ) -> None:
-        with _evaluating(pl_module):
+        with evaluating(pl_module):
             inputs = pl_module.corrupt(images.to(pl_module.device), torch.Generator().manual_seed(self.seed))
             outputs = pl_module(inputs)
         rows = (
@@ -150,7 +150,7 @@ class AutoencoderPictures(Callback):
             i = j + 1
         a, b = images[starts].to(pl_module.device), images[ends].to(pl_module.device)
         t = torch.linspace(0, 1, self.interpolation_steps, device=pl_module.device).view(1, -1, 1)
-        with _evaluating(pl_module):
+        with evaluating(pl_module):
             za, zb = pl_module.encode(a), pl_module.encode(b)
             path = (1 - t) * za[:, None] + t * zb[:, None]  # (pairs, steps, latent)
             decoded = pl_module.decode(path.flatten(0, 1)).view(
@@ -165,14 +165,12 @@ class AutoencoderPictures(Callback):
         values = torch.distributions.Normal(0.0, 1.0).icdf(quantiles)
         z2, z1 = torch.meshgrid(values.flip(0), values, indexing="ij")  # rows: z2 from high to low
         z = torch.stack([z1.flatten(), z2.flatten()], dim=1).to(pl_module.device)
-        with _evaluating(pl_module):
+        with evaluating(pl_module):
             images = pl_module.decode(z)
         return save_grid(images.cpu(), folder / "manifold.png", nrow=steps, padding=0)
 
 
-def latent_scatter(
-    latents: torch.Tensor, labels: torch.Tensor, class_names: list[str], title: str
-) -> plt.Figure:
+def latent_scatter(latents: torch.Tensor, labels: torch.Tensor, class_names: list[str], title: str) -> Figure:
     """Latent codes coloured by class: 2-d codes as they are, larger ones on 2 principal components."""
     latents = latents.double()
     if latents.shape[1] == 1:
@@ -189,8 +187,9 @@ def latent_scatter(
         axes = tuple(
             f"principal component {k + 1} ({100 * float(s):.1f}% of variance)" for k, s in enumerate(share)
         )
-    fig, ax = plt.subplots(figsize=(7, 6))
-    colours = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    fig = Figure(figsize=(7, 6))
+    ax = fig.subplots()
+    colours = matplotlib.colormaps["tab10" if len(class_names) <= 10 else "tab20"]
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))  # no class drawn on top
     x, y = points[order].T.numpy()
     ax.scatter(x, y, s=3, alpha=0.6, c=[colours(int(k) % colours.N) for k in labels[order]], rasterized=True)
@@ -218,13 +217,7 @@ def _folder(trainer: pl.Trainer) -> Path:
     return Path(trainer.default_root_dir)
 
 
-@contextmanager
-def _evaluating(module: torch.nn.Module) -> Iterator[None]:
-    """Eval mode and no gradients inside the block; the previous mode afterwards."""
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        module.train(was_training)
+@register_callbacks(Autoencoder)
+def autoencoder_callbacks(hparams: dict[str, Any], options: dict[str, Any]) -> list[Callback]:
+    pictures = hparams.get("pictures")
+    return [] if pictures is None else [AutoencoderPictures(**pictures)]

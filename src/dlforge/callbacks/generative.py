@@ -1,8 +1,4 @@
-"""Callbacks for generative models (GANs, VAEs): fixed-latent sample grids and sample quality.
-
-Both act only on a :class:`~dlforge.models.base.GenerativeModule` and do nothing for other models,
-so they can sit in the default callback list.
-"""
+"""Callbacks for generative models (GANs, VAEs): fixed-latent sample grids and sample quality."""
 
 from __future__ import annotations
 
@@ -13,23 +9,22 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
 from pytorch_lightning.callbacks import Callback
 
 from dlforge.models.base import GenerativeModule
 from dlforge.outputs import write_json
 from dlforge.quality import SampleQuality
-from dlforge.viz import log_image, save_figure, save_grid
+from dlforge.registry import register_callbacks
+from dlforge.viz import evaluating, log_image, save_figure, save_grid
 
 log = logging.getLogger(__name__)
 
 
 def _eval_mode_samples(model: GenerativeModule, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
+    with evaluating(model):
         images = model.decode_latent(z.to(model.device), None if labels is None else labels.to(model.device))
-    model.train(was_training)
     return images.float().cpu()
 
 
@@ -51,9 +46,7 @@ class SampleGrid(Callback):
         self.labels: torch.Tensor | None = None
         self.grids: list[tuple[int, torch.Tensor]] = []
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not isinstance(pl_module, GenerativeModule):
-            return
+    def on_train_start(self, trainer: pl.Trainer, pl_module: GenerativeModule) -> None:
         self.z = pl_module.sample_latent(self.n, torch.Generator().manual_seed(self.seed)).cpu()
         if pl_module.num_classes:
             self.labels = torch.arange(self.n) % min(self.nrow, pl_module.num_classes)
@@ -111,7 +104,7 @@ class SampleQualityMonitor(Callback):
         self.results: dict[str, Any] = {}
 
     def _active(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> bool:
-        if not self.classifier_ckpt or not isinstance(pl_module, GenerativeModule) or trainer.sanity_checking:
+        if not self.classifier_ckpt or trainer.sanity_checking:
             return False
         return stage == "test" or (trainer.current_epoch + 1) % self.every_n_epochs == 0
 
@@ -137,21 +130,18 @@ class SampleQualityMonitor(Callback):
             return
         meter = self._meter(stage, pl_module.device)
         generator = torch.Generator().manual_seed(self.seed)
-        was_training = pl_module.training
-        pl_module.eval()
         done = 0
-        while done < self.num_samples:
-            n = min(self.batch_size, self.num_samples - done)
-            z = pl_module.sample_latent(n, generator)
-            labels = (
-                torch.randint(pl_module.num_classes, (n,), generator=generator)
-                if pl_module.num_classes
-                else None
-            )
-            with torch.no_grad():
+        with evaluating(pl_module):
+            while done < self.num_samples:
+                n = min(self.batch_size, self.num_samples - done)
+                z = pl_module.sample_latent(n, generator)
+                labels = (
+                    torch.randint(pl_module.num_classes, (n,), generator=generator)
+                    if pl_module.num_classes
+                    else None
+                )
                 meter.update_fake(pl_module.decode_latent(z, None if labels is None else labels.to(z.device)))
-            done += n
-        pl_module.train(was_training)
+                done += n
         result = meter.compute()
         meter.reset_fake()
         for key in ("fid", "kid", "inception_score"):
@@ -173,12 +163,11 @@ class SampleQualityMonitor(Callback):
         history = json.loads(path.read_text()) if path.exists() else {}
         history[stage] = result
         write_json(path, history)
-        import matplotlib.pyplot as plt
-
         names = (pl_module.hparams.get("data") or {}).get("class_names") or list(
             range(len(result["class_counts"]))
         )
-        fig, ax = plt.subplots(figsize=(7, 3))
+        fig = Figure(figsize=(7, 3))
+        ax = fig.subplots()
         ax.bar([str(n) for n in names], result["class_counts"])
         ax.set_ylabel("generated images")
         ax.set_title(
@@ -200,3 +189,21 @@ class SampleQualityMonitor(Callback):
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._measure(trainer, pl_module, "test")
+
+
+@register_callbacks(GenerativeModule)
+def generative_callbacks(hparams: dict[str, Any], options: dict[str, Any]) -> list[Callback]:
+    """Sample grids (the model's ``samples`` options; null: none) and, with ``quality_classifier``,
+    FID/KID of ``quality_samples`` samples."""
+    callbacks: list[Callback] = []
+    if hparams.get("samples") is not None:
+        callbacks.append(SampleGrid(**hparams["samples"]))
+    if options.get("quality_classifier"):
+        callbacks.append(
+            SampleQualityMonitor(
+                options["quality_classifier"],
+                num_samples=options.get("quality_samples") or 1000,
+                every_n_epochs=options.get("quality_every_n_epochs") or 1,
+            )
+        )
+    return callbacks

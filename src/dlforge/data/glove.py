@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from dlforge.data.text import PAD_ID
-from dlforge.errors import DataNotFoundError, DlforgeError
+from dlforge.errors import DataNotFoundError, DlforgeError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def _download_or_fail(archive: Path, download: bool, wanted: Path | None = None)
     try:
         download_url(GLOVE_6B_URL, str(archive.parent), filename=archive.name, md5=GLOVE_6B_MD5)
     except Exception as err:  # network errors come in many types
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         raise DataNotFoundError(
             f"no GloVe file at {wanted} and downloading {GLOVE_6B_URL} failed ({reason}); "
             "download it by hand into that folder or set data.glove.path"

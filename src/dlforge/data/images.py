@@ -40,6 +40,7 @@ class ImageDataModule(TensorDataModule):
         crop_padding: random-crop augmentation: pad by this many pixels and crop back (0: off).
         hflip: random horizontal-flip augmentation.
         on_device: keep the whole set on the training device (see :class:`TensorDataModule`).
+        channels_last: serve batches in channels-last memory format (the run's ``channels_last``).
         download: fetch missing files from the upstream source when the data set has one.
         seed: seed of the validation split and the subset.
     """
@@ -59,6 +60,7 @@ class ImageDataModule(TensorDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         on_device: bool = False,
+        channels_last: bool = False,
         download: bool = True,
         seed: int = 0,
     ) -> None:
@@ -72,7 +74,7 @@ class ImageDataModule(TensorDataModule):
         self.download = download
         self.seed = seed
         self.class_names: list[str] = []
-        self.channels_last = False  # set by train.py's channels_last option
+        self.channels_last = channels_last
         self.mean = torch.zeros(1)
         self.std = torch.ones(1)
 
@@ -155,7 +157,3 @@ class ImageDataModule(TensorDataModule):
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
         }
-
-    def model_kwargs(self) -> dict[str, Any]:
-        """The one hand-off from data to model: keyword arguments the model is built with."""
-        return {"data": self.spec}

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from hydra.utils import get_class
 from torch.utils.data import DataLoader
 from torchvision.transforms.functional import gaussian_blur
 
+from dlforge.data.base import DataModule
 from dlforge.data.images import ImageDataModule
 from dlforge.errors import DlforgeError
 
@@ -93,7 +93,7 @@ def make_input(images: torch.Tensor, spec: dict[str, Any]) -> torch.Tensor:
     return to_grey(images)
 
 
-class PairedDataModule(pl.LightningDataModule):
+class PairedDataModule(DataModule):
     """(input, target) batches for pix2pix, made on the device from a ``source`` image data module.
 
     Args:
@@ -129,8 +129,7 @@ class PairedDataModule(pl.LightningDataModule):
         self.source.setup(stage)
 
     def _loader(self, split: str) -> DataLoader:
-        self.source.trainer = self.trainer
-        return getattr(self.source, f"{split}_dataloader")()
+        return self.source.loader(split, self.trainer.strategy.root_device if self.trainer else None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
@@ -146,18 +145,9 @@ class PairedDataModule(pl.LightningDataModule):
         augment = self.trainer is not None and self.trainer.training
         targets = self.source.preprocess(images, augment=augment)
         inputs = make_input(targets, self.spec)
-        if self.channels_last:
+        if self.source.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return inputs, targets
-
-    @property
-    def channels_last(self) -> bool:
-        """train.py's ``channels_last`` option, passed on to the source's batches."""
-        return self.source.channels_last
-
-    @channels_last.setter
-    def channels_last(self, value: bool) -> None:
-        self.source.channels_last = value
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -178,6 +168,3 @@ class PairedDataModule(pl.LightningDataModule):
             "height": source["height"],
             "width": source["width"],
         }
-
-    def model_kwargs(self) -> dict[str, Any]:
-        return {"data": self.spec}

@@ -10,7 +10,7 @@ import torch
 from torchvision import datasets
 
 from dlforge.data.images import ImageDataModule, Split
-from dlforge.errors import DataNotFoundError, DlforgeError
+from dlforge.errors import DataNotFoundError, DlforgeError, first_line
 
 
 class _TorchvisionDataModule(ImageDataModule):
@@ -47,7 +47,7 @@ class _TorchvisionDataModule(ImageDataModule):
 
     def _not_found(self, err: Exception) -> str:
         how = "could not be downloaded" if self.download else "download is off (data.download=false)"
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         return (
             f"{self.name} not found in {self.data_dir / self.folder} and {how} ({reason}); "
             f"put the files there or point DATA_DIR (now {os.environ.get('DATA_DIR', 'unset')}) "

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
-import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader, Dataset
 
-
-def quiet_worker_advice() -> None:
-    """Drop Lightning's advice to add DataLoader workers, given on any machine with spare cores:
-    for batches gathered from in-memory tensors workers only add inter-process copies
-    (measured in docs/performance.md)."""
-    warnings.filterwarnings("ignore", r"The '\w+' does not have many workers", PossibleUserWarning)
-
-
-quiet_worker_advice()
+from dlforge.data.base import DataModule
 
 
 class TensorBatches(Dataset):
@@ -49,7 +38,7 @@ def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return batch
 
 
-class TensorDataModule(pl.LightningDataModule):
+class TensorDataModule(DataModule):
     """Serves ``self.splits`` (``train``, ``val``, ``test``: :class:`TensorBatches`) in batches.
 
     Subclasses load the splits in ``setup(stage)``, which must be idempotent.
@@ -77,26 +66,27 @@ class TensorDataModule(pl.LightningDataModule):
         self.splits: dict[str, TensorBatches] = {}
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self.loader("train", self._device())
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self.loader("val", self._device())
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self.loader("test", self._device())
 
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def _device(self) -> torch.device | None:
+        return self.trainer.strategy.root_device if self.trainer is not None else None
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def loader(self, split: str, device: torch.device | None = None) -> DataLoader:
+        """Batches of ``split`` (shuffled for ``train``); with ``on_device``, indexed on ``device``."""
         self.setup("test" if split == "test" else "fit")
-        resident = self.on_device and self.trainer is not None
+        resident = self.on_device and device is not None
         if resident:
-            self.move_to(self.trainer.strategy.root_device)
+            self.move_to(device)
         return DataLoader(
             self.splits[split],
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            shuffle=split == "train",
             collate_fn=keep_batch,
             num_workers=0 if resident else self.num_workers,
             pin_memory=self.pin_memory and not resident,

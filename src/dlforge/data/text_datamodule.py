@@ -19,7 +19,7 @@ import torch
 from dlforge.data.glove import embedding_matrix, load_glove
 from dlforge.data.tensors import TensorBatches, TensorDataModule
 from dlforge.data.text import TextEncoder, build_vocab, tokenize
-from dlforge.errors import DataNotFoundError, DlforgeError
+from dlforge.errors import DataNotFoundError, DlforgeError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class TextDataModule(TensorDataModule):
                 self.url, self.data_dir, self.extract_root(), md5=self.md5, remove_finished=True
             )
         except Exception as err:  # network and archive errors come in many types
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = first_line(err)
             raise DataNotFoundError(
                 f"{self.name} not found in {where} and downloading {self.url} failed ({reason}); "
                 f"put the files there or point DATA_DIR at a folder that holds them"

@@ -12,12 +12,12 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.callbacks import Callback
 from torch import nn
 from torchmetrics import MeanMetric
 
 from dlforge.models.base import DlforgeModule, GenerativeModule
 from dlforge.nets import build_net
+from dlforge.registry import register_model
 
 RECONSTRUCTIONS = ("bce", "mse")
 NOISES = ("gaussian", "masking", "salt_and_pepper")
@@ -47,6 +47,7 @@ def corrupt(
     raise ValueError(f"unknown noise {noise!r}; choose one of {NOISES}")
 
 
+@register_model("autoencoder")
 class Autoencoder(DlforgeModule):
     """Deterministic autoencoder: encoder -> code ``z`` (``latent_dim``) -> decoder -> sigmoid.
 
@@ -62,12 +63,11 @@ class Autoencoder(DlforgeModule):
         noise, noise_level: denoising option: inputs corrupted with ``gaussian`` (std
             ``noise_level``), ``masking`` or ``salt_and_pepper`` noise (fraction ``noise_level``) in
             every stage, targets clean. ``noise_level=0`` turns it off.
-        pictures: options of :class:`dlforge.callbacks.AutoencoderPictures` (``null``: none).
+        pictures: options of :class:`dlforge.callbacks.autoencoder.AutoencoderPictures` (``null``: none).
         optimizer, scheduler: optimizer and optional scheduler configs.
         monitor, monitor_mode: the metric that picks the best checkpoint.
     """
 
-    kind = "autoencoder"
     stochastic: ClassVar[bool] = False  # VAE: the encoder gives a mean and a log-variance
 
     def __init__(
@@ -79,6 +79,7 @@ class Autoencoder(DlforgeModule):
         noise: str = "gaussian",
         noise_level: float = 0.0,
         pictures: dict[str, Any] | None = None,
+        samples: dict[str, Any] | None = None,
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
         monitor: str = "val/loss",
@@ -192,19 +193,8 @@ class Autoencoder(DlforgeModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         return self._evaluate(batch, "test")
 
-    def configure_callbacks(self) -> list[Callback]:
-        from dlforge.callbacks.autoencoder import AutoencoderPictures
 
-        options = self.hparams.pictures
-        present = any(isinstance(c, AutoencoderPictures) for c in self.trainer.callbacks)
-        return [] if options is None or present else [AutoencoderPictures(**options)]
-
-    def configure_optimizers(self) -> Any:
-        optimizer = self.build_optimizer(self.hparams.optimizer, self.parameters())
-        scheduler = self.build_scheduler(self.hparams.scheduler, optimizer)
-        return {"optimizer": optimizer, **({"lr_scheduler": scheduler} if scheduler else {})}
-
-
+@register_model("vae")
 class VAE(Autoencoder, GenerativeModule):
     """Variational autoencoder (Kingma & Welling 2014): q(z|x) = N(mean, exp(logvar)), prior N(0, I).
 
@@ -215,10 +205,11 @@ class VAE(Autoencoder, GenerativeModule):
 
     Args (besides :class:`Autoencoder`'s):
         beta: weight of the KL term (1: the ELBO; > 1: beta-VAE).
+        samples: options of the prior-sample grids (:class:`dlforge.callbacks.generative.SampleGrid`;
+            null: none).
         kl_warmup_epochs: epochs (fractions allowed) over which the KL weight grows from 0 to ``beta``.
     """
 
-    kind = "vae"
     stochastic = True
 
     def __init__(
@@ -232,6 +223,7 @@ class VAE(Autoencoder, GenerativeModule):
         noise: str = "gaussian",
         noise_level: float = 0.0,
         pictures: dict[str, Any] | None = None,
+        samples: dict[str, Any] | None = None,
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
         monitor: str = "val/loss",

@@ -13,6 +13,7 @@ import torch
 from hydra.utils import get_class, instantiate
 
 from dlforge import __version__
+from dlforge.errors import DlforgeError
 
 
 class DlforgeModule(pl.LightningModule):
@@ -25,6 +26,9 @@ class DlforgeModule(pl.LightningModule):
     """
 
     kind: ClassVar[str]
+    #: a backward pass leaves some parameters without gradients (each optimizer of a GAN trains one
+    #: network): under ``trainer=ddp`` the run uses Lightning's ``ddp_find_unused_parameters_true``
+    unused_parameters_in_backward: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,10 +69,16 @@ class DlforgeModule(pl.LightningModule):
                 self.log(f"train/{name}_step", value, prog_bar=name in prog_bar, batch_size=batch_size)
 
     def logs_this_step(self) -> bool:
-        """Whether the loggers write this training step (Lightning's own rule, or every step when unknown)."""
+        """Whether the loggers write this training step: Lightning's rule (every ``log_every_n_steps``-th
+        optimizer step of the run, and the last), from its public progress counters."""
         trainer = self.trainer
-        should = getattr(getattr(trainer, "_logger_connector", None), "should_update_logs", True)
-        return bool(should) or bool(trainer.fast_dev_run)
+        if trainer.fast_dev_run:
+            return True
+        if not trainer.log_every_n_steps:
+            return False
+        batch = trainer.fit_loop.epoch_loop.batch_progress.total.ready  # this batch, counted from 1
+        step = (batch - 1) // trainer.accumulate_grad_batches + 1
+        return step % trainer.log_every_n_steps == 0 or trainer.should_stop
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch means of :meth:`log_train_step`'s values (averaged across processes)."""
@@ -80,8 +90,15 @@ class DlforgeModule(pl.LightningModule):
     @property
     def run_dir(self) -> Path:
         """The run's output folder (the trainer's ``default_root_dir``), or ``.`` outside a trainer."""
-        trainer = self._trainer
+        trainer = self.attached_trainer()
         return Path(trainer.default_root_dir) if trainer is not None else Path(".")
+
+    def attached_trainer(self) -> pl.Trainer | None:
+        """The trainer running this model, or None outside one (``self.trainer`` raises there)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
 
     def build_optimizer(self, config: dict[str, Any], params: Any) -> torch.optim.Optimizer:
         """Instantiate an optimizer config (``_target_: torch.optim.Adam``, ``lr: ...``) over ``params``.
@@ -102,19 +119,54 @@ class DlforgeModule(pl.LightningModule):
         tensors = [p for group in params for p in (group["params"] if isinstance(group, dict) else [group])]
         if not tensors or not all(t.is_cuda for t in tensors):
             return False
-        if self._trainer is not None and self.trainer.gradient_clip_val:
+        trainer = self.attached_trainer()
+        if trainer is not None and trainer.gradient_clip_val:
             return False
         return "fused" in inspect.signature(get_class(config["_target_"])).parameters
 
     def build_scheduler(self, config: dict[str, Any] | None, optimizer: torch.optim.Optimizer) -> Any:
-        """Instantiate an optional learning-rate scheduler config over ``optimizer``."""
+        """Instantiate an optional learning-rate scheduler config over ``optimizer`` (Lightning's dict form).
+
+        ``interval`` (epoch | step) says when it steps; a plateau scheduler reads ``monitor``
+        (default: the model's own ``monitor``).
+        """
         if not config:
             return None
         config = dict(config)
         interval = config.pop("interval", "epoch")
         monitor = config.pop("monitor", None)
         scheduler = instantiate(config, optimizer=optimizer)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            monitor = monitor or self.hparams.get("monitor")
+            if not monitor:
+                raise DlforgeError(
+                    "scheduler=plateau needs a metric to watch and this model monitors none; "
+                    "set scheduler.monitor=<logged metric> (e.g. val/loss) or use scheduler=cosine"
+                )
         return {"scheduler": scheduler, "interval": interval, **({"monitor": monitor} if monitor else {})}
+
+    def configure_optimizers(self) -> Any:
+        """One optimizer over every parameter (``hparams.optimizer``) and the optional scheduler.
+
+        Models with several optimizers (GANs, pix2pix) override this with :meth:`build_optimizer` per
+        network and step their schedulers with :meth:`step_schedulers`.
+        """
+        optimizer = self.build_optimizer(self.hparams.optimizer, self.parameters())
+        scheduler = self.build_scheduler(self.hparams.get("scheduler"), optimizer)
+        return {"optimizer": optimizer, **({"lr_scheduler": scheduler} if scheduler else {})}
+
+    def step_schedulers(self, interval: str = "epoch") -> None:
+        """Manual optimization: step the schedulers whose interval is ``interval`` (call it at epoch end,
+        or after each batch for ``step``); a plateau scheduler steps on its monitored metric."""
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval != interval:
+                continue
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                value = self.trainer.callback_metrics.get(config.monitor)
+                if value is not None:
+                    config.scheduler.step(value)
+            else:
+                config.scheduler.step()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["dlforge"] = {"model": self.kind, "version": __version__, "rng": rng_states()}
@@ -122,7 +174,8 @@ class DlforgeModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Resuming restores the random streams too, so the run continues exactly as it would have."""
         rng = checkpoint.get("dlforge", {}).get("rng")
-        if rng and self._trainer is not None and self.trainer.state.fn == "fit":
+        trainer = self.attached_trainer()
+        if rng and trainer is not None and trainer.state.fn == "fit":
             set_rng_states(rng)
 
 
@@ -169,3 +222,33 @@ class GenerativeModule(DlforgeModule):
         if self.num_classes and labels is None:
             labels = torch.arange(n, device=self.device) % self.num_classes
         return self.decode_latent(z, labels)
+
+
+class AdversarialModule(DlforgeModule):
+    """A ``generator`` and a ``discriminator`` trained by manual optimization, each with its own
+    optimizer config (``hparams.optimizer_g``, ``hparams.optimizer_d``); the ``scheduler`` config, if
+    any, gets one scheduler per optimizer, stepped by :meth:`step_schedulers` as automatic
+    optimization would (per epoch or per step; plateau schedulers on their monitored metric)."""
+
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module
+    unused_parameters_in_backward = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+
+    def configure_optimizers(self) -> Any:
+        optimizers = [
+            self.build_optimizer(self.hparams.optimizer_g, self.generator.parameters()),
+            self.build_optimizer(self.hparams.optimizer_d, self.discriminator.parameters()),
+        ]
+        schedulers = [self.build_scheduler(self.hparams.get("scheduler"), opt) for opt in optimizers]
+        return (optimizers, schedulers) if schedulers[0] else optimizers
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.step_schedulers("step")
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        self.step_schedulers("epoch")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 import torch
@@ -12,7 +11,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from dlforge.models.base import DlforgeModule
 from dlforge.nets import build_net
-from dlforge.viz import log_image, save_figure
+from dlforge.registry import register_model
 
 
 class ClassifierModule(DlforgeModule):
@@ -20,8 +19,8 @@ class ClassifierModule(DlforgeModule):
 
     Batches are ``(inputs, labels)`` and ``self(inputs)`` gives logits. Logs ``train/loss_step``,
     ``train/loss_epoch``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_best``, ``test/loss``,
-    ``test/acc``; writes the test confusion matrix (CSV + PNG) in the run dir; builds the optimizer
-    and scheduler from ``hparams.optimizer`` / ``hparams.scheduler``. Subclasses call
+    ``test/acc`` and keeps the test confusion matrix in ``test_confusion`` (written by
+    :class:`dlforge.callbacks.classifier.ConfusionMatrix`). Subclasses call
     :meth:`setup_metrics` and keep ``label_smoothing`` and ``data["class_names"]`` in their hyper-parameters.
     """
 
@@ -70,36 +69,8 @@ class ClassifierModule(DlforgeModule):
         self.log("test/loss", self.test_loss, on_epoch=True)
         self.log("test/acc", self.test_acc, on_epoch=True)
 
-    def on_test_epoch_end(self) -> None:
-        matrix = self.test_confusion.compute().cpu()
-        self.test_confusion.reset()
-        if self.trainer.is_global_zero:
-            self.save_confusion_matrix(matrix)
 
-    def save_confusion_matrix(self, matrix: torch.Tensor) -> None:
-        """Write ``confusion_matrix.csv`` (rows: true class, columns: predicted) and its PNG."""
-        names = self.hparams.data["class_names"]
-        with open(self.run_dir / "confusion_matrix.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["true \\ predicted", *names])
-            writer.writerows([name, *row] for name, row in zip(names, matrix.tolist(), strict=True))
-        fig, ax = self.test_confusion.plot(val=matrix, labels=names)
-        ax.set_title(f"test confusion matrix (accuracy {matrix.diag().sum() / matrix.sum():.4f})")
-        fig.set_size_inches(max(6, 0.6 * len(names)), max(5, 0.55 * len(names)))
-        log_image(
-            self.trainer, "test/confusion_matrix", save_figure(fig, self.run_dir / "confusion_matrix.png")
-        )
-
-    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(inputs).softmax(dim=-1)
-
-    def configure_optimizers(self) -> Any:
-        optimizer = self.build_optimizer(self.hparams.optimizer, self.parameters())
-        scheduler = self.build_scheduler(self.hparams.scheduler, optimizer)
-        return {"optimizer": optimizer, **({"lr_scheduler": scheduler} if scheduler else {})}
-
-
+@register_model("image_classifier")
 class ImageClassifier(ClassifierModule):
     """Softmax classifier over any registered image network.
 
@@ -111,8 +82,6 @@ class ImageClassifier(ClassifierModule):
         label_smoothing: cross-entropy label smoothing.
         monitor, monitor_mode: the metric that picks the best checkpoint.
     """
-
-    kind = "image_classifier"
 
     def __init__(
         self,

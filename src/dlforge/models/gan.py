@@ -12,9 +12,9 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAccuracy
 
-from dlforge.errors import DlforgeError
-from dlforge.models.base import GenerativeModule
+from dlforge.models.base import AdversarialModule, GenerativeModule
 from dlforge.nets import build_net
+from dlforge.registry import register_model
 
 
 @contextmanager
@@ -37,10 +37,8 @@ def batch_statistics(module: nn.Module) -> Iterator[None]:
             m.training, m.track_running_stats = training, track
 
 
-DCGAN_ADAM = {"_target_": "torch.optim.Adam", "lr": 2e-4, "betas": [0.5, 0.999]}
-
-
-class GAN(GenerativeModule):
+@register_model("gan")
+class GAN(GenerativeModule, AdversarialModule):
     """A generator/discriminator pair from ``dlforge.nets`` trained adversarially.
 
     Each training batch (images in [0, 1], mapped to [-1, 1] for the tanh generator):
@@ -62,28 +60,29 @@ class GAN(GenerativeModule):
         net: ``{"name": dcgan | cgan | gan_seed002, **its options}`` (see :mod:`dlforge.nets.gan`).
         data: the data module's ``spec`` (shape and classes).
         optimizer_g, optimizer_d: optimizer configs of the generator and the discriminator
-            (default: Adam, lr 2e-4, betas (0.5, 0.999), as in DCGAN).
-        scheduler: optional learning-rate scheduler config, applied to both optimizers per epoch.
+            (``conf/model/dcgan.yaml``: Adam, lr 2e-4, betas (0.5, 0.999), as in DCGAN).
+        scheduler: optional learning-rate scheduler config, one scheduler for each optimizer.
         label_smoothing: real targets become ``1 - label_smoothing`` for the discriminator.
         instance_noise: standard deviation of the noise added to the discriminator's inputs.
         instance_noise_anneal: decay the noise linearly to 0 over training.
         d_steps: discriminator steps per generator step.
+        samples: options of the fixed-latent sample grids (:class:`dlforge.callbacks.generative.SampleGrid`;
+            null: none).
         monitor, monitor_mode: the metric that picks the best checkpoint (``null``: the latest).
     """
-
-    kind = "gan"
 
     def __init__(
         self,
         net: dict[str, Any],
         data: dict[str, Any],
-        optimizer_g: dict[str, Any] | None = None,
-        optimizer_d: dict[str, Any] | None = None,
+        optimizer_g: dict[str, Any],
+        optimizer_d: dict[str, Any],
         scheduler: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
         instance_noise: float = 0.0,
         instance_noise_anneal: bool = True,
         d_steps: int = 1,
+        samples: dict[str, Any] | None = None,
         monitor: str | None = None,
         monitor_mode: str = "min",
     ) -> None:
@@ -93,7 +92,6 @@ class GAN(GenerativeModule):
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing={label_smoothing}: use a value in [0, 1), e.g. 0.1")
         self.save_hyperparameters()
-        self.automatic_optimization = False
         pair = build_net(
             in_channels=data["channels"],
             height=data["height"],
@@ -128,13 +126,6 @@ class GAN(GenerativeModule):
         return self.discriminator(images, labels if self.num_classes else None)
 
     # --- training ----------------------------------------------------------------------------
-    def setup(self, stage: str) -> None:
-        """Under DDP, let each optimizer's backward pass leave the other network's parameters unused
-        (``trainer=ddp`` then works as it is; an explicit ``find_unused_parameters`` choice stays)."""
-        ddp_kwargs = getattr(self.trainer.strategy, "_ddp_kwargs", None) if self._trainer else None
-        if isinstance(ddp_kwargs, dict):
-            ddp_kwargs.setdefault("find_unused_parameters", True)
-
     def noise_std(self, batch_idx: int) -> float:
         """The instance noise's standard deviation now (annealed linearly over ``max_epochs``)."""
         std = self.hparams.instance_noise
@@ -196,12 +187,6 @@ class GAN(GenerativeModule):
         self.log_train_step(log, batch_size=n, prog_bar=("d_loss", "g_loss"))
         return {key: log[key] for key in ("d_loss", "g_loss") if key in log}
 
-    def on_train_epoch_end(self) -> None:
-        super().on_train_epoch_end()
-        schedulers = self.lr_schedulers()
-        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
-            scheduler.step()
-
     # --- validation / test: the discriminator on held-out real images vs as many fakes -------
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         images, labels = batch
@@ -233,22 +218,3 @@ class GAN(GenerativeModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test")
-
-    def configure_optimizers(self) -> Any:
-        optimizer_g = self.build_optimizer(
-            self.hparams.optimizer_g or DCGAN_ADAM, self.generator.parameters()
-        )
-        optimizer_d = self.build_optimizer(
-            self.hparams.optimizer_d or DCGAN_ADAM, self.discriminator.parameters()
-        )
-        optimizers = [optimizer_g, optimizer_d]
-        schedulers = [self.build_scheduler(self.hparams.scheduler, opt) for opt in optimizers]
-        if not schedulers[0]:
-            return optimizers
-        plateau = isinstance(schedulers[0]["scheduler"], torch.optim.lr_scheduler.ReduceLROnPlateau)
-        if plateau or schedulers[0]["interval"] != "epoch":
-            raise DlforgeError(
-                "GANs step their schedulers once per epoch without a monitored metric; "
-                "use scheduler=cosine or scheduler=step"
-            )
-        return optimizers, [s["scheduler"] for s in schedulers]

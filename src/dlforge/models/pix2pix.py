@@ -8,23 +8,21 @@ optimization: each training step updates the discriminator, then the generator.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.callbacks import Callback
 from torchmetrics import MeanAbsoluteError
 from torchmetrics.image import PeakSignalNoiseRatio
 
 from dlforge.data.paired import to_grey
-from dlforge.models.base import DlforgeModule
+from dlforge.models.base import AdversarialModule
 from dlforge.nets import build_net
-from dlforge.viz import log_image, save_grid
+from dlforge.registry import register_model
 
 
-class Pix2Pix(DlforgeModule):
+@register_model("pix2pix")
+class Pix2Pix(AdversarialModule):
     """Conditional GAN for paired translation (``dlforge.data.PairedDataModule`` batches).
 
     Args:
@@ -41,15 +39,13 @@ class Pix2Pix(DlforgeModule):
         pictures: ``{"n": ..., "every_n_epochs": ...}`` for the validation grids, or null.
     """
 
-    kind = "pix2pix"
-
     def __init__(
         self,
         generator: dict[str, Any],
         discriminator: dict[str, Any],
         data: dict[str, Any],
-        optimizer_g: dict[str, Any] | None = None,
-        optimizer_d: dict[str, Any] | None = None,
+        optimizer_g: dict[str, Any],
+        optimizer_d: dict[str, Any],
         scheduler: dict[str, Any] | None = None,
         l1_weight: float = 100.0,
         adversarial_weight: float = 1.0,
@@ -60,7 +56,6 @@ class Pix2Pix(DlforgeModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.automatic_optimization = False
         shape = {
             "in_channels": data["in_channels"],
             "out_channels": data["out_channels"],
@@ -130,77 +125,3 @@ class Pix2Pix(DlforgeModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test")
-
-    def configure_callbacks(self) -> list[Callback]:
-        options = self.hparams.pictures
-        present = any(isinstance(c, TranslationGrid) for c in self.trainer.callbacks)
-        return [] if options is None or present else [TranslationGrid(**options)]
-
-    def on_train_epoch_end(self) -> None:
-        """Manual optimization steps the schedulers itself (plateau ones on the model's monitor)."""
-        super().on_train_epoch_end()
-        schedulers = self.lr_schedulers()
-        if schedulers is None:
-            return
-        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                value = self.trainer.callback_metrics.get(self.hparams.monitor)
-                if value is not None:
-                    scheduler.step(value)
-            else:
-                scheduler.step()
-
-    def configure_optimizers(self) -> Any:
-        opt_g = self.build_optimizer(self.hparams.optimizer_g, self.generator.parameters())
-        opt_d = self.build_optimizer(self.hparams.optimizer_d, self.discriminator.parameters())
-        optimizers = [opt_g, opt_d]
-        if not self.hparams.scheduler:
-            return optimizers
-        return optimizers, [self.build_scheduler(self.hparams.scheduler, opt) for opt in optimizers]
-
-
-class TranslationGrid(Callback):
-    """``translations/epoch_NNN.png`` each ``every_n_epochs`` and ``translations/test.png``: rows of
-    input | output | target for the first ``n`` validation (test) pairs; also sent to the loggers."""
-
-    def __init__(self, n: int = 8, every_n_epochs: int = 1) -> None:
-        self.n = n
-        self.every_n_epochs = every_n_epochs
-        self.pairs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def _keep(self, stage: str, batch: Any, batch_idx: int, dataloader_idx: int) -> None:
-        if batch_idx == 0 and dataloader_idx == 0 and stage not in self.pairs:
-            self.pairs[stage] = (batch[0][: self.n].detach(), batch[1][: self.n].detach())
-
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self._keep("val", batch, batch_idx, dataloader_idx)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._keep("test", batch, batch_idx, dataloader_idx)
-
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if (
-            trainer.sanity_checking
-            or "val" not in self.pairs
-            or (trainer.current_epoch + 1) % self.every_n_epochs
-        ):
-            return
-        self._save(trainer, pl_module, "val", f"epoch_{trainer.current_epoch:03d}.png")
-
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if "test" in self.pairs:
-            self._save(trainer, pl_module, "test", "test.png")
-            del self.pairs["test"]
-
-    def _save(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, name: str) -> None:
-        inputs, targets = self.pairs[stage]
-        with torch.no_grad():
-            outputs = pl_module(inputs).clamp(0, 1)
-        if not trainer.is_global_zero:
-            return
-        channels = targets.shape[1]
-        rows = torch.stack([inputs.expand(-1, channels, -1, -1), outputs, targets], dim=1).flatten(0, 1)
-        grid = save_grid(rows, Path(trainer.default_root_dir) / "translations" / name, nrow=3)
-        log_image(trainer, f"{stage}/translations", grid)

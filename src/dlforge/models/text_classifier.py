@@ -7,20 +7,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlforge.data.text import PAD_ID, TextEncoder
+from dlforge.data.text import PAD_ID
 from dlforge.models.classifier import ClassifierModule
 from dlforge.nets import build_net
+from dlforge.registry import register_model
 
 EMBEDDING_MODES = ("static", "non_static", "multichannel")
 
 
+@register_model("text_classifier")
 class TextClassifier(ClassifierModule):
     """Softmax classifier over any registered text network (``dlforge.nets.text``).
 
     The embedding matrix comes from the data module (GloVe rows); it is not a hyper-parameter,
     so a checkpoint holds it in its weights and ``load_model`` rebuilds the model with zeros
     that the state dict then fills. The vocabulary and tokenizer settings live in ``data``, so a
-    checkpoint alone encodes new text (:meth:`predict_texts`).
+    checkpoint alone encodes new text (``TextEncoder.from_spec(hparams.data)``).
 
     Args:
         net: ``{"name": <network in dlforge.nets.NETS>, **its options}``.
@@ -31,8 +33,6 @@ class TextClassifier(ClassifierModule):
         embeddings: the initial (vocabulary x dim) matrix; None gives zeros (loading a checkpoint).
         optimizer, scheduler, label_smoothing, monitor, monitor_mode: as the image classifier.
     """
-
-    kind = "text_classifier"
 
     def __init__(
         self,
@@ -93,15 +93,3 @@ class TextClassifier(ClassifierModule):
         constrain = getattr(self.net, "apply_constraints", None)
         if constrain is not None:
             constrain()
-
-    @property
-    def encoder(self) -> TextEncoder:
-        """Encodes raw text exactly as the training data was encoded."""
-        return TextEncoder.from_spec(self.hparams.data)
-
-    @torch.no_grad()
-    def predict_texts(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
-        """Class probabilities (N, classes) for raw texts."""
-        tokens = self.encoder.encode(texts).to(self.device)
-        parts = [self(part).softmax(dim=-1) for part in tokens.split(batch_size)]
-        return torch.cat(parts) if parts else torch.empty(0, self.hparams.data["num_classes"])

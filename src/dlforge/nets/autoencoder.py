@@ -10,8 +10,10 @@ from __future__ import annotations
 from torch import nn
 
 from dlforge.nets.layers import dense_stack, make_activation
+from dlforge.registry import register_net
 
 
+@register_net("mlp_autoencoder")
 class MLPAutoencoder(nn.Module):
     """Dense encoder ``flatten -> hidden`` and the mirrored decoder ``latent -> reversed(hidden) -> pixels``.
 
@@ -37,6 +39,7 @@ class MLPAutoencoder(nn.Module):
         )
 
 
+@register_net("conv_autoencoder")
 class ConvAutoencoder(nn.Module):
     """Strided convolutions down, transposed convolutions back up.
 

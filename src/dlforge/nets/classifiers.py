@@ -6,8 +6,10 @@ import torch
 from torch import nn
 
 from dlforge.nets.layers import dense_stack, make_activation
+from dlforge.registry import register_net
 
 
+@register_net("convnet")
 class ConvNet(nn.Module):
     """Blocks of convolutions, each block closed by 2x2 max-pooling, then dense layers and a linear head.
 
@@ -76,6 +78,7 @@ class ConvNet(nn.Module):
         return self.head(self.embed(x))
 
 
+@register_net("mlp")
 class MLP(nn.Module):
     """Flatten, dense layers, linear head: the dense baseline."""
 

@@ -9,10 +9,13 @@ arithmetic); unconditional pairs ignore labels.
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dlforge.registry import register_net
 
 
 def upsamplings(height: int, width: int, most: int = 4) -> int:
@@ -109,6 +112,7 @@ class DCGANDiscriminator(nn.Module):
         return self.net(images).flatten()
 
 
+@register_net("dcgan")
 class DCGAN(nn.Module):
     """Radford et al. (2015) DCGAN, sized from the data (1 or 3 channels, 28x28 or 32x32, ...).
 
@@ -116,7 +120,7 @@ class DCGAN(nn.Module):
         latent_dim: size of the noise vector z (100 in the paper).
         features: channels of the generator's last and the discriminator's first hidden layer
             (doubling towards the small end; 64 in the paper).
-        conditional: feed the class label to both networks (see :class:`ConditionalDCGAN`).
+        conditional: feed the class label to both networks (Mirza & Osindero 2014; net name ``cgan``).
     """
 
     def __init__(
@@ -130,6 +134,8 @@ class DCGAN(nn.Module):
         conditional: bool = False,
     ) -> None:
         super().__init__()
+        if conditional and num_classes < 2:
+            raise ValueError("a conditional GAN needs class labels: a data set with at least 2 classes")
         self.latent_dim = latent_dim
         self.conditional = conditional
         classes = num_classes if conditional else 0
@@ -138,47 +144,37 @@ class DCGAN(nn.Module):
         self.apply(dcgan_init)
 
 
-class ConditionalDCGAN(DCGAN):
+@register_net("cgan")
+def conditional_dcgan(**options: Any) -> DCGAN:
     """Conditional DCGAN (Mirza & Osindero 2014 on DCGAN networks): the one-hot class is appended
     to z for the generator and given as constant extra input channels to the discriminator, so
-    ``label=7`` asks for a seven."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        height: int,
-        width: int,
-        num_classes: int,
-        latent_dim: int = 100,
-        features: int = 64,
-    ) -> None:
-        if num_classes < 2:
-            raise ValueError("cgan needs class labels: a data set with at least 2 classes")
-        super().__init__(in_channels, height, width, num_classes, latent_dim, features, conditional=True)
+    ``label=7`` asks for a seven (``dcgan`` with ``conditional: true``)."""
+    return DCGAN(**options, conditional=True)
 
 
 class Seed002Generator(nn.Module):
     """Dense 1024 tanh, dense 128 x (H/4) x (W/4) + batch-norm + tanh, reshape, then twice:
-    2x up-sampling and a 5x5 'same' convolution (64 filters + tanh, then the image + tanh)."""
+    2x up-sampling and a 5x5 'same' convolution (64 filters + tanh, then the image + tanh);
+    128 and 64 are ``2 * features`` and ``features``."""
 
-    def __init__(self, latent_dim: int, channels: int, height: int, width: int) -> None:
+    def __init__(self, latent_dim: int, channels: int, height: int, width: int, features: int = 64) -> None:
         super().__init__()
         if height % 4 or width % 4:
             raise ValueError(f"gan_seed002 needs image sides divisible by 4, got {height}x{width}")
-        self.base = (128, height // 4, width // 4)
+        self.base = (2 * features, height // 4, width // 4)
         self.dense = nn.Sequential(
             nn.Linear(latent_dim, 1024),
             nn.Tanh(),
-            nn.Linear(1024, 128 * self.base[1] * self.base[2]),
-            nn.BatchNorm1d(128 * self.base[1] * self.base[2]),
+            nn.Linear(1024, 2 * features * self.base[1] * self.base[2]),
+            nn.BatchNorm1d(2 * features * self.base[1] * self.base[2]),
             nn.Tanh(),
         )
         self.conv = nn.Sequential(
             nn.Upsample(scale_factor=2),
-            nn.Conv2d(128, 64, 5, padding=2),
+            nn.Conv2d(2 * features, features, 5, padding=2),
             nn.Tanh(),
             nn.Upsample(scale_factor=2),
-            nn.Conv2d(64, channels, 5, padding=2),
+            nn.Conv2d(features, channels, 5, padding=2),
             nn.Tanh(),
         )
 
@@ -190,18 +186,18 @@ class Seed002Discriminator(nn.Module):
     """Conv 64@5x5 ('same') tanh, 2x2 max-pool, conv 128@5x5 ('valid', as in the Keras model) tanh,
     2x2 max-pool, dense 1024 tanh, dense 1 (a logit: the sigmoid lives in the loss)."""
 
-    def __init__(self, channels: int, height: int, width: int) -> None:
+    def __init__(self, channels: int, height: int, width: int, features: int = 64) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 64, 5, padding=2),
+            nn.Conv2d(channels, features, 5, padding=2),
             nn.Tanh(),
             nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 5),
+            nn.Conv2d(features, 2 * features, 5),
             nn.Tanh(),
             nn.MaxPool2d(2),
             nn.Flatten(),
         )
-        flat = 128 * ((height // 2 - 4) // 2) * ((width // 2 - 4) // 2)
+        flat = 2 * features * ((height // 2 - 4) // 2) * ((width // 2 - 4) // 2)
         if flat <= 0:
             raise ValueError(
                 f"gan_seed002's discriminator needs images of at least 12x12, got {height}x{width}"
@@ -212,14 +208,22 @@ class Seed002Discriminator(nn.Module):
         return self.head(self.features(images)).flatten()
 
 
+@register_net("gan_seed002")
 class GANSeed002(nn.Module):
-    """The Keras GAN of seed 002 (dense + up-sampling generator, conv + max-pool discriminator)."""
+    """The Keras GAN of seed 002 (dense + up-sampling generator, conv + max-pool discriminator);
+    ``features``: the generator's last and the discriminator's first conv channels (64 in seed 002)."""
 
     def __init__(
-        self, in_channels: int, height: int, width: int, num_classes: int, latent_dim: int = 100
+        self,
+        in_channels: int,
+        height: int,
+        width: int,
+        num_classes: int,
+        latent_dim: int = 100,
+        features: int = 64,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.conditional = False
-        self.generator = Seed002Generator(latent_dim, in_channels, height, width)
-        self.discriminator = Seed002Discriminator(in_channels, height, width)
+        self.generator = Seed002Generator(latent_dim, in_channels, height, width, features)
+        self.discriminator = Seed002Discriminator(in_channels, height, width, features)

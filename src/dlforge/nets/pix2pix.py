@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlforge.registry import register_net
+
 NORMS = ("batch", "instance", "none")
 
 
@@ -22,6 +24,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}; choose one of {NORMS}")
 
 
+@register_net("unet_generator")
 class UNetGenerator(nn.Module):
     """Encoder-decoder with skip connections: each decoder level sees the matching encoder features.
 
@@ -95,6 +98,7 @@ class UNetGenerator(nn.Module):
         return x[..., pad_h // 2 : pad_h // 2 + h, pad_w // 2 : pad_w // 2 + w]
 
 
+@register_net("patch_discriminator")
 class PatchDiscriminator(nn.Module):
     """PatchGAN: a conv net whose output is a grid of real/fake logits, one per overlapping patch.
 

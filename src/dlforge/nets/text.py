@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from dlforge.nets.layers import dense_stack, make_activation
+from dlforge.registry import register_net
 
 
 def as_sequence(x: torch.Tensor) -> torch.Tensor:
@@ -20,6 +21,7 @@ def as_sequence(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 1, 3, 2).flatten(1, 2)
 
 
+@register_net("text_cnn")
 class TextCNN(nn.Module):
     """Seed 000's text CNN: the sentence as an (L x D) image, a first convolution of height
     ``kernel_size`` spanning the whole embedding, more 1-D convolutions over time, max-pool,
@@ -61,6 +63,7 @@ class TextCNN(nn.Module):
         return self.head(self.dense(self.features(as_sequence(x))))
 
 
+@register_net("kim_cnn")
 class KimCNN(nn.Module):
     """Kim (2014): parallel convolutions of heights ``widths`` (``maps`` filters each) spanning
     the embedding, ReLU, max-over-time pooling, dropout, softmax. With 2 channels (multichannel)
@@ -97,6 +100,7 @@ class KimCNN(nn.Module):
             self.head.weight.copy_(torch.renorm(self.head.weight, p=2, dim=0, maxnorm=self.max_norm))
 
 
+@register_net("text_mlp")
 class TextMLP(nn.Module):
     """Seed 000's baseline: flatten the (L x D) embedded text, dense layers, softmax."""
 
@@ -118,6 +122,7 @@ class TextMLP(nn.Module):
         return self.head(self.dense(x.flatten(1)))
 
 
+@register_net("text_rnn")
 class TextRNN(nn.Module):
     """LSTM or GRU over the embedded tokens, packed so that padding never reaches the state.
 
