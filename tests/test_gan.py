@@ -123,7 +123,7 @@ def test_k_discriminator_steps_smoothing_noise_and_schedule(make_cfg) -> None:
 
 def test_plateau_scheduler_without_a_monitored_metric_is_refused_with_a_hint(make_cfg) -> None:
     _, model, _ = build_run(make_cfg("scheduler=plateau", "data.val_size=32"))  # a GAN monitors nothing
-    with pytest.raises(DlforgeError, match="scheduler.monitor=<logged metric>"):
+    with pytest.raises(DlforgeError, match=r"scheduler\.monitor=<logged metric>"):
         model.configure_optimizers()
 
 
