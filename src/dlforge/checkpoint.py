@@ -63,6 +63,28 @@ def load_model(
     return model.eval().to(pick_device(device))  # type: ignore[return-value]
 
 
+def check_resumable(model: DlforgeModule, path: str | Path) -> None:
+    """Refuse to resume (or test) ``model`` from a checkpoint of another kind or other network shapes."""
+    checkpoint = read_checkpoint(path)
+    kind = checkpoint_kind(checkpoint, path)
+    if kind != model.kind:
+        raise CheckpointError(
+            f"ckpt_path={path} holds a {kind} model but this run builds a {model.kind}; "
+            "pass the model= (and options) it was trained with"
+        )
+    theirs, ours = checkpoint["state_dict"], model.state_dict()
+    differ = sorted(
+        k
+        for k in set(ours) | set(theirs)
+        if k not in theirs or k not in ours or theirs[k].shape != ours[k].shape
+    )
+    if differ:
+        raise CheckpointError(
+            f"ckpt_path={path} has other network shapes than this run's model ({differ[0]}, ...); "
+            "pass the model and data options it was trained with"
+        )
+
+
 def pick_device(name: str | torch.device = "auto") -> torch.device:
     """``auto`` is the GPU when there is one, else the CPU; ``cuda`` without one is a clear error."""
     if isinstance(name, torch.device):

@@ -1,0 +1,336 @@
+"""A web app over trained models: ``python -m dlforge.app digit=<ckpt> photo=... review=... generator=...``.
+
+One page (``app_static/``) with four panels, each served by a model given in ``conf/app.yaml`` as a
+checkpoint or an exported file: draw a digit (an MNIST classifier), upload a photo (any image
+classifier, e.g. Fashion-MNIST), type a review (a text classifier), sample a GAN/VAE (seed, class,
+one latent coordinate on a slider). A panel without a model says so. The page talks to a small
+JSON API (FastAPI), which the tests and ``benchmarks/app_latency.py`` call directly:
+
+- ``GET /api/panels``: the configured panels and their models;
+- ``POST /api/classify/{digit,photo}``: multipart ``image`` file -> top classes, probabilities, and
+  the prepared input the model saw;
+- ``POST /api/review``: ``{"text": ...}`` -> the same for a text;
+- ``POST /api/sample``: ``{"seed", "label", "dim", "value"}`` -> an image and its latent vector.
+
+Bad input (not an image, too large, a decompression bomb, an empty text) gets a 4xx answer with
+``{"error": "<one line>"}``; an unexpected failure a 500 with the same shape; the server goes on.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from omegaconf import DictConfig
+from pydantic import BaseModel, Field
+
+from dlforge.cli import hydra_entry
+from dlforge.errors import DlforgeError
+from dlforge.inference import GeneratorModel, ImageClassifierModel, ServedModel, TextClassifierModel, load
+from dlforge.preprocess import ImageInputError, ImageTooLarge, load_image, to_png
+
+log = logging.getLogger("dlforge")
+
+STATIC = Path(__file__).with_name("app_static")
+#: Each panel and the kind of model it needs.
+PANELS: dict[str, type[ServedModel]] = {
+    "digit": ImageClassifierModel,
+    "photo": ImageClassifierModel,
+    "review": TextClassifierModel,
+    "generator": GeneratorModel,
+}
+TASK_NAMES = {
+    ImageClassifierModel: "an image classifier",
+    TextClassifierModel: "a text classifier",
+    GeneratorModel: "a generative model (GAN or VAE)",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may carry."""
+
+    upload_bytes: int = 5_000_000
+    max_pixels: int = 40_000_000
+    text_chars: int = 5_000
+
+
+class Review(BaseModel):
+    text: str
+
+
+class Sample(BaseModel):
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    label: int | None = Field(None, ge=0)
+    dim: int = Field(0, ge=0)
+    value: float | None = Field(None, ge=-10, le=10)
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def load_panels(paths: dict[str, str | None]) -> dict[str, ServedModel]:
+    """The model of every configured panel, checked to be of the kind the panel needs."""
+    models = {}
+    for panel, path in paths.items():
+        if panel not in PANELS:
+            raise DlforgeError(f"unknown panel {panel!r}; the panels are {', '.join(PANELS)}")
+        if not path:
+            continue
+        try:
+            model = load(path)
+        except DlforgeError as err:
+            raise DlforgeError(f"{panel}={path}: {err}") from None
+        if not isinstance(model, PANELS[panel]):
+            raise DlforgeError(
+                f"{panel}={path}: the {panel} panel needs {TASK_NAMES[PANELS[panel]]}, not this {model.kind}"
+            )
+        models[panel] = model
+    return models
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def classes(model: ServedModel, probs: torch.Tensor) -> dict[str, Any]:
+    """The answer of a classifier: best label, every class's probability (in class order)."""
+    row = probs.tolist()
+    best = max(range(len(row)), key=row.__getitem__)
+    return {
+        "label": model.class_names[best],
+        "probability": row[best],
+        "probabilities": [
+            {"label": name, "probability": p} for name, p in zip(model.class_names, row, strict=True)
+        ],
+    }
+
+
+def describe_panel(panel: str, model: ServedModel) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "source": Path(model.source).name,
+        "backend": model.backend,
+        "kind": model.kind,
+        "data": model.card.get("data", {}).get("name"),
+        "class_names": model.class_names,
+    }
+    if isinstance(model, ImageClassifierModel):
+        info["input"] = [model.spec["channels"], model.spec["height"], model.spec["width"]]
+    if isinstance(model, TextClassifierModel):
+        info["max_len"] = model.encoder.max_len
+    if isinstance(model, GeneratorModel):
+        info.update(latent_dim=model.latent_dim, num_classes=model.num_classes)
+    return info
+
+
+def create_app(
+    models: dict[str, ServedModel], limits: Limits = Limits(), preprocess: str = "auto"
+) -> BodyLimit:
+    """The FastAPI application serving ``models`` (panel name -> model)."""
+    app = FastAPI(title="dlforge", docs_url=None, redoc_url=None)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, err: BadRequest) -> JSONResponse:
+        return JSONResponse({"error": str(err)}, status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e.get('loc', ())[1:])) or 'body'}: {e.get('msg')}" for e in err.errors()
+        )
+        return JSONResponse({"error": f"invalid request: {problems}"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, err: Exception) -> JSONResponse:
+        log.exception("request %s failed", request.url.path)
+        return JSONResponse({"error": f"internal error ({type(err).__name__}); see the server log"}, 500)
+
+    def model_of(panel: str) -> ServedModel:
+        if panel not in PANELS:
+            raise BadRequest(f"no panel {panel!r}; the panels are {', '.join(PANELS)}", 404)
+        if panel not in models:
+            raise BadRequest(f"the {panel} panel has no model: start the app with {panel}=<checkpoint>", 404)
+        return models[panel]
+
+    @app.get("/")
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/api/panels")
+    def panels() -> dict[str, Any]:
+        return {
+            "panels": {p: describe_panel(p, models[p]) if p in models else None for p in PANELS},
+            "limits": {"upload_bytes": limits.upload_bytes, "text_chars": limits.text_chars},
+        }
+
+    @app.post("/api/classify/{panel}")
+    def classify(panel: str, image: Annotated[UploadFile, File()]) -> dict[str, Any]:
+        start = time.perf_counter()
+        model = model_of(panel)
+        if not isinstance(model, ImageClassifierModel):
+            raise BadRequest(f"the {panel} panel does not classify images", 404)
+        data = image.file.read(limits.upload_bytes + 1)
+        try:
+            pixels = load_image(data, model.spec, preprocess, limits.max_pixels, limits.upload_bytes)
+        except ImageTooLarge as err:
+            raise BadRequest(str(err), 413) from None
+        except ImageInputError as err:
+            raise BadRequest(f"{image.filename or 'the upload'}: {err}", 415) from None
+        answer = classes(model, model.classify(pixels[None])[0])
+        answer["input"] = data_url(to_png(pixels, scale=4))
+        answer["ms"] = round(1000 * (time.perf_counter() - start), 2)
+        return answer
+
+    @app.post("/api/review")
+    def review(body: Review) -> dict[str, Any]:
+        start = time.perf_counter()
+        model = model_of("review")
+        assert isinstance(model, TextClassifierModel)
+        if not body.text.strip():
+            raise BadRequest("type a review first: the text is empty")
+        if len(body.text) > limits.text_chars:
+            too_long = f"the text has {len(body.text):,} characters; the limit is {limits.text_chars:,}"
+            raise BadRequest(too_long, 413)
+        answer = classes(model, model.classify([body.text])[0])
+        answer["tokens"] = model.encoder.tokenize(body.text)[: model.encoder.max_len]
+        answer["ms"] = round(1000 * (time.perf_counter() - start), 2)
+        return answer
+
+    @app.post("/api/sample")
+    def sample(body: Sample) -> dict[str, Any]:
+        start = time.perf_counter()
+        model = model_of("generator")
+        assert isinstance(model, GeneratorModel)
+        if body.dim >= model.latent_dim:
+            raise BadRequest(f"dim must be below the latent size {model.latent_dim}, not {body.dim}")
+        labels = None
+        if model.num_classes > 0:
+            label = body.label or 0
+            if label >= model.num_classes:
+                raise BadRequest(f"label must be below {model.num_classes}, not {label}")
+            labels = torch.tensor([label])
+        z = model.latent(1, body.seed)
+        if body.value is not None and math.isfinite(body.value):
+            z[0, body.dim] = body.value
+        image = model.generate(z, labels)[0]
+        scale = max(1, 224 // max(image.shape[1:]))
+        return {
+            "image": data_url(to_png(image, scale=scale)),
+            "latent": [round(v, 4) for v in z[0].tolist()],
+            "label": None if labels is None else model.class_names[int(labels[0])],
+            "ms": round(1000 * (time.perf_counter() - start), 2),
+        }
+
+    return BodyLimit(app, limits.upload_bytes + 64_000)
+
+
+class BodyLimit:
+    """ASGI middleware: answer 413 to a request body over ``max_bytes`` before it is read into memory."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await self.reject(send)
+        seen = 0
+        started = False
+
+        async def counted_receive() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        async def tracked_send(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _TooLarge:
+            if not started:
+                await self.reject(send)
+
+    async def reject(self, send: Any) -> None:
+        body = b'{"error": "the request is larger than the upload limit"}'
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound socket (``port=0``: any free port), so the address is known before the server starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP: asyncio sets TCP_NODELAY
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise DlforgeError(
+            f"cannot listen on {host}:{port} ({err.strerror}); pass port=<another> or port=0"
+        ) from None
+    sock.listen(128)
+    return sock
+
+
+def serve(cfg: DictConfig) -> None:
+    """Load the configured models and serve the app until interrupted."""
+    import uvicorn
+
+    models = load_panels({panel: cfg.get(panel) for panel in PANELS})
+    if not models:
+        raise DlforgeError(
+            "no model configured: pass at least one of digit=, photo=, review=, generator= "
+            "(a checkpoint or a file from python -m dlforge.export)"
+        )
+    limits = Limits(
+        upload_bytes=int(cfg.limits.upload_mb * 1_000_000),
+        max_pixels=int(cfg.limits.max_pixels),
+        text_chars=int(cfg.limits.text_chars),
+    )
+    app = create_app(models, limits, cfg.preprocess)
+    sock = listening_socket(cfg.host, cfg.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    for panel in PANELS:
+        model = models.get(panel)
+        log.info("%s panel: %s", panel, f"{model.kind} from {model.source}" if model else "not configured")
+    print(f"dlforge app on http://{shown}:{port}/ (panels: {', '.join(models)}); Ctrl+C stops it", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=cfg.log_level, timeout_graceful_shutdown=2))
+    server.run(sockets=[sock])
+
+
+@hydra_entry("app")
+def main(cfg: DictConfig) -> None:
+    serve(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"use strict";
+// The dlforge page: four panels over the JSON API of dlforge.app (no build step, no libraries).
+
+const $ = (id) => document.getElementById(id);
+
+async function call(url, options) {
+  const response = await fetch(url, options);
+  let body = null;
+  try { body = await response.json(); } catch (err) { /* not JSON */ }
+  if (!response.ok) {
+    throw new Error((body && body.error) || `the server answered ${response.status}`);
+  }
+  if (body && body.ms !== undefined) $("latency").textContent = body.ms.toFixed(1);
+  return body;
+}
+
+function postJSON(url, payload) {
+  return call(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
+}
+
+function postImage(url, blob, name) {
+  const form = new FormData();
+  form.append("image", blob, name);
+  return call(url, { method: "POST", body: form });
+}
+
+// One request at a time per panel; while one runs, only the newest waiting call is kept.
+function coalesce(task) {
+  let running = false;
+  let waiting = null;
+  async function next() {
+    if (running || !waiting) return;
+    const { args } = waiting;
+    waiting = null;
+    running = true;
+    try { await task(...args); } finally { running = false; next(); }
+  }
+  return (...args) => { waiting = { args }; next(); };
+}
+
+function showError(panel, message) {
+  $(`${panel}-error`).textContent = message || "";
+}
+
+function showClasses(panel, answer) {
+  const percent = (p) => `${(100 * p).toFixed(1)}%`;
+  $(`${panel}-label`).innerHTML = "";
+  $(`${panel}-label`).append(answer.label + " ");
+  const small = document.createElement("small");
+  small.textContent = percent(answer.probability);
+  $(`${panel}-label`).append(small);
+  const bars = $(`${panel}-probs`);
+  bars.innerHTML = "";
+  for (const { label, probability } of answer.probabilities) {
+    const name = document.createElement("span");
+    name.textContent = label;
+    const bar = document.createElement("div");
+    bar.className = label === answer.label ? "bar best" : "bar";
+    const fill = document.createElement("span");
+    fill.style.width = percent(probability);
+    bar.append(fill);
+    const value = document.createElement("span");
+    value.className = "value";
+    value.textContent = percent(probability);
+    bars.append(name, bar, value);
+  }
+  if (answer.input && $(`${panel}-input`)) $(`${panel}-input`).src = answer.input;
+}
+
+function clearClasses(panel) {
+  $(`${panel}-label`).textContent = "\u2013";
+  $(`${panel}-probs`).innerHTML = "";
+  const input = $(`${panel}-input`);
+  if (input) input.removeAttribute("src");
+  showError(panel, "");
+}
+
+// --- draw a digit ---------------------------------------------------------------------------
+function setupDigit() {
+  const canvas = $("digit-canvas");
+  const ctx = canvas.getContext("2d");
+  let drawing = false;
+  let inked = false;
+  let last = 0;
+  const blank = () => { ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height); inked = false; };
+  blank();
+  ctx.lineWidth = 20;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.strokeStyle = "#000";
+
+  const classify = coalesce(async () => {
+    if (!inked) return;
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    try {
+      showClasses("digit", await postImage("/api/classify/digit", blob, "drawing.png"));
+      showError("digit", "");
+    } catch (err) { showError("digit", err.message); }
+  });
+  const point = (event) => {
+    const box = canvas.getBoundingClientRect();
+    return [(event.clientX - box.left) * canvas.width / box.width, (event.clientY - box.top) * canvas.height / box.height];
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    drawing = true;
+    canvas.setPointerCapture(event.pointerId);
+    const [x, y] = point(event);
+    ctx.beginPath();
+    ctx.moveTo(x, y);
+    ctx.lineTo(x + 0.1, y);
+    ctx.stroke();
+    inked = true;
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!drawing) return;
+    const [x, y] = point(event);
+    ctx.lineTo(x, y);
+    ctx.stroke();
+    if (performance.now() - last > 150) { last = performance.now(); classify(); }  // live, throttled
+  });
+  const stop = () => { if (drawing) { drawing = false; classify(); } };
+  canvas.addEventListener("pointerup", stop);
+  canvas.addEventListener("pointercancel", stop);
+  $("digit-clear").addEventListener("click", () => { blank(); clearClasses("digit"); });
+}
+
+// --- classify a photo -----------------------------------------------------------------------
+function setupPhoto() {
+  const drop = $("photo-drop");
+  const send = async (file) => {
+    if (!file) return;
+    const preview = $("photo-preview");
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    preview.src = URL.createObjectURL(file);
+    preview.hidden = false;
+    try {
+      showClasses("photo", await postImage("/api/classify/photo", file, file.name));
+      showError("photo", "");
+    } catch (err) { preview.hidden = true; clearClasses("photo"); showError("photo", err.message); }
+  };
+  $("photo-file").addEventListener("change", (event) => send(event.target.files[0]));
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    send(event.dataTransfer.files[0]);
+  });
+}
+
+// --- sentiment of a review ------------------------------------------------------------------
+function setupReview() {
+  const text = $("review-text");
+  let timer = null;
+  const classify = coalesce(async () => {
+    if (!text.value.trim()) { clearClasses("review"); $("review-tokens").textContent = ""; return; }
+    try {
+      const answer = await postJSON("/api/review", { text: text.value });
+      showClasses("review", answer);
+      $("review-tokens").textContent = "tokens: " + answer.tokens.join(" ");
+      showError("review", "");
+    } catch (err) { showError("review", err.message); }
+  });
+  text.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(classify, 300); });
+  $("review-submit").addEventListener("click", () => { clearTimeout(timer); classify(); });
+}
+
+// --- sample a generator ---------------------------------------------------------------------
+function setupGenerator(info) {
+  const dims = $("gen-dim");
+  for (let i = 0; i < info.latent_dim; i++) dims.add(new Option(`z[${i}]`, i));
+  if (info.num_classes > 0) {
+    $("gen-label-row").hidden = false;
+    info.class_names.forEach((name, i) => $("gen-label").add(new Option(name, i)));
+  }
+  const slider = $("gen-slider");
+  let moves = 0;  // slider moves by the user: a fresh sample must not undo one made while it ran
+  const sample = coalesce(async (keepValue) => {
+    const movesBefore = moves;
+    const payload = { seed: Number($("gen-seed").value) || 0, dim: Number(dims.value) };
+    if (info.num_classes > 0) payload.label = Number($("gen-label").value);
+    if (keepValue) payload.value = Number(slider.value);
+    try {
+      const answer = await postJSON("/api/sample", payload);
+      $("gen-image").src = answer.image;
+      if (!keepValue && moves === movesBefore) slider.value = answer.latent[payload.dim];
+      $("gen-value").textContent = Number(slider.value).toFixed(2);
+      showError("generator", "");
+    } catch (err) { showError("generator", err.message); }
+  });
+  $("gen-seed").addEventListener("change", () => sample(false));
+  $("gen-random").addEventListener("click", () => {
+    $("gen-seed").value = Math.floor(Math.random() * 1e6);
+    sample(false);
+  });
+  $("gen-label").addEventListener("change", () => sample(true));
+  dims.addEventListener("change", () => sample(false));
+  slider.addEventListener("input", () => {
+    moves += 1;
+    $("gen-value").textContent = Number(slider.value).toFixed(2);
+    sample(true);
+  });
+  sample(false);
+}
+
+async function main() {
+  let panels;
+  try {
+    panels = (await call("/api/panels")).panels;
+  } catch (err) {
+    document.querySelector("header p").textContent = `The server does not answer: ${err.message}`;
+    return;
+  }
+  const setup = { digit: setupDigit, photo: setupPhoto, review: setupReview, generator: setupGenerator };
+  for (const [name, info] of Object.entries(panels)) {
+    const section = $(name);
+    if (!info) {
+      section.classList.add("off");
+      section.querySelector(".missing").hidden = false;
+      continue;
+    }
+    const what = [info.kind.replace("_", " "), info.data && `trained on ${info.data}`, `${info.source} (${info.backend})`];
+    section.querySelector(".model").textContent = what.filter(Boolean).join(" \u00b7 ");
+    setup[name](info);
+  }
+  document.body.dataset.ready = "true";
+}
+
+main();

@@ -1,0 +1,29 @@
+"""Data modules: each hands what its models need over through ``model_kwargs()``."""
+
+from dlforge.data.corpora import (
+    CSVTextDataModule,
+    IMDBDataModule,
+    MovieReviewsDataModule,
+    MRDataModule,
+    SubjDataModule,
+)
+from dlforge.data.folder import ImageFolderDataModule
+from dlforge.data.images import ImageDataModule
+from dlforge.data.paired import PairedDataModule
+from dlforge.data.standard import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
+from dlforge.data.text_datamodule import TextDataModule
+
+__all__ = [
+    "CIFAR10DataModule",
+    "CSVTextDataModule",
+    "FashionMNISTDataModule",
+    "IMDBDataModule",
+    "ImageDataModule",
+    "ImageFolderDataModule",
+    "MNISTDataModule",
+    "MRDataModule",
+    "MovieReviewsDataModule",
+    "PairedDataModule",
+    "SubjDataModule",
+    "TextDataModule",
+]

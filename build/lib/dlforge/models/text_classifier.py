@@ -1,0 +1,95 @@
+"""Text classification: token ids -> embeddings (GloVe, static or fine-tuned) -> a text network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlforge.data.text import PAD_ID
+from dlforge.models.classifier import ClassifierModule
+from dlforge.nets import build_net
+from dlforge.registry import register_model
+
+EMBEDDING_MODES = ("static", "non_static", "multichannel")
+
+
+@register_model("text_classifier")
+class TextClassifier(ClassifierModule):
+    """Softmax classifier over any registered text network (``dlforge.nets.text``).
+
+    The embedding matrix comes from the data module (GloVe rows); it is not a hyper-parameter,
+    so a checkpoint holds it in its weights and ``load_model`` rebuilds the model with zeros
+    that the state dict then fills. The vocabulary and tokenizer settings live in ``data``, so a
+    checkpoint alone encodes new text (``TextEncoder.from_spec(hparams.data)``).
+
+    Args:
+        net: ``{"name": <network in dlforge.nets.NETS>, **its options}``.
+        data: the text data module's ``spec`` (vocabulary, ``max_len``, padding, tokenizer,
+            classes, ``embedding_dim``).
+        embedding: ``static`` (frozen), ``non_static`` (fine-tuned) or ``multichannel`` (Kim 2014:
+            a frozen and a fine-tuned copy, as two input channels).
+        embeddings: the initial (vocabulary x dim) matrix; None gives zeros (loading a checkpoint).
+        optimizer, scheduler, label_smoothing, monitor, monitor_mode: as the image classifier.
+    """
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        data: dict[str, Any],
+        embedding: str = "non_static",
+        embeddings: torch.Tensor | None = None,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        label_smoothing: float = 0.0,
+        monitor: str = "val/acc",
+        monitor_mode: str = "max",
+    ) -> None:
+        super().__init__()
+        if "vocab" not in data:
+            raise ValueError(
+                f"a text model needs a text data set (data=mr, subj, ...), not {data.get('name')}"
+            )
+        if embedding not in EMBEDDING_MODES:
+            raise ValueError(f"model.embedding must be one of {EMBEDDING_MODES}, not {embedding!r}")
+        # the vocabulary stays out of the loggers (train.py logs the run config to them)
+        self.save_hyperparameters(ignore=["embeddings"], logger=False)
+        shape = (len(data["vocab"]), data["embedding_dim"])
+        if embeddings is None:
+            embeddings = torch.zeros(shape)
+        if tuple(embeddings.shape) != shape:
+            raise ValueError(
+                f"embeddings of shape {tuple(embeddings.shape)} do not fit vocabulary x dim {shape}"
+            )
+        embeddings = embeddings.float()
+        self.embedding = nn.Embedding.from_pretrained(
+            embeddings.clone(), freeze=embedding == "static", padding_idx=PAD_ID
+        )
+        self.static_embedding = (
+            nn.Embedding.from_pretrained(embeddings.clone(), freeze=True, padding_idx=PAD_ID)
+            if embedding == "multichannel"
+            else None
+        )
+        self.net = build_net(
+            embedding_dim=shape[1],
+            max_len=data["max_len"],
+            num_classes=data["num_classes"],
+            channels=2 if embedding == "multichannel" else 1,
+            **net,
+        )
+        self.setup_metrics(data["num_classes"])
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits for token ids (N, max_len)."""
+        tokens = tokens.long()
+        channels = [self.embedding(tokens)]
+        if self.static_embedding is not None:
+            channels.append(self.static_embedding(tokens))
+        lengths = (tokens != PAD_ID).sum(dim=1).clamp_min(1)
+        return self.net(torch.stack(channels, dim=1), lengths)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        constrain = getattr(self.net, "apply_constraints", None)
+        if constrain is not None:
+            constrain()

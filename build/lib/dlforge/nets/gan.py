@@ -1,0 +1,229 @@
+"""GAN networks: each is a generator/discriminator pair sized from the data.
+
+Every pair exposes ``generator(z, labels) -> images in [-1, 1]`` (tanh), ``discriminator(images,
+labels) -> logits (N,)``, ``latent_dim`` and ``conditional``. Conditional pairs take class labels
+as integers (N,) or as float class vectors (N, num_classes) (one-hot, or mixtures for latent
+arithmetic); unconditional pairs ignore labels.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlforge.registry import register_net
+
+
+def upsamplings(height: int, width: int, most: int = 4) -> int:
+    """How many 2x up-samplings lead from a base of at least 3x3 pixels to ``height`` x ``width``."""
+    for n in range(most, 0, -1):
+        if height % 2**n == 0 and width % 2**n == 0 and min(height, width) // 2**n >= 3:
+            return n
+    raise ValueError(
+        f"a {height}x{width} image cannot be reached by 2x up-sampling from a base of at least 3x3 pixels; "
+        "use images with even sides (28x28, 32x32, 64x64, ...)"
+    )
+
+
+def class_vectors(labels: torch.Tensor, num_classes: int, like: torch.Tensor) -> torch.Tensor:
+    """Integer labels (N,) as one-hot rows, float class vectors (N, K) as they are, like ``like``."""
+    vectors = labels if labels.is_floating_point() else F.one_hot(labels.long(), num_classes)
+    return vectors.to(device=like.device, dtype=like.dtype)
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Radford et al.: convolution weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class DCGANGenerator(nn.Module):
+    """z (1x1) -> fractionally-strided convolutions with batch-norm + ReLU -> tanh image.
+
+    The first transposed convolution maps the noise to a ``base`` x ``base`` map (7x7 for 28x28
+    images, 4x4 for 32x32), then each 4x4 stride-2 transposed convolution doubles the size and
+    halves the channels, down to ``features`` before the output layer.
+    """
+
+    def __init__(
+        self, latent_dim: int, channels: int, height: int, width: int, features: int, num_classes: int = 0
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        n = upsamplings(height, width)
+        widths = [features * 2**i for i in reversed(range(n))]  # e.g. [256, 128, 64] for 32x32
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(latent_dim + num_classes, widths[0], (height >> n, width >> n), bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        ]
+        for wide, narrow in pairwise(widths):
+            layers += [
+                nn.ConvTranspose2d(wide, narrow, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(narrow),
+                nn.ReLU(inplace=True),
+            ]
+        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, stride=2, padding=1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            z = torch.cat([z, class_vectors(labels, self.num_classes, z)], dim=1)
+        return self.net(z[:, :, None, None])
+
+
+class DCGANDiscriminator(nn.Module):
+    """Strided 4x4 convolutions with LeakyReLU(0.2) (batch-norm after the first), a last
+    convolution over the whole ``base`` map gives one logit. No pooling, no dense layers.
+    A conditional discriminator sees the class vector as extra constant input channels."""
+
+    def __init__(self, channels: int, height: int, width: int, features: int, num_classes: int = 0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        n = upsamplings(height, width)
+        widths = [features * 2**i for i in range(n)]  # e.g. [64, 128, 256] for 32x32
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels + num_classes, widths[0], 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for narrow, wide in pairwise(widths):
+            layers += [
+                nn.Conv2d(narrow, wide, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(wide),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+        layers.append(nn.Conv2d(widths[-1], 1, (height >> n, width >> n)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            vectors = class_vectors(labels, self.num_classes, images)
+            maps = vectors[:, :, None, None].expand(-1, -1, *images.shape[2:])
+            images = torch.cat([images, maps], dim=1)
+        return self.net(images).flatten()
+
+
+@register_net("dcgan")
+class DCGAN(nn.Module):
+    """Radford et al. (2015) DCGAN, sized from the data (1 or 3 channels, 28x28 or 32x32, ...).
+
+    Args:
+        latent_dim: size of the noise vector z (100 in the paper).
+        features: channels of the generator's last and the discriminator's first hidden layer
+            (doubling towards the small end; 64 in the paper).
+        conditional: feed the class label to both networks (Mirza & Osindero 2014; net name ``cgan``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        height: int,
+        width: int,
+        num_classes: int,
+        latent_dim: int = 100,
+        features: int = 64,
+        conditional: bool = False,
+    ) -> None:
+        super().__init__()
+        if conditional and num_classes < 2:
+            raise ValueError("a conditional GAN needs class labels: a data set with at least 2 classes")
+        self.latent_dim = latent_dim
+        self.conditional = conditional
+        classes = num_classes if conditional else 0
+        self.generator = DCGANGenerator(latent_dim, in_channels, height, width, features, classes)
+        self.discriminator = DCGANDiscriminator(in_channels, height, width, features, classes)
+        self.apply(dcgan_init)
+
+
+@register_net("cgan")
+def conditional_dcgan(**options: Any) -> DCGAN:
+    """Conditional DCGAN (Mirza & Osindero 2014 on DCGAN networks): the one-hot class is appended
+    to z for the generator and given as constant extra input channels to the discriminator, so
+    ``label=7`` asks for a seven (``dcgan`` with ``conditional: true``)."""
+    return DCGAN(**options, conditional=True)
+
+
+class Seed002Generator(nn.Module):
+    """Dense 1024 tanh, dense 128 x (H/4) x (W/4) + batch-norm + tanh, reshape, then twice:
+    2x up-sampling and a 5x5 'same' convolution (64 filters + tanh, then the image + tanh);
+    128 and 64 are ``2 * features`` and ``features``."""
+
+    def __init__(self, latent_dim: int, channels: int, height: int, width: int, features: int = 64) -> None:
+        super().__init__()
+        if height % 4 or width % 4:
+            raise ValueError(f"gan_seed002 needs image sides divisible by 4, got {height}x{width}")
+        self.base = (2 * features, height // 4, width // 4)
+        self.dense = nn.Sequential(
+            nn.Linear(latent_dim, 1024),
+            nn.Tanh(),
+            nn.Linear(1024, 2 * features * self.base[1] * self.base[2]),
+            nn.BatchNorm1d(2 * features * self.base[1] * self.base[2]),
+            nn.Tanh(),
+        )
+        self.conv = nn.Sequential(
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(2 * features, features, 5, padding=2),
+            nn.Tanh(),
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(features, channels, 5, padding=2),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.conv(self.dense(z).view(-1, *self.base))
+
+
+class Seed002Discriminator(nn.Module):
+    """Conv 64@5x5 ('same') tanh, 2x2 max-pool, conv 128@5x5 ('valid', as in the Keras model) tanh,
+    2x2 max-pool, dense 1024 tanh, dense 1 (a logit: the sigmoid lives in the loss)."""
+
+    def __init__(self, channels: int, height: int, width: int, features: int = 64) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, features, 5, padding=2),
+            nn.Tanh(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(features, 2 * features, 5),
+            nn.Tanh(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
+        flat = 2 * features * ((height // 2 - 4) // 2) * ((width // 2 - 4) // 2)
+        if flat <= 0:
+            raise ValueError(
+                f"gan_seed002's discriminator needs images of at least 12x12, got {height}x{width}"
+            )
+        self.head = nn.Sequential(nn.Linear(flat, 1024), nn.Tanh(), nn.Linear(1024, 1))
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(images)).flatten()
+
+
+@register_net("gan_seed002")
+class GANSeed002(nn.Module):
+    """The Keras GAN of seed 002 (dense + up-sampling generator, conv + max-pool discriminator);
+    ``features``: the generator's last and the discriminator's first conv channels (64 in seed 002)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        height: int,
+        width: int,
+        num_classes: int,
+        latent_dim: int = 100,
+        features: int = 64,
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.conditional = False
+        self.generator = Seed002Generator(latent_dim, in_channels, height, width, features)
+        self.discriminator = Seed002Discriminator(in_channels, height, width, features)

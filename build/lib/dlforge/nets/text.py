@@ -1,0 +1,181 @@
+"""Text classifier networks over embedded token sequences.
+
+Every network takes ``x`` (N, C, L, D): C embedding channels (1, or 2 for Kim's multichannel
+model) of L tokens of dimension D, and ``lengths`` (N,), the number of real (non-PAD) tokens of
+each text; it returns logits (N, num_classes).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from dlforge.nets.layers import dense_stack, make_activation
+from dlforge.registry import register_net
+
+
+def as_sequence(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, L, D) -> (N, C * D, L): a filter of height h spanning the whole embedding (of every
+    channel) is then a 1-D convolution over time, several times faster than Conv2d on a CPU."""
+    return x.permute(0, 1, 3, 2).flatten(1, 2)
+
+
+@register_net("text_cnn")
+class TextCNN(nn.Module):
+    """Seed 000's text CNN: the sentence as an (L x D) image, a first convolution of height
+    ``kernel_size`` spanning the whole embedding, more 1-D convolutions over time, max-pool,
+    flatten, dense layers, softmax. Seed 000: 2 x 64 filters of height 3, pool 2, dense 128."""
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        max_len: int,
+        num_classes: int,
+        channels: int = 1,
+        filters: list[int] | tuple[int, ...] = (64, 64),
+        kernel_size: int = 3,
+        pool: int = 2,
+        hidden: list[int] | tuple[int, ...] = (128,),
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        length = max_len
+        layers: list[nn.Module] = []
+        in_channels = channels * embedding_dim
+        for width in filters:
+            layers += [nn.Conv1d(in_channels, width, kernel_size), make_activation(activation)]
+            in_channels, length = width, length - kernel_size + 1
+        if pool > 1:
+            layers.append(nn.MaxPool1d(pool))
+            length //= pool
+        if length < 1:
+            raise ValueError(
+                f"max_len {max_len} is too short for {len(filters)} convolutions of height {kernel_size} "
+                f"and pool {pool}; raise data.max_len or use fewer layers"
+            )
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.dense, width = dense_stack(in_channels * length, list(hidden), activation, dropout)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dense(self.features(as_sequence(x))))
+
+
+@register_net("kim_cnn")
+class KimCNN(nn.Module):
+    """Kim (2014): parallel convolutions of heights ``widths`` (``maps`` filters each) spanning
+    the embedding, ReLU, max-over-time pooling, dropout, softmax. With 2 channels (multichannel)
+    every filter reads both. ``max_norm`` rescales the output layer's weight rows to that l2 norm
+    at most after each step (Kim: 3)."""
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        max_len: int,
+        num_classes: int,
+        channels: int = 1,
+        widths: list[int] | tuple[int, ...] = (3, 4, 5),
+        maps: int = 100,
+        dropout: float = 0.5,
+        max_norm: float | None = 3.0,
+    ) -> None:
+        super().__init__()
+        if max_len < max(widths):
+            raise ValueError(f"max_len {max_len} is shorter than the widest filter ({max(widths)})")
+        self.convs = nn.ModuleList(nn.Conv1d(channels * embedding_dim, maps, w) for w in widths)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(maps * len(widths), num_classes)
+        self.max_norm = max_norm
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = as_sequence(x)
+        pooled = [conv(x).relu().amax(dim=2) for conv in self.convs]
+        return self.head(self.dropout(torch.cat(pooled, dim=1)))
+
+    @torch.no_grad()
+    def apply_constraints(self) -> None:
+        if self.max_norm:
+            self.head.weight.copy_(torch.renorm(self.head.weight, p=2, dim=0, maxnorm=self.max_norm))
+
+
+@register_net("text_mlp")
+class TextMLP(nn.Module):
+    """Seed 000's baseline: flatten the (L x D) embedded text, dense layers, softmax."""
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        max_len: int,
+        num_classes: int,
+        channels: int = 1,
+        hidden: list[int] | tuple[int, ...] = (1024, 1024, 1024),
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.dense, width = dense_stack(channels * max_len * embedding_dim, list(hidden), activation, dropout)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dense(x.flatten(1)))
+
+
+@register_net("text_rnn")
+class TextRNN(nn.Module):
+    """LSTM or GRU over the embedded tokens, packed so that padding never reaches the state.
+
+    ``readout``: ``last`` (the final hidden state of the last layer, both directions), ``mean`` or
+    ``max`` (pooled over the real tokens' outputs).
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        max_len: int,
+        num_classes: int,
+        channels: int = 1,
+        cell: str = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        readout: str = "last",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        rnn = {"lstm": nn.LSTM, "gru": nn.GRU}.get(cell)
+        if rnn is None:
+            raise ValueError(f"cell must be lstm or gru, not {cell!r}")
+        if readout not in ("last", "mean", "max"):
+            raise ValueError(f"readout must be last, mean or max, not {readout!r}")
+        self.rnn = rnn(
+            channels * embedding_dim,
+            hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.readout = readout
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 1, 3).flatten(2)  # (N, L, C * D)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, state = self.rnn(packed)
+        if self.readout == "last":
+            hidden = state[0] if isinstance(state, tuple) else state  # LSTM: (h, c)
+            directions = 2 if self.rnn.bidirectional else 1
+            features = hidden[-directions:].transpose(0, 1).flatten(1)  # last layer, all directions
+        else:
+            padded, _ = pad_packed_sequence(outputs, batch_first=True, total_length=x.shape[1])
+            mask = (torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None].to(x.device))[
+                ..., None
+            ]
+            if self.readout == "mean":
+                features = (padded * mask).sum(1) / mask.sum(1).clamp_min(1)
+            else:
+                features = padded.masked_fill(~mask, float("-inf")).amax(1)
+        return self.head(self.dropout(features))

@@ -1,0 +1,131 @@
+"""Training: config -> data module -> model -> trainer -> run dir (``python train.py ...``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from torchmetrics import Metric
+
+from dlforge.build import (
+    build_trainer,
+    check_optimizer_choice,
+    model_options,
+    prepare_data,
+)
+from dlforge.cli import hydra_entry
+from dlforge.data.base import DataModule
+from dlforge.errors import DlforgeError
+from dlforge.models import DlforgeModule, build_model
+from dlforge.outputs import run_record, write_json
+from dlforge.speed import keep_freed_memory
+
+log = logging.getLogger("dlforge")
+
+
+def compile_networks(model: pl.LightningModule) -> None:
+    """``torch.compile`` each network of the model in place (state-dict keys, so checkpoints, unchanged)."""
+    for child in model.children():
+        if not isinstance(child, Metric) and any(True for _ in child.parameters()):
+            child.compile()
+
+
+def build_run(cfg: DictConfig) -> tuple[DataModule, DlforgeModule, pl.Trainer]:
+    """Compose the pieces of a run; the model is built from what the data module hands over."""
+    datamodule: DataModule = instantiate(cfg.data)
+    prepare_data(datamodule, "fit")
+    options = model_options(cfg)
+    # the data's hand-off (vocabulary, embedding matrix) goes to the model as it is, not through OmegaConf
+    model = build_model(options.pop("kind"), **options, **datamodule.model_kwargs())
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    check_optimizer_choice(model, overrides)
+    if cfg.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.get("compile"):
+        compile_networks(model)
+    trainer = build_trainer(cfg, type(model), options)
+    return datamodule, model, trainer
+
+
+def checkpoint_paths(trainer: pl.Trainer) -> dict[str, str | None]:
+    """Where the checkpoint callback put the best and the last checkpoint (None without one)."""
+    callback = trainer.checkpoint_callback
+    if not isinstance(callback, ModelCheckpoint):
+        return {"best_checkpoint": None, "last_checkpoint": None}
+    return {
+        "best_checkpoint": callback.best_model_path or None,
+        "last_checkpoint": callback.last_model_path or None,
+    }
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit and/or test as the config says; write ``config.yaml`` and ``metrics.json`` in the run dir."""
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
+    if cfg.get("keep_freed_memory"):
+        keep_freed_memory()
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    out = Path(cfg.paths.output_dir)
+    datamodule, model, trainer = build_run(cfg)
+    if trainer.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    start = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    checkpoints = checkpoint_paths(trainer)
+    if cfg.train:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics.update(trainer.callback_metrics)
+        checkpoints = checkpoint_paths(trainer)  # testing restores older callback state: read them now
+    if cfg.test:
+        best = checkpoints["best_checkpoint"]
+        ckpt = best if cfg.train else cfg.get("ckpt_path")
+        if cfg.train and not best:
+            log.info("no best checkpoint recorded: testing the final weights")
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
+        metrics.update(trainer.callback_metrics)
+    summary = run_record(
+        "train",
+        metrics,
+        time.perf_counter() - start,
+        kind=model.kind,
+        reference=OmegaConf.to_container(cfg.reference, resolve=True) if cfg.get("reference") else None,
+        epochs=trainer.current_epoch,
+        global_step=trainer.global_step,
+        device=f"{trainer.strategy.root_device.type} x{trainer.world_size}",
+        precision=str(trainer.precision),
+        **checkpoints,
+    )
+    if trainer.is_global_zero:
+        write_json(out / "metrics.json", summary)
+        log.info("run dir: %s", out.resolve())
+    return summary
+
+
+@hydra_entry("train")
+def main(cfg: DictConfig) -> float | None:
+    summary = train(cfg)
+    metric = cfg.get("optimized_metric")
+    if not metric:
+        return None
+    if summary["metrics"].get(metric) is None:
+        raise DlforgeError(
+            f"optimized_metric={metric} was not logged; logged: {', '.join(summary['metrics'])}"
+        )
+    return summary["metrics"][metric]  # the value a Hydra sweeper (e.g. Optuna) optimizes
+
+
+if __name__ == "__main__":
+    main()
