@@ -6,6 +6,7 @@ kinds (:func:`dlforge.models.build_model`); tools never import each other, they 
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +29,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
+    if not zipfile.is_zipfile(path):  # torch.save's format
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint; pass a .ckpt file that dlforge wrote")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or unsafe files

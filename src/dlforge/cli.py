@@ -125,13 +125,18 @@ def fail(message: str) -> NoReturn:
 
 
 def remove_empty_run_dir() -> None:
-    """Remove this run's dir if it holds only Hydra's records (``.hydra/``, the log): nothing half-written."""
+    """Remove the run dir of a run that failed before it wrote anything to keep (a checkpoint, a
+    result): what is left would be half a run (Hydra's records, a config, a log)."""
     if not HydraConfig.initialized():
         return
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    logging.shutdown()  # close the run's log file before removing it
-    own = [p for p in run_dir.rglob("*") if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log"]
-    if run_dir.is_dir() and not own:
+    kept = [p for p in run_dir.rglob("*") if p.suffix in (".ckpt", ".png", ".onnx", ".pt", ".wav")]
+    if run_dir.is_dir() and not kept and not (run_dir / "metrics.json").exists():
+        root = logging.getLogger()
+        for handler in list(root.handlers):  # the run's log file goes with its run dir
+            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).is_relative_to(run_dir):
+                root.removeHandler(handler)
+                handler.close()
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
