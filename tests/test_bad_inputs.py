@@ -572,3 +572,10 @@ def test_every_tool_in_the_table_is_a_command() -> None:
     from dlforge.__main__ import COMMANDS
 
     assert set(TOOLS) <= set(COMMANDS)
+
+
+def test_docs_list_every_case() -> None:
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "reliability.md").read_text()
+    assert [case.name for case in CASES if f"| `{case.name}` |" not in doc] == []
