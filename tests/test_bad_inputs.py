@@ -23,7 +23,7 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 
 from dlforge.train import train
-from tests.conftest import FAST, write_cifar_like, write_image_folder, write_mnist_like
+from tests.conftest import FAST, write_cifar_like, write_mnist_like
 from tests.text_fixtures import write_csv, write_glove, write_mr
 
 
