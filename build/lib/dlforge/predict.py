@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from dlforge.cli import hydra_entry
 from dlforge.errors import DlforgeError
 from dlforge.inference import ImageClassifierModel, ServedModel, TextClassifierModel, load
+from dlforge.outputs import atomic_write, write_text
 from dlforge.preprocess import ImageInputError, load_image
 
 log = logging.getLogger("dlforge")
@@ -93,8 +94,7 @@ def report(
         document = {"model": model.source, "kind": model.kind, "predictions": results}
         text = json.dumps(results[0] if single else document, indent=2)
         if output and output != "-":
-            Path(output).parent.mkdir(parents=True, exist_ok=True)
-            Path(output).write_text(text + "\n", encoding="utf-8")
+            write_text(output, text + "\n")
         else:
             print(text, flush=True)
         return document
@@ -106,8 +106,7 @@ def report(
     if output == "-":
         write_predictions(sys.stdout, items, labels, rows, names, column)
     else:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        with open(output, "w", newline="", encoding="utf-8") as f:
+        with atomic_write(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             write_predictions(f, items, labels, rows, names, column)
         counts = ", ".join(f"{labels.count(name)} {name}" for name in names if name in labels)
         print(f"{len(items)} {column}s: {counts}; predictions in {output}", flush=True)

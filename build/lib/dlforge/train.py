@@ -21,6 +21,7 @@ from dlforge.build import (
     model_options,
     prepare_data,
 )
+from dlforge.checkpoint import check_resumable
 from dlforge.cli import hydra_entry
 from dlforge.data.base import DataModule
 from dlforge.errors import DlforgeError
@@ -76,6 +77,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
     datamodule, model, trainer = build_run(cfg)
+    if cfg.get("ckpt_path"):
+        check_resumable(model, cfg.ckpt_path)
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, out / "config.yaml", resolve=True)

@@ -13,7 +13,10 @@ import torch
 from hydra.utils import get_class, instantiate
 
 from dlforge import __version__
-from dlforge.errors import DlforgeError
+from dlforge.errors import DlforgeError, first_line
+
+#: what image models say they need when given other data
+IMAGE_DATA = "an image data set (data=mnist, fashion_mnist, cifar10, cifar10_jpeg, image_folder)"
 
 
 class DlforgeModule(pl.LightningModule):
@@ -87,6 +90,12 @@ class DlforgeModule(pl.LightningModule):
             self.log(key, total / samples, prog_bar=prog_bar, sync_dist=True)
         self._train_sums.clear()
 
+    @staticmethod
+    def require_data(data: dict[str, Any], keys: tuple[str, ...], needs: str) -> None:
+        """Refuse a data set that lacks what the model is built from (pix2pix on unpaired images, ...)."""
+        if not all(key in data for key in keys):
+            raise DlforgeError(f"this model needs {needs}, not data={data.get('name')}")
+
     @property
     def run_dir(self) -> Path:
         """The run's output folder (the trainer's ``default_root_dir``), or ``.`` outside a trainer."""
@@ -110,9 +119,17 @@ class DlforgeModule(pl.LightningModule):
         ``trainer.gradient_clip_val`` set it stays unfused.
         """
         params = list(params)
-        if not {"fused", "foreach"} & set(config) and self._fuses(config, params):
-            return instantiate(config, params=params, fused=True)
-        return instantiate(config, params=params)
+        fused = (
+            {"fused": True} if not {"fused", "foreach"} & set(config) and self._fuses(config, params) else {}
+        )
+        try:
+            return instantiate(config, params=params, **fused)
+        except Exception as err:  # torch's checks (negative lr, ...) and bad arguments
+            cause = err.__cause__ or err
+            name = str(config.get("_target_", "?")).rsplit(".", 1)[-1]
+            raise DlforgeError(
+                f"cannot build the {name} optimizer: {first_line(cause)}; check its options"
+            ) from None
 
     def _fuses(self, config: dict[str, Any], params: list[Any]) -> bool:
         """Whether the optimizer of ``config`` can run fused here (see :meth:`build_optimizer`)."""

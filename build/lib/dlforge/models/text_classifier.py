@@ -47,10 +47,8 @@ class TextClassifier(ClassifierModule):
         monitor_mode: str = "max",
     ) -> None:
         super().__init__()
-        if "vocab" not in data:
-            raise ValueError(
-                f"a text model needs a text data set (data=mr, subj, ...), not {data.get('name')}"
-            )
+        texts = "a text data set (data=mr, subj, movie_reviews, imdb, csv_text)"
+        self.require_data(data, ("vocab", "embedding_dim", "max_len", "num_classes"), texts)
         if embedding not in EMBEDDING_MODES:
             raise ValueError(f"model.embedding must be one of {EMBEDDING_MODES}, not {embedding!r}")
         # the vocabulary stays out of the loggers (train.py logs the run config to them)
