@@ -79,3 +79,34 @@ def test_every_entry_point_runs_from_any_directory(installed: Path, tmp_path: Pa
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["tool"] == "evaluate"
+
+
+def test_every_tools_help_shows_its_own_options_each_described() -> None:
+    from dlforge.__main__ import COMMANDS
+    from dlforge.usage import options, tool_help
+
+    for name in COMMANDS:
+        if name == "report":  # argparse: python -m dlforge.report --help
+            continue
+        text = tool_help(name)
+        assert text.startswith("usage: ") and "options (key=value" in text, name
+        keys = options(Path(f"{REPO}/conf/{name}.yaml").read_text().splitlines())
+        assert [key for key, _, description in keys if not description] == [], name
+        if name not in ("train", "crossval"):
+            assert "model=" not in text and "experiment=" not in text, name  # only its own options
+    train = tool_help("train")
+    assert "  model=" in train and "* dcgan" in train and "lenet" in train and "seed=42" in train
+
+
+def test_help_is_instant(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout.startswith("usage: python train.py")
+    modules = subprocess.run(
+        [sys.executable, "-X", "importtime", str(REPO / "train.py"), "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert " torch" not in modules.stderr and " hydra" not in modules.stderr  # no heavy imports for help

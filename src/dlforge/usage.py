@@ -101,13 +101,20 @@ def options(lines: list[str]) -> list[tuple[str, str, str]]:
     return found
 
 
+def inherited(lines: list[str], conf: Path) -> list[str]:
+    """The lines of the top-level configs a config builds on (``defaults: [train, _self_]``)."""
+    bases = [g for g, c in groups(lines) if c is None and (conf / f"{g}.yaml").is_file()]
+    return [line for base in bases for line in (conf / f"{base}.yaml").read_text().splitlines()]
+
+
 def tool_help(config_name: str, conf_dir: str | Path = CONF_DIR) -> str:
     """The ``--help`` text of ``conf/<config_name>.yaml``."""
     conf = Path(conf_dir)
-    lines = (conf / f"{config_name}.yaml").read_text().splitlines()
+    own = (conf / f"{config_name}.yaml").read_text().splitlines()
     out = [f"usage: {command(config_name)} [group=option ...] [key=value ...]", ""]
-    out += header(lines)
-    chosen = groups(lines)
+    out += header(own)
+    lines = inherited(own, conf) + own
+    chosen = [(g, c) for g, c in groups(lines) if (conf / g).is_dir()]
     if chosen:
         out += ["", "config groups (group=option; the default is marked *):"]
         for group, default in chosen:
