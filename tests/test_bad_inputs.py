@@ -270,7 +270,7 @@ CASES = [
         ("trainer.max_epoch=3",),
         "its options: _target_, default_root_dir, max_epochs",
     ),
-    Case("batch-size-word", "train", ("data.batch_size=abc",), "data.batch_size takes a whole number"),
+    Case("batch-size-word", "train", ("data.batch_size=abc",), "data.batch_size takes a number"),
     Case(
         "batch-size-negative",
         "train",

@@ -110,3 +110,23 @@ def test_help_is_instant(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert " torch" not in modules.stderr and " hydra" not in modules.stderr  # no heavy imports for help
+
+
+def test_the_readmes_commands_compose() -> None:
+    """Every ``python train.py`` / ``python -m dlforge.<tool>`` line of the README composes as typed
+    (unknown keys, options and types fail here before a user meets them)."""
+    import re
+    import shlex
+
+    from dlforge.cli import check_command_line
+
+    readme = (REPO / "README.md").read_text()
+    commands = re.findall(r"^(?:python train\.py|python -m dlforge\.(\w+))([^\n#]*)", readme, re.M)
+    checked = 0
+    for tool, rest in commands:
+        if tool == "report" or "<" in rest or "$" in rest or "..." in rest:
+            continue  # placeholders for a user's own paths
+        problem = check_command_line(tool or "train", shlex.split(rest))
+        assert problem is None, f"{tool or 'train'} {rest}: {problem}"
+        checked += 1
+    assert checked >= 25

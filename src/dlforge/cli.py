@@ -167,12 +167,13 @@ def check_command_line(config_name: str, args: list[str]) -> str | None:
             )
     single = [o for o in checked if not o.is_sweep_override()]
     groups = [o.input_line for o in single if is_group(o.key_or_group)]
+    values = [o for o in single if not (o.is_add() or o.is_delete() or is_group(o.key_or_group))]
     try:
-        base = compose_config(config_name, groups)
         cfg = compose_config(config_name, [o.input_line for o in single])
+        base = compose_config(config_name, groups) if values else cfg
     except Exception as err:  # Hydra's composition errors come in several types
         return composition_error(err, single, config_name)
-    for override in single:
+    for override in values:
         problem = type_error(override, base, cfg)
         if problem:
             return problem
@@ -229,16 +230,12 @@ def composition_error(err: Exception, overrides: list[Any], config_name: str) ->
 def type_error(override: Any, base: DictConfig, cfg: DictConfig) -> str | None:
     """A new value whose type cannot replace the default's (a word for a number, a number for a flag)."""
     key = override.key_or_group
-    if override.is_add() or override.is_delete() or is_group(key):
-        return None
     old, new = OmegaConf.select(base, key, default=None), OmegaConf.select(cfg, key, default=None)
     if new is None or old is None:
         return None
     if isinstance(old, bool):
         expected, ok = "true or false", isinstance(new, bool)
-    elif isinstance(old, int):
-        expected, ok = "a whole number", isinstance(new, int) and not isinstance(new, bool)
-    elif isinstance(old, float):
+    elif isinstance(old, (int, float)):  # counts may also be fractions (data.val_size=0.1)
         expected, ok = "a number", isinstance(new, (int, float)) and not isinstance(new, bool)
     else:
         return None
