@@ -134,7 +134,8 @@ def remove_empty_run_dir() -> None:
     if run_dir.is_dir() and not kept and not (run_dir / "metrics.json").exists():
         root = logging.getLogger()
         for handler in list(root.handlers):  # the run's log file goes with its run dir
-            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).is_relative_to(run_dir):
+            log_file = getattr(handler, "baseFilename", None)
+            if log_file and Path(log_file).is_relative_to(run_dir):
                 root.removeHandler(handler)
                 handler.close()
         shutil.rmtree(run_dir, ignore_errors=True)
