@@ -1,4 +1,4 @@
-"""scikit-learn baselines through the networks' path: tiny images and texts, the same split, safe checkpoints."""
+"""scikit-learn baselines on the networks' path: tiny images and texts, the same split, safe checkpoints."""
 
 from __future__ import annotations
 
@@ -137,3 +137,40 @@ def test_a_stored_baseline_with_foreign_types_is_refused(tmp_path: Path) -> None
 class Exploit:
     def fit(self, *args: object) -> Exploit:
         return self
+
+
+def test_the_results_table_puts_baselines_beside_networks_measured_before(run_cli, tmp_path: Path) -> None:
+    """``report --results`` over a folder of new baseline runs keeps the rows of the networks measured
+    earlier (runs not under the folder) and adds the baselines, one table, ordered by run dir."""
+    reference = {"source": "Fashion-MNIST benchmark", "metric": "test/acc", "value": 0.897, "setting": "best"}
+    for model, acc, seconds in (("random_forest", 0.8761, 412.0), ("logistic_regression", 0.8443, 95.0)):
+        run_dir = tmp_path / "runs" / "baselines_fashion_mnist" / model
+        run_dir.mkdir(parents=True)
+        record = {"status": "ok", "experiment": "baselines_fashion_mnist", "reference": reference}
+        record |= {
+            "overrides": ["experiment=baselines_fashion_mnist", f"model={model}"],
+            "data": "fashion_mnist",
+        }
+        record |= {"metrics": {"test/acc": acc, "train/fit_time_s": seconds - 30}, "wall_time_s": seconds}
+        (run_dir / "metrics.json").write_text(json.dumps(record | {"epochs": 1, "device": "cpu x1"}))
+    results = tmp_path / "results.md"
+    columns = "experiment reproduces their_figure measured_here data epochs device wall_time changed run"
+    header = "| " + " | ".join(c.replace("_", " ") for c in columns.split()) + " |"
+    cells = "fashion_mnist_cnn,benchmark,test/acc 0.897,test/acc 0.9271,fashion_mnist,10,cpu x1,8.7 min,,"
+    network = "| " + " | ".join(cells.split(",")) + "fashion_mnist_cnn |"
+    separator = "|---" * 10 + "|"
+    results.write_text(f"# Results\n\nold\n\n{header}\n{separator}\n{network}\n\n## Notes\n\nkept\n")
+    done = run_cli("-m", "dlforge.report", str(tmp_path / "runs"), "--results", str(results))
+    assert done.returncode == 0, done.stderr
+    text = results.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith(header[:12])]
+    assert [r.rsplit(" | ", 1)[-1] for r in rows] == [
+        "baselines_fashion_mnist/logistic_regression |",
+        "baselines_fashion_mnist/random_forest |",
+        "fashion_mnist_cnn |",
+    ]
+    assert "test/acc 0.8761" in rows[1] and "6.9 min" in rows[1] and "model=random_forest" in rows[1]
+    assert "1 rows of runs not under" in text and text.endswith("## Notes\n\nkept\n")
+    # the sweep report of the baselines lists their fit time beside the test accuracy
+    assert run_cli("-m", "dlforge.report", str(tmp_path / "runs")).returncode == 0
+    assert "train/fit_time_s" in (tmp_path / "runs" / "report.md").read_text()

@@ -183,6 +183,9 @@ class CSVTableDataModule(TensorDataModule):
             missing = [c for c in [*numeric, *categorical, self.label_column] if c not in test_header]
             if missing:
                 raise DlforgeError(f"{self.test_path} lacks the columns {missing} of {self.path}")
+        for source, part in ((self.path, rows), (self.test_path, tests or [])):
+            for column in numeric:
+                numeric_values(part, column, source)  # in file order: an error names the file's line
         labels = self._labels(rows, tests)
         y = torch.tensor([labels[r[self.label_column].strip()] for r in rows], dtype=torch.long)
         if tests is None:
