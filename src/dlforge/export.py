@@ -35,6 +35,7 @@ from dlforge.inference import (
 )
 from dlforge.models import DlforgeModule
 from dlforge.models.base import GenerativeModule
+from dlforge.models.classical import ClassicalClassifier
 from dlforge.outputs import atomic_write, write_json
 
 log = logging.getLogger("dlforge")
@@ -143,6 +144,11 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     if fmt not in FORMATS:
         raise DlforgeError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     model = load_model(cfg.ckpt_path)
+    if isinstance(model, ClassicalClassifier):
+        raise DlforgeError(
+            "a scikit-learn baseline is not a torch graph and cannot be exported; predict, evaluate and "
+            "the app take its checkpoint itself (ckpt_path=...)"
+        )
     card = describe(model)
     graph = graph_of(model)
     inputs, what = check_inputs(model, cfg)

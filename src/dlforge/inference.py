@@ -28,9 +28,9 @@ from dlforge import __version__
 from dlforge.checkpoint import load_model
 from dlforge.data.text import TextEncoder
 from dlforge.errors import CheckpointError, DlforgeError, first_line
-from dlforge.models import DlforgeModule, ImageClassifier
+from dlforge.models import DlforgeModule
 from dlforge.models.base import GenerativeModule
-from dlforge.models.text_classifier import TextClassifier
+from dlforge.models.classifier import ClassifierModule
 from dlforge.preprocess import style_for
 
 CARD_VERSION = 1
@@ -79,7 +79,8 @@ def describe(model: DlforgeModule) -> dict[str, Any]:
     """The card of a loaded model: what its graph takes and gives, and how to prepare its inputs."""
     data = dict(model.hparams.get("data") or {})
     card: dict[str, Any] = {"card_version": CARD_VERSION, "dlforge_version": __version__, "kind": model.kind}
-    if isinstance(model, TextClassifier):
+    classifier = isinstance(model, ClassifierModule)  # networks and scikit-learn baselines alike
+    if classifier and "vocab" in data:
         return {
             **card,
             "task": "text_classification",
@@ -89,7 +90,7 @@ def describe(model: DlforgeModule) -> dict[str, Any]:
             "inputs": [{"name": "tokens", "dtype": "int64", "shape": ["batch", data["max_len"]]}],
             "outputs": CLASSIFIER_OUTPUTS,
         }
-    if isinstance(model, ImageClassifier):
+    if classifier and "channels" in data:
         shape = [data["channels"], data["height"], data["width"]]
         return {
             **card,

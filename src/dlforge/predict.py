@@ -10,7 +10,7 @@ The model is a checkpoint (``ckpt_path=``) or a file written by ``python -m dlfo
 
 ``json=true`` prints (or writes to ``output=``) one JSON document instead. Images of any size and
 colour mode are prepared as the training images were (:mod:`dlforge.preprocess`). The tool
-dispatches on the model's kind through :data:`PREDICTORS`.
+dispatches on the model's task (its card's) through :data:`PREDICTORS`.
 """
 
 from __future__ import annotations
@@ -157,10 +157,10 @@ def predict_images(cfg: DictConfig, model: ServedModel) -> dict[str, Any]:
     return report(cfg, model, paths, probs, "image", single)
 
 
-#: What predicts with each model kind.
+#: What predicts for each task (a network or a scikit-learn baseline, from a checkpoint or an export).
 PREDICTORS: dict[str, Callable[[DictConfig, ServedModel], dict[str, Any]]] = {
-    "text_classifier": predict_text,
-    "image_classifier": predict_images,
+    "text_classification": predict_text,
+    "image_classification": predict_images,
 }
 
 
@@ -174,13 +174,13 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     if (cfg.get("ckpt_path") is None) == (cfg.get("model_path") is None):
         raise DlforgeError("pass either ckpt_path=<checkpoint> or model_path=<file from dlforge.export>")
     model = load(cfg.get("ckpt_path") or cfg.model_path)
-    if model.kind not in PREDICTORS:
+    if model.task not in PREDICTORS:
         generator = model.task == "image_generation"
         hint = "; sample a generator with python -m dlforge.generate" if generator else ""
         raise DlforgeError(
-            f"predict does not handle {model.kind} models; it takes: {', '.join(PREDICTORS)}{hint}"
+            f"predict does not handle {model.kind} models; it takes image and text classifiers{hint}"
         )
-    return PREDICTORS[model.kind](cfg, model)
+    return PREDICTORS[model.task](cfg, model)
 
 
 def verbatim_text(arg: str) -> str:

@@ -11,10 +11,12 @@ from dlforge.data.folder import ImageFolderDataModule
 from dlforge.data.images import ImageDataModule
 from dlforge.data.paired import PairedDataModule
 from dlforge.data.standard import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
+from dlforge.data.table import CSVTableDataModule
 from dlforge.data.text_datamodule import TextDataModule
 
 __all__ = [
     "CIFAR10DataModule",
+    "CSVTableDataModule",
     "CSVTextDataModule",
     "FashionMNISTDataModule",
     "IMDBDataModule",

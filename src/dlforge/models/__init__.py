@@ -9,9 +9,11 @@ from typing import Any
 from dlforge.errors import DlforgeError
 from dlforge.models.autoencoder import VAE, Autoencoder
 from dlforge.models.base import DlforgeModule, GenerativeModule
+from dlforge.models.classical import ClassicalClassifier
 from dlforge.models.classifier import ImageClassifier
 from dlforge.models.gan import GAN
 from dlforge.models.pix2pix import Pix2Pix
+from dlforge.models.tabular import TabularClassifier
 from dlforge.models.text_classifier import TextClassifier
 from dlforge.registry import MODELS
 
@@ -43,10 +45,12 @@ __all__ = [
     "MODELS",
     "VAE",
     "Autoencoder",
+    "ClassicalClassifier",
     "DlforgeModule",
     "GenerativeModule",
     "ImageClassifier",
     "Pix2Pix",
+    "TabularClassifier",
     "TextClassifier",
     "build_model",
     "model_class",
