@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +19,15 @@ from tests.conftest import FAST, REPO
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel built from this checkout, installed into a folder of its own."""
     build = tmp_path_factory.mktemp("wheel")
+    source = build / "source"  # a copy: building in the checkout would leave build/ behind
+    skip = shutil.ignore_patterns("*.egg-info", "__pycache__")
+    shutil.copytree(REPO / "src", source / "src", symlinks=True, ignore=skip)  # keeps the conf link
+    shutil.copytree(REPO / "conf", source / "conf")
+    for name in ("pyproject.toml", "README.md", "train.py"):
+        shutil.copy(REPO / name, source / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(build), str(REPO)], check=True
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(build), str(source)], check=True
     )
     (wheel,) = build.glob("dlforge-*.whl")
     target = build / "site"
