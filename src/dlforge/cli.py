@@ -35,17 +35,17 @@ def quiet_library_chatter() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna's storage layer, loaded by the sweeper
 
 
-def record_failure(err: BaseException) -> float:
+def record_failure(err: BaseException) -> dict[str, Any]:
     """In a multirun: log the error, mark the job's ``metrics.json`` as failed, let the sweep go on.
 
-    Returns NaN, which a sweeper that optimizes (Optuna) records as a failed trial.
+    Returns that record, from which a search's sweeper records a failed trial.
     """
     hydra_cfg = HydraConfig.get()
     message = f"{type(err).__name__}: {first_line(err)}"
     log.error("job %s failed: %s", hydra_cfg.job.num, message, exc_info=not isinstance(err, DlforgeError))
     record = run_record(hydra_cfg.job.name, {}, status="failed", error=message)
     write_json(Path(hydra_cfg.runtime.output_dir) / "metrics.json", record)
-    return float("nan")
+    return record
 
 
 def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:

@@ -23,10 +23,11 @@ from dlforge.build import (
 )
 from dlforge.cli import hydra_entry
 from dlforge.data.base import DataModule
-from dlforge.errors import DlforgeError
 from dlforge.models import DlforgeModule, build_model
 from dlforge.outputs import run_record, write_json
+from dlforge.pruning import TrialPruned, trial_pruning
 from dlforge.speed import keep_freed_memory
+from dlforge.study import metric_names, objective_values
 
 log = logging.getLogger("dlforge")
 
@@ -39,7 +40,8 @@ def compile_networks(model: pl.LightningModule) -> None:
 
 
 def build_run(cfg: DictConfig) -> tuple[DataModule, DlforgeModule, pl.Trainer]:
-    """Compose the pieces of a run; the model is built from what the data module hands over."""
+    """Compose the pieces of a run; the model is built from what the data module hands over.
+    A trial of a search with a pruner gets Optuna's pruning callback on the model's monitored metric."""
     datamodule: DataModule = instantiate(cfg.data)
     prepare_data(datamodule, "fit")
     options = model_options(cfg)
@@ -51,7 +53,8 @@ def build_run(cfg: DictConfig) -> tuple[DataModule, DlforgeModule, pl.Trainer]:
         model = model.to(memory_format=torch.channels_last)
     if cfg.get("compile"):
         compile_networks(model)
-    trainer = build_trainer(cfg, type(model), options)
+    pruning = trial_pruning(options.get("monitor"), options.get("monitor_mode"))
+    trainer = build_trainer(cfg, type(model), options, extra_callbacks=[pruning] if pruning else [])
     return datamodule, model, trainer
 
 
@@ -85,11 +88,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
     checkpoints = checkpoint_paths(trainer)
+    status = "ok"
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        except TrialPruned as pruned:  # a search's pruner stopped this trial: not an error
+            log.info("%s", pruned)
+            status = "pruned"
         metrics.update(trainer.callback_metrics)
         checkpoints = checkpoint_paths(trainer)  # testing restores older callback state: read them now
-    if cfg.test:
+    if cfg.test and status == "ok":
         best = checkpoints["best_checkpoint"]
         ckpt = best if cfg.train else cfg.get("ckpt_path")
         if cfg.train and not best:
@@ -100,12 +108,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "train",
         metrics,
         time.perf_counter() - start,
+        status=status,
         kind=model.kind,
         reference=OmegaConf.to_container(cfg.reference, resolve=True) if cfg.get("reference") else None,
         epochs=trainer.current_epoch,
         global_step=trainer.global_step,
         device=f"{trainer.strategy.root_device.type} x{trainer.world_size}",
         precision=str(trainer.precision),
+        parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         **checkpoints,
     )
     if trainer.is_global_zero:
@@ -115,16 +125,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra_entry("train")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> dict[str, Any]:
+    """Train; return the run record, from which a search's sweeper reads the ``optimized_metric``."""
     summary = train(cfg)
-    metric = cfg.get("optimized_metric")
-    if not metric:
-        return None
-    if summary["metrics"].get(metric) is None:
-        raise DlforgeError(
-            f"optimized_metric={metric} was not logged; logged: {', '.join(summary['metrics'])}"
-        )
-    return summary["metrics"][metric]  # the value a Hydra sweeper (e.g. Optuna) optimizes
+    if summary["status"] == "ok":
+        objective_values(summary, metric_names(cfg.get("optimized_metric")))  # fail now if one is missing
+    return summary
 
 
 if __name__ == "__main__":
