@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -71,18 +72,24 @@ def open_storage(
         if path and path != ":memory:" and not Path(path).parent.is_dir():
             raise DlforgeError(f"hydra.sweeper.storage={url}: no folder {Path(path).parent}; {_HINT}")
     retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retries) if heartbeat_interval else None
-    try:
-        return RDBStorage(
-            url,
-            engine_kwargs={"connect_args": connect},
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=retry,
-        )
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, TypeError) as err:
-        raise DlforgeError(
-            f"cannot open the study storage {shown(url)}: {first_line(err)}; {_HINT}"
-        ) from None
+    for attempt in range(3):
+        try:
+            return RDBStorage(
+                url,
+                engine_kwargs={"connect_args": connect},
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=retry,
+            )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+            # workers that start at once race to create the tables: the loser finds them next time
+            if attempt == 2:
+                raise DlforgeError(f"cannot open the study storage {shown(url)}: {first_line(err)}") from None
+            time.sleep(1 + attempt)
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, TypeError) as err:
+            message = f"cannot open the study storage {shown(url)}: {first_line(err)}; {_HINT}"
+            raise DlforgeError(message) from None
+    raise AssertionError("unreachable")
 
 
 _HINT = (

@@ -13,6 +13,8 @@ and its parameters run again.
 # dataclasses cannot resolve string annotations.
 import json
 import logging
+import os
+import socket
 import subprocess
 import sys
 import threading
@@ -134,7 +136,7 @@ def search_space(
     params: Mapping[str, Any], arguments: Sequence[str]
 ) -> tuple[dict[str, BaseDistribution], list[str]]:
     """The distributions to sample (``hydra.sweeper.params``, then sweeps on the command line) and the
-    overrides every trial gets (the command line's plain ``key=value``)."""
+    overrides every trial gets (the command line's plain ``key=value``, which also pins a searched key)."""
     parser = OverridesParser.create()
     lines = [f"{key}={value}" for key, value in params.items()]
     space: dict[str, BaseDistribution] = {}
@@ -142,10 +144,12 @@ def search_space(
     for line in [*lines, *arguments]:
         try:
             override = parser.parse_override(line)
+            key = override.get_key_element()
             if not override.is_sweep_override():
                 fixed.append(line)
+                space.pop(key, None)
                 continue
-            space[override.get_key_element()] = distribution(override)
+            space[key] = distribution(override)
         except Exception as err:  # Hydra's parse errors, Optuna's invalid ranges
             raise DlforgeError(f"search space: {line}: {first_line(err)}") from None
     if not space:
@@ -284,7 +288,8 @@ class SearchSweeper(Sweeper):
         try:
             self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
         except Exception as err:
-            raise DlforgeError(f"the search space does not fit the config: {first_line(err)}") from None
+            reason = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+            raise DlforgeError(f"the search space does not fit the config: {reason}") from None
 
     def directions(self) -> list[str]:
         direction = self.options.direction
@@ -374,6 +379,7 @@ class SearchSweeper(Sweeper):
     def run_trial(self, study: optuna.Study, trial: Trial, params: dict[str, Any], fixed: list[str]) -> None:
         """Run the trial as a job of Hydra's launcher, then tell the study how it ended."""
         overrides = [*fixed, *(f"{name}={override_text(value)}" for name, value in params.items())]
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         try:
             [job] = self.launcher.launch([overrides], initial_job_idx=trial.number)
         except KeyboardInterrupt:  # the search is stopped: the trial runs again when it resumes
