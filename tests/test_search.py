@@ -17,12 +17,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
 from dlforge import report
 from dlforge.errors import DlforgeError
-from dlforge.study import ERROR, objective_values
-from hydra_plugins.dlforge_search.sweeper import enqueued_params, search_space
+from dlforge.study import ERROR, objective_values, open_storage
+from hydra_plugins.dlforge_search.sweeper import SearchSweeper, enqueued_params, search_space
 from tests.conftest import FAST, REPO
 
 #: LeNet on the tiny MNIST, searching the learning rate and dropout (batch size and width pinned).
@@ -150,7 +151,9 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_two_machines_share_one_postgresql_study(postgres_url: str, env: dict[str, str], tmp_path: Path) -> None:
+def test_two_machines_share_one_postgresql_study(
+    postgres_url: str, env: dict[str, str], tmp_path: Path
+) -> None:
     """The same command twice at once, each with its own sweep dir as on two machines, one database."""
     processes = [
         subprocess.Popen(
@@ -181,7 +184,17 @@ def test_two_machines_share_one_postgresql_study(postgres_url: str, env: dict[st
     assert {d.parent.name for d in run_dirs} == {"a", "b"}
 
 
-def test_a_trial_that_cannot_learn_is_pruned(run_cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("pruner", "epochs"),
+    [
+        # the median of one finished trial, from the first epoch on
+        (["hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0"], 1),
+        # successive halving: the first rung ends after min_resource = 1 epoch, checked at the next
+        (["hydra/sweeper/pruner=hyperband", "hydra.sweeper.pruner.max_resource=2"], 2),
+    ],
+    ids=["median", "hyperband"],
+)
+def test_a_trial_that_cannot_learn_is_pruned(run_cli, tmp_path: Path, pruner: list[str], epochs: int) -> None:
     result = run_cli(
         "train.py",
         *SEARCH,
@@ -189,24 +202,28 @@ def test_a_trial_that_cannot_learn_is_pruned(run_cli, tmp_path: Path) -> None:
         "model.net.dropout=0.0",
         "hydra.sweeper.enqueue=[{optimizer.lr:0.01},{optimizer.lr:0.0}]",  # in this order
         "hydra.sweeper.n_trials=2",
-        "hydra.sweeper.pruner.n_startup_trials=1",
-        "hydra.sweeper.pruner.n_warmup_steps=0",
+        *pruner,
         "hydra.sweep.dir=outputs/search",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "outputs" / "search"
     learns, stuck = load_trials(sqlite(sweep))
     assert (learns.state, learns.params) == (TrialState.COMPLETE, {"optimizer.lr": 0.01})
-    assert (stuck.state, stuck.params, stuck.last_step) == (TrialState.PRUNED, {"optimizer.lr": 0.0}, 0)
+    assert (stuck.state, stuck.params, stuck.last_step) == (
+        TrialState.PRUNED,
+        {"optimizer.lr": 0.0},
+        epochs - 1,
+    )
     pruned, complete = record(sweep, stuck), record(sweep, learns)
-    assert pruned["status"] == "pruned" and pruned["epochs"] == 0 and pruned["tool"] == "train"
+    assert pruned["status"] == "pruned" and pruned["epochs"] == epochs and pruned["tool"] == "train"
     assert pruned.keys() == complete.keys()  # the one metrics.json schema
     assert pruned["metrics"]["val/acc"] < complete["metrics"]["val/acc"]
 
     shown = run_cli("-m", "dlforge.report", str(sweep))
     assert shown.returncode == 0, shown.stderr[-3000:]
     text = (sweep / "report.md").read_text()
-    assert "2 trials finished: 1 complete, 1 pruned (50%)" in text and "| 1 | pruned (epoch 0) |" in text
+    assert "2 trials finished: 1 complete, 1 pruned (50%)" in text
+    assert f"| 1 | pruned after {epochs} epoch(s) |" in text
     assert "Trial 0: val/acc_best = " in text
     for plot in ("optimization_history", "parallel_coordinate"):
         assert (sweep / f"{plot}.png").stat().st_size > 5000 and f"]({plot}.png)" in text
@@ -245,7 +262,9 @@ def test_multi_objective_search_reports_the_pareto_front(run_cli, tmp_path: Path
     ],
     ids=["bad_storage_url", "unknown_key_in_search_space", "unknown_search"],
 )
-def test_search_errors_are_one_clear_message(run_cli, tmp_path: Path, args: list[str], code: int, message: str) -> None:
+def test_search_errors_are_one_clear_message(
+    run_cli, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
     result = run_cli("train.py", *SEARCH, *args)
     assert result.returncode == code and message in result.stderr, result.stderr[-3000:]
     if code == 2:
@@ -257,7 +276,12 @@ def test_search_errors_are_one_clear_message(run_cli, tmp_path: Path, args: list
 
 def test_search_space_from_config_and_command_line() -> None:
     params = {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))", "data.batch_size": "choice(32, 64)"}
-    args = ["model.net.hidden=choice([64],[128])", "data.batch_size=16", "trainer.max_epochs=3", "n=range(1,8,3)"]
+    args = [
+        "model.net.hidden=choice([64],[128])",
+        "data.batch_size=16",
+        "trainer.max_epochs=3",
+        "n=range(1,8,3)",
+    ]
     space, fixed = search_space(params, args)
     assert space == {
         "optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
@@ -279,3 +303,15 @@ def test_objective_values_come_from_the_run_record() -> None:
     assert objective_values(run, ["val/acc_best", "parameters", "wall_time_s"]) == [0.8, 1200.0, 3.5]
     with pytest.raises(DlforgeError, match=r"optimized_metric=val/loss has no finite value"):
         objective_values(run, ["val/loss"])
+
+
+def test_a_study_resumed_with_another_search_space_is_refused(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 'search.db'}")
+    sweeper = SearchSweeper(study_name="s")
+    sweeper.config = OmegaConf.create({"optimized_metric": "val/acc_best"})
+    space, _ = search_space({"optimizer.lr": "interval(0.001, 0.1)"}, [])
+    sweeper.open_study(storage, space)
+    assert sweeper.open_study(storage, space).study_name == "s"  # the same search: resumed
+    wider, _ = search_space({"optimizer.lr": "interval(0.001, 0.2)"}, [])
+    with pytest.raises(DlforgeError, match="study s in this storage searches other params"):
+        sweeper.open_study(storage, wider)

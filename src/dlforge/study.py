@@ -132,9 +132,9 @@ def counts_towards_n_trials(trial: FrozenTrial) -> bool:
 
 
 def trial_label(trial: FrozenTrial) -> str:
-    """A trial's state in words: complete, pruned (at epoch k), failed: <error>, interrupted, ..."""
-    if trial.state == TrialState.PRUNED:
-        return f"pruned (epoch {trial.last_step})" if trial.last_step is not None else "pruned"
+    """A trial's state in words: complete, pruned after k epoch(s), failed: <error>, interrupted, ..."""
+    if trial.state == TrialState.PRUNED:  # steps are epochs, from 0
+        return f"pruned after {trial.last_step + 1} epoch(s)" if trial.last_step is not None else "pruned"
     if trial.state != TrialState.FAIL:
         return trial.state.name.lower()
     if ERROR in trial.user_attrs:

@@ -111,7 +111,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         status=status,
         kind=model.kind,
         reference=OmegaConf.to_container(cfg.reference, resolve=True) if cfg.get("reference") else None,
-        epochs=trainer.current_epoch,
+        # epochs trained: a trial is pruned after its epoch's validation, before the epoch count moves on
+        epochs=trainer.current_epoch + (status == "pruned"),
         global_step=trainer.global_step,
         device=f"{trainer.strategy.root_device.type} x{trainer.world_size}",
         precision=str(trainer.precision),
