@@ -13,6 +13,7 @@ to ``results/search_pruning.json``: trials by state, the pruned fraction, the ep
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -58,14 +59,16 @@ def finish(process: subprocess.Popen, sweep: Path, started: float) -> dict[str, 
     study = optuna.load_study(study_name="textcnn_mr", storage=f"sqlite:///{sweep / 'optuna.db'}")
     done = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     pruned = [t for t in done if t.state == TrialState.PRUNED]
+    runs = [json.loads((sweep / t.user_attrs["run_dir"] / "metrics.json").read_text()) for t in done]
     return {
         "command": " ".join(str(a) for a in process.args[1:]),  # type: ignore[union-attr]
         "trials": len(done),
         "complete": len(done) - len(pruned),
         "pruned": len(pruned),
         "pruned_fraction": round(len(pruned) / len(done), 3),
-        "epochs_trained": sum(len(t.intermediate_values) for t in done),
+        "epochs_trained": sum(run["epochs"] for run in runs),  # the runs' own count, pruned or not
         "pruned_after_epochs": sorted(len(t.intermediate_values) for t in pruned),
+        "trial_time_s": round(sum(run["wall_time_s"] for run in runs), 1),
         "wall_time_s": round(wall, 1),
         "best_val_acc": round(study.best_value, 4),
         "best_trial": study.best_trial.number,

@@ -23,7 +23,8 @@ from optuna.trial import FrozenTrial, TrialState
 from dlforge import report
 from dlforge.errors import DlforgeError
 from dlforge.study import ERROR, objective_values, open_storage
-from hydra_plugins.dlforge_search.sweeper import SearchSweeper, enqueued_params, search_space
+from hydra_plugins.dlforge_search.space import enqueued_params, search_space
+from hydra_plugins.dlforge_search.sweeper import SearchSweeper
 from tests.conftest import FAST, REPO
 
 #: LeNet on the tiny MNIST, searching the learning rate and dropout (batch size and width pinned).

@@ -72,7 +72,8 @@ def open_storage(
         if path and path != ":memory:" and not Path(path).parent.is_dir():
             raise DlforgeError(f"hydra.sweeper.storage={url}: no folder {Path(path).parent}; {_HINT}")
     retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retries) if heartbeat_interval else None
-    for attempt in range(3):
+    attempts = 0
+    while True:
         try:
             return RDBStorage(
                 url,
@@ -83,13 +84,13 @@ def open_storage(
             )
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
             # workers that start at once race to create the tables: the loser finds them next time
-            if attempt == 2:
+            attempts += 1
+            if attempts == 3:
                 raise DlforgeError(f"cannot open the study storage {shown(url)}: {first_line(err)}") from None
-            time.sleep(1 + attempt)
+            time.sleep(attempts)
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, TypeError) as err:
             message = f"cannot open the study storage {shown(url)}: {first_line(err)}; {_HINT}"
             raise DlforgeError(message) from None
-    raise AssertionError("unreachable")
 
 
 _HINT = (
