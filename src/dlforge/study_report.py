@@ -60,7 +60,8 @@ def trials_table(study: optuna.Study, names: list[str]) -> tuple[list[str], list
     header = ["trial", "state", *names, "epochs", "duration_s", *params, "run dir"]
     rows = []
     for t in study.get_trials(deepcopy=False):
-        values = t.values or [None] * len(names)
+        # a pruned trial's value is its last report of the monitored metric, not an objective value
+        values = t.values if t.state == TrialState.COMPLETE else [None] * len(names)
         duration = t.duration.total_seconds() if t.duration else None
         epochs = t.last_step + 1 if t.last_step is not None else None
         rows.append(
