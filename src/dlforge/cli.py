@@ -27,9 +27,12 @@ log = logging.getLogger("dlforge")
 
 def quiet_library_chatter() -> None:
     """Drop Lightning's advertising tips and the CSV logger's note about Hydra's files in the run dir."""
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
-        lambda record: not str(record.msg).startswith("💡 Tip")
-    )
+    # Lightning logs through whichever of its packages was imported last: `lightning` comes with
+    # optuna-integration's pruning callback (searches)
+    for package in ("pytorch_lightning", "lightning.pytorch"):
+        logging.getLogger(f"{package}.utilities.rank_zero").addFilter(
+            lambda record: not str(record.msg).startswith("💡 Tip")
+        )
     warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna's storage layer, loaded by the sweeper

@@ -6,19 +6,19 @@ import optuna
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from optuna import TrialPruned
 from optuna_integration import PyTorchLightningPruningCallback
 
 from dlforge.errors import DlforgeError
 from dlforge.study import SWEEPER, open_storage, storage_url
-
-__all__ = ["TrialPruned", "TrialPruning", "trial_pruning"]
 
 
 class TrialPruning(PyTorchLightningPruningCallback, pl.Callback):
     """Optuna's Lightning pruning callback (optuna-integration) as a callback of ``pytorch_lightning``:
     after each validation it reports the monitored metric to the trial and raises
     :class:`optuna.TrialPruned` when the study's pruner says so."""
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.check_pruned()  # under DDP the callback only stops the training: raise TrialPruned now
 
 
 def trial_pruning(monitor: str | None, mode: str | None) -> TrialPruning | None:

@@ -12,7 +12,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from optuna import TrialPruned
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from torchmetrics import Metric
 
 from dlforge.build import (
@@ -25,9 +26,7 @@ from dlforge.cli import hydra_entry
 from dlforge.data.base import DataModule
 from dlforge.models import DlforgeModule, build_model
 from dlforge.outputs import run_record, write_json
-from dlforge.pruning import TrialPruned, trial_pruning
 from dlforge.speed import keep_freed_memory
-from dlforge.study import metric_names, objective_values
 
 log = logging.getLogger("dlforge")
 
@@ -39,9 +38,19 @@ def compile_networks(model: pl.LightningModule) -> None:
             child.compile()
 
 
+def search_callbacks(options: dict[str, Any]) -> list[Callback]:
+    """Optuna's pruning callback on the model's monitored metric, when this run is a trial of a search
+    with a pruner (``hparams_search=``, docs/search.md)."""
+    if not HydraConfig.initialized() or not HydraConfig.get().sweeper.get("pruner"):
+        return []
+    from dlforge.pruning import trial_pruning  # Optuna's storage and Lightning integration: searches only
+
+    pruning = trial_pruning(options.get("monitor"), options.get("monitor_mode"))
+    return [pruning] if pruning else []
+
+
 def build_run(cfg: DictConfig) -> tuple[DataModule, DlforgeModule, pl.Trainer]:
-    """Compose the pieces of a run; the model is built from what the data module hands over.
-    A trial of a search with a pruner gets Optuna's pruning callback on the model's monitored metric."""
+    """Compose the pieces of a run; the model is built from what the data module hands over."""
     datamodule: DataModule = instantiate(cfg.data)
     prepare_data(datamodule, "fit")
     options = model_options(cfg)
@@ -53,8 +62,7 @@ def build_run(cfg: DictConfig) -> tuple[DataModule, DlforgeModule, pl.Trainer]:
         model = model.to(memory_format=torch.channels_last)
     if cfg.get("compile"):
         compile_networks(model)
-    pruning = trial_pruning(options.get("monitor"), options.get("monitor_mode"))
-    trainer = build_trainer(cfg, type(model), options, extra_callbacks=[pruning] if pruning else [])
+    trainer = build_trainer(cfg, type(model), options, extra_callbacks=search_callbacks(options))
     return datamodule, model, trainer
 
 
@@ -129,8 +137,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> dict[str, Any]:
     """Train; return the run record, from which a search's sweeper reads the ``optimized_metric``."""
     summary = train(cfg)
-    if summary["status"] == "ok":
-        objective_values(summary, metric_names(cfg.get("optimized_metric")))  # fail now if one is missing
+    if cfg.get("optimized_metric") and summary["status"] == "ok":
+        from dlforge.study import metric_names, objective_values
+
+        objective_values(summary, metric_names(cfg.optimized_metric))  # fail now if one is missing
     return summary
 
 
