@@ -33,10 +33,6 @@ SEARCH_FILE = "search.json"
 #: Trial user attributes: why a trial failed, and its run dir.
 ERROR, RUN_DIR = "error", "run_dir"
 
-# The heartbeat and stale-trial machinery is marked experimental; it is what resuming relies on.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-
 
 def storage_url(storage: str | None, sweep_dir: str | Path) -> str:
     """The configured storage URL, or an SQLite file in the sweep dir."""
@@ -59,6 +55,12 @@ def open_storage(
     With a heartbeat, a trial whose worker stopped beating for ``grace_period`` seconds (killed,
     machine lost) is marked failed and its parameters queued again, up to ``max_retries`` times.
     """
+    # Optuna marks the heartbeat and stale-trial machinery experimental; it is what resuming relies on.
+    # (Set here, not on import: Hydra imports its plugins, and so this module, inside catch_warnings.)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings(
+        "ignore", message="Heartbeat of storage is supposed to be used with Study.optimize"
+    )
     try:
         backend = make_url(url).get_backend_name()
     except sqlalchemy.exc.ArgumentError as err:
