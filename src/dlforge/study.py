@@ -153,7 +153,10 @@ def read_search(folder: Path) -> dict[str, Any]:
             f"no {SEARCH_FILE} in {folder}: is it the sweep dir of a search (hparams_search=)?"
         )
     search = json.loads(path.read_text())
-    url = search["storage"]
-    if make_url(url).get_backend_name() == "sqlite" and not Path(make_url(url).database or "").is_file():
-        search["storage"] = storage_url(None, folder)  # a sweep dir moved with its database
+    url = make_url(search["storage"])
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        here = folder / DB_FILE  # a sweep dir moved with its database
+        if not here.is_file():
+            raise DlforgeError(f"the study's database {url.database} is missing (nor is there {here})")
+        search["storage"] = storage_url(None, folder)
     return search
