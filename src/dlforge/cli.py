@@ -34,25 +34,28 @@ log = logging.getLogger("dlforge")
 
 def quiet_library_chatter() -> None:
     """Drop Lightning's advertising tips and the CSV logger's note about Hydra's files in the run dir."""
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
-        lambda record: not str(record.msg).startswith("💡 Tip")
-    )
+    # Lightning logs through whichever of its packages was imported last: `lightning` comes with
+    # optuna-integration's pruning callback (searches)
+    for package in ("pytorch_lightning", "lightning.pytorch"):
+        logging.getLogger(f"{package}.utilities.rank_zero").addFilter(
+            lambda record: not str(record.msg).startswith("💡 Tip")
+        )
     warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna's storage layer, loaded by the sweeper
 
 
-def record_failure(err: BaseException) -> float:
+def record_failure(err: BaseException) -> dict[str, Any]:
     """In a multirun: log the error, mark the job's ``metrics.json`` as failed, let the sweep go on.
 
-    Returns NaN, which a sweeper that optimizes (Optuna) records as a failed trial.
+    Returns that record, from which a search's sweeper records a failed trial.
     """
     hydra_cfg = HydraConfig.get()
     message = f"{type(err).__name__}: {first_line(err)}"
     log.error("job %s failed: %s", hydra_cfg.job.num, message, exc_info=not isinstance(err, DlforgeError))
     record = run_record(hydra_cfg.job.name, {}, status="failed", error=message)
     write_json(Path(hydra_cfg.runtime.output_dir) / "metrics.json", record)
-    return float("nan")
+    return record
 
 
 def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:

@@ -68,7 +68,8 @@ def run_record(
 ) -> dict[str, Any]:
     """The one schema of every ``metrics.json`` (train, evaluate, crossval, a failed sweep job).
 
-    Always: ``tool``, ``status`` (ok | failed), ``error``, the config choices ``experiment``, ``model``
+    Always: ``tool``, ``status`` (ok | failed | pruned: a search's pruner stopped the run), ``error``,
+    the config choices ``experiment``, ``model``
     and ``data`` (None where the tool has no such group), the command-line ``overrides``, ``metrics``
     (logged name -> float or None) and ``wall_time_s``; then the tool's own ``facts`` (``kind``,
     ``epochs``, checkpoints, per-fold values, ...).

@@ -4,7 +4,9 @@ Reads every ``metrics.json`` below the folder (one per run or multirun job) and 
 them, ``report.md`` and ``report.csv`` (the swept values against the final metrics, failed jobs
 included) and ``report.png`` (a chosen metric against the first swept value). With
 ``--results FILE`` it writes instead a table of experiments against the figures they reproduce
-(the ``reference`` of each experiment config).
+(the ``reference`` of each experiment config). On the sweep dir of a search (``hparams_search=``)
+it reports the Optuna study instead (:mod:`dlforge.study_report`): best trial, parameter
+importances, optimization history, parallel coordinates.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from dlforge.errors import DlforgeError
 from dlforge.outputs import Run, atomic_write, load_runs, markdown, swept_values, write_text
+from dlforge.study import SEARCH_FILE
 
 
 def default_metric(runs: list[Run]) -> str | None:
@@ -238,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, help="write the experiments-vs-reference table to this file")
     args = parser.parse_args(argv)
     try:
+        if (args.folder / SEARCH_FILE).is_file() and not args.results:
+            from dlforge.study_report import write_report  # Optuna's plots: only for a search
+
+            print(write_report(args.folder), end="")
+            print(f"\nwrote {args.folder / 'report.md'}, report.csv and the plots")
+            return 0
         runs = load_runs(args.folder)
         if args.results:
             table = results_table(runs)
