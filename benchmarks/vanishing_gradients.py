@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "vanishing_gradients.json"
 FIGURE = REPO / "docs" / "img" / "vanishing_gradients.png"
 COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green"}
+MARKERS = {"rnn": "o", "lstm": "s", "gru": "^"}
 
 
 def config(cell: str, length: int, seed: int, extra: list[str], out: str) -> Any:
@@ -116,12 +117,15 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     grouped = groups(results)
     for name in dict.fromkeys(name for name, _ in grouped):
         runs = [(n, grouped[name, n]) for n in lengths if (name, n) in grouped]
-        cell, style = runs[0][1][0]["cell"], ":" if runs[0][1][0]["overrides"] else "-"
+        cell, default_init = runs[0][1][0]["cell"], bool(runs[0][1][0]["overrides"])
         means = [statistics.mean(r["test_acc"] for r in rs) for _, rs in runs]
-        ax.plot([n for n, _ in runs], means, style, marker="o", color=COLORS[cell], label=f"{name}, mean")
+        ax.plot(
+            [n for n, _ in runs], means, ":" if default_init else "--" if cell == "gru" else "-",
+            marker="x" if default_init else MARKERS[cell], ms=7, color=COLORS[cell], label=f"{name}, mean",
+        )  # fmt: skip
         ax.scatter(
             [n for n, rs in runs for _ in rs], [r["test_acc"] for _, rs in runs for r in rs],
-            s=12, color=COLORS[cell], alpha=0.5,
+            s=10, color=COLORS[cell], alpha=0.4,
         )  # fmt: skip
     ax.axhline(0.25, color="grey", lw=0.8, ls="--", label="chance")
     ax.set(xscale="log", xlabel="sequence length", ylabel="test accuracy", ylim=(0, 1.05))

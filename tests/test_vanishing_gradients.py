@@ -4,6 +4,7 @@ the gradient norm reaching each time step, and the experiment as typed."""
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,17 @@ def test_unpadded_batches_skip_packing_with_the_same_result(cell: str) -> None:
         full = net(x, torch.tensor([7, 7]))  # no padding: not packed
         padded = torch.cat([x, torch.randn(2, 1, 3, 4)], dim=2)  # garbage after the text: packed
         assert torch.allclose(net(padded, torch.tensor([7, 7])), full, atol=1e-6), (cell, readout)
+
+
+def test_a_traced_rnn_packs_whatever_its_example_was() -> None:
+    torch.manual_seed(0)
+    net = TextRNN(embedding_dim=4, max_len=6, num_classes=2, cell="gru", hidden_size=5).eval()
+    x = torch.randn(2, 1, 6, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.trace's deprecation and tracer notices
+        traced = torch.jit.trace(net, (x, torch.tensor([6, 6])), check_trace=False)  # as dlforge.export
+    short = torch.tensor([6, 3])
+    assert torch.allclose(traced(x, short), net(x, short), atol=1e-6)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

@@ -191,7 +191,8 @@ class TextRNN(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 2, 1, 3).flatten(2)  # (N, L, C * D)
         lengths = lengths.cpu()
-        unpadded = bool((lengths == x.shape[1]).all())  # packing costs time: GRU 3x, RNN 8x on a CPU
+        # packing costs time (benchmarks/rnn_packing.py); a traced graph (export) keeps it for every input
+        unpadded = not torch.jit.is_tracing() and bool((lengths == x.shape[1]).all())
         if unpadded:
             outputs, state = self.rnn(x)
         else:
