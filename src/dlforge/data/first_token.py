@@ -22,6 +22,8 @@ from dlforge.data.tensors import TensorBatches, TensorDataModule
 from dlforge.data.text import OOV, PAD
 from dlforge.errors import DlforgeError
 
+FIRST_CLASS_ID = 2  # c0 comes after <pad> and <unk>
+
 
 class FirstTokenDataModule(TensorDataModule):
     """Seeded in-memory sequences whose label is their first token (see the module docstring).
@@ -43,7 +45,7 @@ class FirstTokenDataModule(TensorDataModule):
         length: int = 100,
         num_classes: int = 4,
         noise_tokens: int = 16,
-        train_size: int = 4000,
+        train_size: int = 20000,
         val_size: int = 500,
         test_size: int = 1000,
         embedding_dim: int = 16,
@@ -64,14 +66,15 @@ class FirstTokenDataModule(TensorDataModule):
 
     @property
     def first_noise_id(self) -> int:
-        return 2 + len(self.class_names)
+        """The id of ``n0``."""
+        return FIRST_CLASS_ID + len(self.class_names)
 
     def sequences(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` token-id sequences (n, length) and their labels (n,), from ``seed``."""
         generator = torch.Generator().manual_seed(seed)
         labels = torch.randint(len(self.class_names), (n,), generator=generator)
         noise = torch.randint(self.first_noise_id, len(self.vocab), (n, self.length - 1), generator=generator)
-        return torch.cat([2 + labels[:, None], noise], dim=1), labels
+        return torch.cat([FIRST_CLASS_ID + labels[:, None], noise], dim=1), labels
 
     def setup(self, stage: str | None = None) -> None:
         """Generate the splits (once). Options are checked here, where an error is one line for the CLI."""
@@ -111,7 +114,7 @@ class FirstTokenDataModule(TensorDataModule):
     @property
     def embeddings(self) -> torch.Tensor:
         """Seeded standard-normal token vectors (vocabulary x ``embedding_dim``); ``<pad>`` is zero."""
-        generator = torch.Generator().manual_seed(self.seed + 12345)
+        generator = torch.Generator().manual_seed(self.seed + 12345)  # apart from the splits' streams
         vectors = torch.randn(len(self.vocab), self.embedding_dim, generator=generator)
         vectors[0] = 0.0
         return vectors
