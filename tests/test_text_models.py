@@ -40,6 +40,7 @@ def window_mean(values: list[float], first: bool, n: int = 3) -> float:
         ("text_mlp", ("model.net.hidden=[64,64,64]",)),
         ("lstm", ("model.net.bidirectional=true", "model.net.hidden_size=32")),
         ("gru", ("model.net.readout=mean", "model.net.hidden_size=32", "data.padding=wrap")),
+        ("rnn", ("model.net.hidden_size=32",)),
     ],
 )
 def test_every_text_model_trains_and_its_loss_falls(

@@ -7,6 +7,7 @@ from dlforge.data.corpora import (
     MRDataModule,
     SubjDataModule,
 )
+from dlforge.data.first_token import FirstTokenDataModule
 from dlforge.data.folder import ImageFolderDataModule
 from dlforge.data.images import ImageDataModule
 from dlforge.data.paired import PairedDataModule
@@ -19,6 +20,7 @@ __all__ = [
     "CSVTableDataModule",
     "CSVTextDataModule",
     "FashionMNISTDataModule",
+    "FirstTokenDataModule",
     "IMDBDataModule",
     "ImageDataModule",
     "ImageFolderDataModule",
