@@ -34,9 +34,9 @@ entry in ``<out>/gpu_suite.json`` has status ``ok`` is not run again.
 
 Data: ``--data`` is a data root as ``DATA_DIR`` (``MNIST/raw``, ``cifar10-jpeg``, ``rt-polaritydata``,
 ``glove/glove.6B.50d.top50k.txt``), or a folder made by ``pack``: xz-compressed tars of those four
-(about 36 MB for the shared copies: MNIST 9.5, CIFAR-10 JPEGs 18.6, GloVe 7.7, MR 0.4) and, with
-``--wheels``, the wheels of hydra-core, omegaconf and antlr4 (the GPU machine's image lacks them;
-``run`` installs them into its work folder when ``hydra`` is missing). The device tool carries at
+and, with ``--wheels``, the wheels of hydra-core, omegaconf and antlr4 (the GPU machine's image
+lacks them; ``run`` installs them into its work folder when ``hydra`` is missing): 35.2 MiB for the
+shared copies (MNIST 9.0, CIFAR-10 JPEGs 18.1, GloVe 7.3, MR 0.4, wheels 0.4). The device tool carries at
 most 64 MiB with the working tree, so the packed folder goes into an ignored folder of the repo
 (``.gpu_data/``) named in ``carry``; ``run`` unpacks it into ``--work`` (default
 ``$TMPDIR/gpu_suite``). Fashion-MNIST is not needed and not packed.
@@ -51,7 +51,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -439,9 +438,7 @@ class Suite:
                 *(TINY_TRAINING if self.args.tiny else ()),
             ]
         log = open(self.work / "logs" / f"{part.name}.log", "wb")  # noqa: SIM115 (closed when it ends)
-        process = subprocess.Popen(
-            command, cwd=self.work, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        process = subprocess.Popen(command, cwd=self.work, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.say(f"{part.name}: started, limit {kill_at - now:.0f} s: {' '.join(command[1:])}")
         return Running(part, process, log, now, kill_at, command)
 
@@ -580,16 +577,13 @@ def running_parts(running: dict[str, Running]) -> list[Part]:
 
 
 def stop(process: subprocess.Popen) -> None:
-    """End the process group this suite started for one part."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-        except ProcessLookupError:
-            return
+    """End one part's process (it starts none of its own: in-memory data, no loader workers)."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def configured_max_epochs(config: Path) -> int | None:
@@ -615,6 +609,13 @@ def summary(name: str, r: dict[str, Any]) -> str:
     """One cell: the part's figure (and, for FIDs, its extractor)."""
     if r["status"] == "skipped":
         return r["reason"]
+    headline = r.get("headline") or {}
+    if not r.get("results") and headline.get("value") is None:
+        if r["status"] in ("failed", "killed"):
+            return "no figure (log_tail in the JSON)"
+        if "fid_extractor" in r and r["fid_extractor"] is None:
+            return f"no {headline.get('metric')}: no lenet checkpoint to extract features"
+        return f"no {headline.get('metric')}"
     if name == "overhead":
         lean = [m for m in r.get("results", []) if m["path"] == "lean"]
         return (
@@ -626,9 +627,6 @@ def summary(name: str, r: dict[str, Any]) -> str:
             for m in r.get("results", [])
         ]
         return "99% on MNIST: " + ", ".join(cells)
-    headline = r.get("headline")
-    if not headline or headline["value"] is None:
-        return "no test metric"
     text = f"{headline['metric']} {headline['value']:.4g}"
     reference = (headline.get("reference") or {}).get("value")
     text += f" (seed: {reference})" if reference is not None else ""
@@ -636,8 +634,6 @@ def summary(name: str, r: dict[str, Any]) -> str:
     if extractor:
         accuracy = extractor["classifier_test_acc"]
         text += f"; extractor: {extractor['checkpoint']} of the lenet part (test/acc {accuracy:.4g})"
-    elif "fid_extractor" in r:
-        text += "; no FID (no lenet checkpoint)"
     return text
 
 
