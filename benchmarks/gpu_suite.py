@@ -30,7 +30,8 @@ which too little time is left are ``skipped``, with the reason.
 Output: ``<out>/gpu_suite.json`` (one entry per part, rewritten as each part ends, so a timeout still
 returns what was done) and ``<out>/gpu_suite_runs.tar.gz`` (each run's folder without checkpoints:
 metrics.json, config, metrics.csv, sample grids; and every part's log). Rerun-safe: a part whose
-entry in ``<out>/gpu_suite.json`` has status ``ok`` is not run again.
+entry in ``<out>/gpu_suite.json`` has status ``ok`` is not run again (except the LeNet, when the
+DCGAN or the VAE still needs its checkpoint and it is not on this machine).
 
 Data: ``--data`` is a data root as ``DATA_DIR`` (``MNIST/raw``, ``cifar10-jpeg``, ``rt-polaritydata``,
 ``glove/glove.6B.50d.top50k.txt``), or a folder made by ``pack``: xz-compressed tars of those four
@@ -355,10 +356,13 @@ class Suite:
             data=str(data),
         )
         chosen = [p for p in PARTS if p.name in self.args.parts]
-        for p in chosen:
-            if self.done(p.name):
-                self.say(f"{p.name}: ok in {self.out / RESULT}, not run again")
         todo = [p for p in chosen if not self.done(p.name)]
+        if any(p.extractor for p in todo) and self.extractor_checkpoint() is None:
+            # an earlier call's LeNet is done, but its checkpoint stayed on that machine
+            todo = [p for p in chosen if p in todo or p.name == EXTRACTOR_PART]
+        for p in chosen:
+            if p not in todo:
+                self.say(f"{p.name}: ok in {self.out / RESULT}, not run again")
         timings = [p for p in todo if p.experiment is None]
         if self.args.tiny:  # nothing is timed for real: everything at once
             self.schedule(todo, jobs=self.jobs)
@@ -442,12 +446,15 @@ class Suite:
         self.say(f"{part.name}: started, limit {kill_at - now:.0f} s: {' '.join(command[1:])}")
         return Running(part, process, log, now, kill_at, command)
 
-    def extractor_overrides(self, part: Part) -> list[str]:
-        if not part.extractor:
-            return []
+    def extractor_checkpoint(self) -> str | None:
+        """The ``lenet`` part's best checkpoint, if it is on this machine."""
         lenet = self.state["parts"].get(EXTRACTOR_PART, {})
         ckpt = (lenet.get("record") or {}).get("best_checkpoint")
-        return [f"quality_classifier={ckpt}"] if ckpt and Path(ckpt).exists() else []
+        return ckpt if ckpt and Path(ckpt).exists() else None
+
+    def extractor_overrides(self, part: Part) -> list[str]:
+        ckpt = self.extractor_checkpoint() if part.extractor else None
+        return [f"quality_classifier={ckpt}"] if ckpt else []
 
     # -- results
     def finish(self, job: Running, killed: bool) -> dict[str, Any]:
