@@ -7,12 +7,14 @@ import inspect
 from typing import Any
 
 from dlforge.errors import DlforgeError
+from dlforge.models.audio_classifier import AudioClassifier
 from dlforge.models.autoencoder import VAE, Autoencoder
 from dlforge.models.base import DlforgeModule, GenerativeModule
 from dlforge.models.classifier import ImageClassifier
 from dlforge.models.gan import GAN
 from dlforge.models.pix2pix import Pix2Pix
 from dlforge.models.text_classifier import TextClassifier
+from dlforge.models.wavenet import WaveNetModel
 from dlforge.registry import MODELS
 
 
@@ -42,12 +44,14 @@ __all__ = [
     "GAN",
     "MODELS",
     "VAE",
+    "AudioClassifier",
     "Autoencoder",
     "DlforgeModule",
     "GenerativeModule",
     "ImageClassifier",
     "Pix2Pix",
     "TextClassifier",
+    "WaveNetModel",
     "build_model",
     "model_class",
 ]

@@ -1,0 +1,66 @@
+"""Training runs of the audio models on the real spoken digits, with their wall time and metrics.
+
+    DATA_DIR=../shared/data python -m benchmarks.audio_runs classifier [--threads 2] [overrides ...]
+    DATA_DIR=../shared/data python -m benchmarks.audio_runs wavenet quality_classifier=<audio_cnn ckpt>
+
+``classifier`` trains ``experiment=seed002_audio_cnn_digits`` (test/acc on held-out voices);
+``wavenet`` trains ``experiment=seed002_wavenet_digits`` (test/nll in bits per sample and, with a
+quality classifier, quality/digit_acc of generated digits). Writes ``results/audio_<case>.json``
+with the run's metrics, its sample-quality record, the wall time and the run dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from benchmarks.common import write
+from dlforge import CONF_DIR
+from dlforge.train import train
+
+EXPERIMENTS = {"classifier": "seed002_audio_cnn_digits", "wavenet": "seed002_wavenet_digits"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("case", choices=EXPERIMENTS)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1: steadier on a shared machine)"
+    )
+    parser.add_argument("--out", default="outputs/benchmarks", help="where the run dir goes")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    run_dir = Path(args.out).resolve() / f"audio_{args.case}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+    overrides = [f"experiment={EXPERIMENTS[args.case]}", f"threads={args.threads}", *args.overrides]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    cfg.paths.output_dir = str(run_dir)
+    start = time.perf_counter()
+    summary = train(cfg)
+    wall = time.perf_counter() - start
+    quality = run_dir / "sample_quality.json"
+    payload = {
+        "case": args.case,
+        "overrides": overrides,
+        "wall_time_s": round(wall, 1),
+        "epochs": summary["epochs"],
+        "global_step": summary["global_step"],
+        "metrics": summary["metrics"],
+        "sample_quality": json.loads(quality.read_text()) if quality.exists() else None,
+        "run_dir": str(run_dir),
+    }
+    path = write(f"audio_{args.case}", payload)
+    print(json.dumps({k: payload[k] for k in ("wall_time_s", "epochs", "metrics")}, indent=2))
+    print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()

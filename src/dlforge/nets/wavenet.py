@@ -1,0 +1,202 @@
+"""WaveNet (van den Oord et al. 2016): dilated causal convolutions over mu-law audio, with the fast
+generation of Paine et al. 2016 ("Fast WaveNet generation": each layer keeps a queue of its past
+inputs, so a new sample costs one step of every layer instead of a pass over the receptive field).
+
+The network reads the mu-law companded signal ``x`` (levels mapped to [-1, 1]; zero, the padding of
+its causal convolutions, is silence) and gives, at every position ``t``, logits over the ``levels``
+mu-law levels of ``x[t]`` from ``x[t - receptive_field : t]`` only: the input is shifted one sample
+right, then every convolution is causal.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlforge.registry import register_net
+
+
+class CausalConv1d(nn.Conv1d):
+    """Kernel-2 convolution whose output at ``t`` reads its input at ``t - dilation`` and ``t``."""
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: int = 1) -> None:
+        super().__init__(in_channels, out_channels, kernel_size=2, dilation=dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self.dilation[0], 0)))
+
+    def step(self, past: torch.Tensor, now: torch.Tensor) -> torch.Tensor:
+        """The output at one time step from its inputs ``dilation`` steps ago and now, (N, C_in) each."""
+        return torch.cat([past, now], dim=1) @ self.step_weight + self.bias
+
+    @property
+    def step_weight(self) -> torch.Tensor:
+        """The kernel as one (2 C_in, C_out) matrix: the past tap's rows, then the present tap's."""
+        return self.weight.permute(2, 1, 0).reshape(-1, self.out_channels)
+
+
+class ResidualLayer(nn.Module):
+    """Dilated causal convolution + conditioning -> tanh x sigmoid gate -> one 1x1 convolution whose
+    outputs are the residual (added to the layer's input) and the skip connection."""
+
+    def __init__(self, residual: int, gate: int, skip: int, condition: int, dilation: int) -> None:
+        super().__init__()
+        self.dilation, self.residual = dilation, residual
+        self.conv = CausalConv1d(residual, 2 * gate, dilation)
+        self.condition = nn.Linear(condition, 2 * gate, bias=False)
+        self.out = nn.Conv1d(gate, residual + skip, 1)
+
+    def gated(self, h: torch.Tensor) -> torch.Tensor:
+        filters, gates = h.chunk(2, dim=1)
+        return torch.tanh(filters) * torch.sigmoid(gates)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` (N, residual, T) and the global condition (N, condition) -> (next layer's input, skip)."""
+        out = self.out(self.gated(self.conv(x) + self.condition(condition)[:, :, None]))
+        return x + out[:, : self.residual], out[:, self.residual :]
+
+    def step(
+        self, past: torch.Tensor, now: torch.Tensor, condition: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` at one time step: inputs (N, residual) ``dilation`` steps ago and now;
+        ``condition`` is this layer's conditioning term, (N, 2 gate)."""
+        out = self.gated(self.conv.step(past, now) + condition) @ self.out.weight[:, :, 0].T + self.out.bias
+        return now + out[:, : self.residual], out[:, self.residual :]
+
+
+@register_net("wavenet")
+class WaveNet(nn.Module):
+    """A causal input layer, ``stacks`` x ``layers`` residual layers with dilations 1, 2, 4, ...,
+    2^(layers-1), and a head ReLU -> 1x1 -> ReLU -> 1x1 over the sum of the skips giving logits over
+    ``levels`` mu-law levels; globally conditioned on the digit (and optionally the speaker: index 0
+    is "any voice", the others the training voices).
+
+    Args:
+        num_classes: digits to condition on. num_speakers: training voices.
+        residual_channels, gate_channels, skip_channels, condition_channels: widths.
+        speaker_conditioning: also condition on the speaker.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        num_speakers: int = 0,
+        levels: int = 256,
+        layers: int = 10,
+        stacks: int = 2,
+        residual_channels: int = 32,
+        gate_channels: int = 32,
+        skip_channels: int = 128,
+        condition_channels: int = 32,
+        speaker_conditioning: bool = False,
+    ) -> None:
+        super().__init__()
+        self.levels = levels
+        self.input = CausalConv1d(1, residual_channels)
+        self.digit = nn.Embedding(num_classes, condition_channels)
+        self.speaker = nn.Embedding(num_speakers + 1, condition_channels) if speaker_conditioning else None
+        self.layers = nn.ModuleList(
+            ResidualLayer(residual_channels, gate_channels, skip_channels, condition_channels, 2**i)
+            for _ in range(stacks)
+            for i in range(layers)
+        )
+        self.head = nn.Sequential(
+            nn.ReLU(),
+            nn.Conv1d(skip_channels, skip_channels, 1),
+            nn.ReLU(),
+            nn.Conv1d(skip_channels, levels, 1),
+        )
+
+    @property
+    def receptive_field(self) -> int:
+        """How many past samples a prediction reads: the shift, the input layer's tap, every dilation."""
+        return 2 + sum(layer.dilation for layer in self.layers)
+
+    def signal(self, levels: torch.Tensor) -> torch.Tensor:
+        """Mu-law levels (integers) -> the network's input signal in [-1, 1]."""
+        return levels.to(self.input.weight.dtype) * (2 / (self.levels - 1)) - 1
+
+    def condition(self, labels: torch.Tensor, speakers: torch.Tensor | None = None) -> torch.Tensor:
+        """The global conditioning vector (N, condition_channels) of each clip's digit (and speaker)."""
+        condition = self.digit(labels)
+        if self.speaker is not None:
+            condition = condition + self.speaker(torch.zeros_like(labels) if speakers is None else speakers)
+        return condition
+
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor, speakers: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (N, levels, T) of every ``x[t]`` given ``x[:t]``, for the signal ``x`` (N, T)."""
+        condition = self.condition(labels, speakers)
+        h = self.input(F.pad(x, (1, -1))[:, None])  # shifted: position t sees x[:t] only
+        skips = 0
+        for layer in self.layers:
+            h, skip = layer(h, condition)
+            skips = skips + skip
+        return self.head(skips)
+
+    # --- generation --------------------------------------------------------------------------
+    @staticmethod
+    def draw(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float) -> torch.Tensor:
+        """A level per row of ``logits`` (N, levels): inverse CDF of softmax(logits / temperature) at
+        ``uniforms`` (N,), so that two samplers given the same numbers draw the same levels."""
+        cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(dim=-1)
+        return torch.searchsorted(cdf, uniforms.double()[:, None]).clamp_max(logits.shape[-1] - 1)[:, 0]
+
+    @torch.no_grad()
+    def generate(
+        self,
+        labels: torch.Tensor,
+        uniforms: torch.Tensor,
+        speakers: torch.Tensor | None = None,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """Mu-law levels (N, steps) drawn sample by sample with cached activations (Paine et al.).
+
+        ``uniforms`` (steps, N) in [0, 1) pick each sample (:meth:`draw`). Layer ``l`` keeps the last
+        ``dilation`` inputs it saw in a ring buffer: the one it reads ``dilation`` steps back is
+        the slot it overwrites now. Zeros before the first step are the silence the convolutions pad with.
+        """
+        n, steps = len(labels), uniforms.shape[0]
+        condition = self.condition(labels, speakers)
+        conditions = [layer.condition(condition) for layer in self.layers]
+        queues = [condition.new_zeros(layer.dilation, n, layer.residual) for layer in self.layers]
+        previous = condition.new_zeros(n, 1)  # the input sample before the current one
+        now = condition.new_zeros(n, 1)  # x[t - 1], the shifted input at step t (silence at t = 0)
+        hidden, output = self.head[1], self.head[3]
+        out = torch.empty(n, steps, dtype=torch.long, device=condition.device)
+        for t in range(steps):
+            h = self.input.step(previous, now)
+            skips = 0
+            for layer, queue, term in zip(self.layers, queues, conditions, strict=True):
+                slot = t % layer.dilation
+                past = queue[slot].clone()
+                queue[slot] = h
+                h, skip = layer.step(past, h, term)
+                skips = skips + skip
+            hidden_units = torch.relu(torch.relu(skips) @ hidden.weight[:, :, 0].T + hidden.bias)
+            logits = hidden_units @ output.weight[:, :, 0].T + output.bias
+            out[:, t] = self.draw(logits, uniforms[t], temperature)
+            previous, now = now, self.signal(out[:, t : t + 1])
+        return out
+
+    @torch.no_grad()
+    def generate_naive(
+        self,
+        labels: torch.Tensor,
+        uniforms: torch.Tensor,
+        speakers: torch.Tensor | None = None,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """The reference sampler: each sample from a full pass over its receptive field (the same draws
+        as :meth:`generate`, at a cost that grows with the receptive field)."""
+        n, steps = len(labels), uniforms.shape[0]
+        field = self.receptive_field
+        x = self.input.weight.new_zeros(n, steps + 1)  # the last slot: the position being predicted
+        out = torch.empty(n, steps, dtype=torch.long, device=labels.device)
+        for t in range(steps):
+            window = x[:, max(0, t - field) : t + 1]
+            out[:, t] = self.draw(self(window, labels, speakers)[:, :, -1], uniforms[t], temperature)
+            x[:, t] = self.signal(out[:, t])
+        return out
