@@ -36,7 +36,7 @@ def main() -> None:
     )
     parser.add_argument("--out", default="outputs/benchmarks", help="where the run dir goes")
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     torch.set_num_threads(args.threads)
     run_dir = Path(args.out).resolve() / f"audio_{args.case}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
     overrides = [f"experiment={EXPERIMENTS[args.case]}", f"threads={args.threads}", *args.overrides]
