@@ -340,6 +340,25 @@ def test_wavenet_trains_its_nll_falls_and_logs_quality(
         model.generate(labels, 0.01, speaker="anna")
 
 
+def test_an_exported_audio_classifier_hears_what_its_checkpoint_hears(
+    make_cfg, tmp_path: Path, digits_root: Path, classifier_ckpt: Path
+) -> None:
+    from dlforge.export import export
+    from dlforge.inference import load
+
+    data = ("data=spoken_digits", f"data.root={digits_root}", "data.clip_seconds=0.25")
+    output = tmp_path / "digits.onnx"
+    export(make_cfg(f"ckpt_path={classifier_ckpt}", f"output={output}", *data, config_name="export"))
+    card = json.loads(output.with_suffix(".json").read_text())
+    assert card["task"] == "audio_classification" and card["inputs"][0]["name"] == "waves"
+    exported, checkpoint = load(output), load(classifier_ckpt)
+    clips = [read_wav(write_pcm(tmp_path / f"{d}.wav", digit_clip(d, 0, 1)), RATE) for d in (2, 5)]
+    assert torch.allclose(exported.classify(clips), checkpoint.classify(clips), atol=1e-4)
+    with pytest.raises(AudioInputError, match=r"takes at most 0\.25 s"):
+        exported.classify([torch.zeros(3000)])
+    assert checkpoint.classify([torch.zeros(3000)]).shape == (1, 10)  # a checkpoint takes any length
+
+
 # --- the command lines, as a user types them ----------------------------------------------------
 
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlforge import __version__
-from dlforge.audio import read_wav
+from dlforge.audio import AudioInputError, read_wav
 from dlforge.checkpoint import load_model
 from dlforge.data.text import TextEncoder
 from dlforge.errors import CheckpointError, DlforgeError, first_line
@@ -253,10 +253,21 @@ class AudioClassifierModel(ServedModel):
         raises :class:`dlforge.audio.AudioInputError` saying what is wrong."""
         return read_wav(source, self.sample_rate)
 
+    @property
+    def clip_samples(self) -> int:
+        return int(self.card["data"]["clip_samples"])
+
     def classify(self, waves: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Class probabilities (N, classes) for waveforms (each (T,) in [-1, 1], of any lengths: shorter
-        ones are padded with silence, as the training clips were)."""
-        longest = max(len(wave) for wave in waves)
+        """Class probabilities (N, classes) for waveforms, each (T,) in [-1, 1]: clips shorter than the
+        training clips are padded with silence, as those were; a checkpoint also takes longer ones,
+        an exported graph (fixed length) refuses them."""
+        longest = max(self.clip_samples, *(len(wave) for wave in waves))
+        if longest > self.clip_samples and self.backend != "pytorch":
+            raise AudioInputError(
+                f"a clip of {longest / self.sample_rate:.2f} s: this exported model takes at most "
+                f"{self.clip_samples / self.sample_rate:.2f} s; trim it (sox in.wav out.wav trim 0 1) or use "
+                "the checkpoint"
+            )
         batch = torch.stack([F.pad(wave.float().cpu(), (0, longest - len(wave))) for wave in waves])
         return torch.from_numpy(self.run(batch.numpy())[1])
 

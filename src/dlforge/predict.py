@@ -190,7 +190,7 @@ def predict_audio(cfg: DictConfig, model: ServedModel) -> dict[str, Any]:
     probs = torch.cat(
         [model.classify(clips[i : i + cfg.batch_size]) for i in range(0, len(clips), cfg.batch_size)]
     )
-    return report(cfg, model, paths, probs, "audio", single)
+    return report(cfg, model, paths, probs, "clip", single)
 
 
 #: What predicts with each model kind.

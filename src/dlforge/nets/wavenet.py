@@ -26,13 +26,9 @@ class CausalConv1d(nn.Conv1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(F.pad(x, (self.dilation[0], 0)))
 
-    def step(self, past: torch.Tensor, now: torch.Tensor) -> torch.Tensor:
-        """The output at one time step from its inputs ``dilation`` steps ago and now, (N, C_in) each."""
-        return torch.cat([past, now], dim=1) @ self.step_weight + self.bias
-
-    @property
     def step_weight(self) -> torch.Tensor:
-        """The kernel as one (2 C_in, C_out) matrix: the past tap's rows, then the present tap's."""
+        """The kernel as one (2 C_in, C_out) matrix: the past tap's rows, then the present tap's, so
+        that the output at one step is ``[input dilation steps ago, input now] @ matrix + bias``."""
         return self.weight.permute(2, 1, 0).reshape(-1, self.out_channels)
 
 
@@ -56,13 +52,21 @@ class ResidualLayer(nn.Module):
         out = self.out(self.gated(self.conv(x) + self.condition(condition)[:, :, None]))
         return x + out[:, : self.residual], out[:, self.residual :]
 
+    def step_weights(self, condition: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The layer as matrices for :meth:`step`, made once per generation: the convolution's taps
+        (2 residual, 2 gate), its bias plus each clip's conditioning (N, 2 gate), the 1x1 output
+        convolution's weight (gate, residual + skip) and bias."""
+        out = self.out.weight[:, :, 0].T.contiguous()
+        return self.conv.step_weight(), self.conv.bias + self.condition(condition), out, self.out.bias
+
     def step(
-        self, past: torch.Tensor, now: torch.Tensor, condition: torch.Tensor
+        self, past: torch.Tensor, now: torch.Tensor, weights: tuple[torch.Tensor, ...]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`forward` at one time step: inputs (N, residual) ``dilation`` steps ago and now;
-        ``condition`` is this layer's conditioning term, (N, 2 gate)."""
-        out = self.gated(self.conv.step(past, now) + condition) @ self.out.weight[:, :, 0].T + self.out.bias
-        return now + out[:, : self.residual], out[:, self.residual :]
+        """:meth:`forward` at one time step: inputs (N, residual) ``dilation`` steps ago and now."""
+        conv, conv_bias, out, out_bias = weights
+        gated = self.gated(torch.addmm(conv_bias, torch.cat([past, now], dim=1), conv))
+        both = torch.addmm(out_bias, gated, out)
+        return now + both[:, : self.residual], both[:, self.residual :]
 
 
 @register_net("wavenet")
@@ -160,25 +164,25 @@ class WaveNet(nn.Module):
         """
         n, steps = len(labels), uniforms.shape[0]
         condition = self.condition(labels, speakers)
-        conditions = [layer.condition(condition) for layer in self.layers]
+        weights = [layer.step_weights(condition) for layer in self.layers]
         queues = [condition.new_zeros(layer.dilation, n, layer.residual) for layer in self.layers]
-        previous = condition.new_zeros(n, 1)  # the input sample before the current one
-        now = condition.new_zeros(n, 1)  # x[t - 1], the shifted input at step t (silence at t = 0)
+        input_weight, input_bias = self.input.step_weight(), self.input.bias
         hidden, output = self.head[1], self.head[3]
+        head = [hidden.weight[:, :, 0].T.contiguous(), hidden.bias, output.weight[:, :, 0].T.contiguous()]
+        # the input layer reads [x[t - 2], x[t - 1]] (the shifted signal): silence before the clip
+        inputs = condition.new_zeros(n, 2)
         out = torch.empty(n, steps, dtype=torch.long, device=condition.device)
         for t in range(steps):
-            h = self.input.step(previous, now)
-            skips = 0
-            for layer, queue, term in zip(self.layers, queues, conditions, strict=True):
+            h = torch.addmm(input_bias, inputs, input_weight)
+            skips = torch.zeros_like(condition[:, :1])
+            for layer, queue, layer_weights in zip(self.layers, queues, weights, strict=True):
                 slot = t % layer.dilation
-                past = queue[slot].clone()
-                queue[slot] = h
-                h, skip = layer.step(past, h, term)
-                skips = skips + skip
-            hidden_units = torch.relu(torch.relu(skips) @ hidden.weight[:, :, 0].T + hidden.bias)
-            logits = hidden_units @ output.weight[:, :, 0].T + output.bias
-            out[:, t] = self.draw(logits, uniforms[t], temperature)
-            previous, now = now, self.signal(out[:, t : t + 1])
+                h_next, skip = layer.step(queue[slot], h, layer_weights)
+                queue[slot] = h  # read again dilation steps from now (after step has used the old value)
+                h, skips = h_next, skips + skip
+            hidden_units = torch.relu(torch.addmm(head[1], torch.relu(skips), head[0]))
+            out[:, t] = self.draw(torch.addmm(output.bias, hidden_units, head[2]), uniforms[t], temperature)
+            inputs = torch.cat([inputs[:, 1:], self.signal(out[:, t : t + 1])], dim=1)
         return out
 
     @torch.no_grad()
