@@ -5,8 +5,9 @@
 
 ``classifier`` trains ``experiment=seed002_audio_cnn_digits`` (test/acc on held-out voices);
 ``wavenet`` trains ``experiment=seed002_wavenet_digits`` (test/nll in bits per sample and, with a
-quality classifier, quality/digit_acc of generated digits). Writes ``results/audio_<case>.json``
-with the run's metrics, its sample-quality record, the wall time and the run dir.
+quality classifier, quality/digit_acc of generated digits); ``ckpt_path=<its last.ckpt>
+trainer.max_time=...`` resumes a run for longer. Writes ``results/audio_<case>.json`` (or
+``--name``) with the run's metrics, its sample-quality record, the wall time and the run dir.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch CPU threads (1: steadier on a shared machine)"
     )
     parser.add_argument("--out", default="outputs/benchmarks", help="where the run dir goes")
+    parser.add_argument("--name", help="results/<name>.json (default: audio_<case>)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args()
     torch.set_num_threads(args.threads)
@@ -53,11 +55,12 @@ def main() -> None:
         "wall_time_s": round(wall, 1),
         "epochs": summary["epochs"],
         "global_step": summary["global_step"],
+        "tested_checkpoint": summary["best_checkpoint"] or summary["last_checkpoint"],
         "metrics": summary["metrics"],
         "sample_quality": json.loads(quality.read_text()) if quality.exists() else None,
         "run_dir": str(run_dir),
     }
-    path = write(f"audio_{args.case}", payload)
+    path = write(args.name or f"audio_{args.case}", payload)
     print(json.dumps({k: payload[k] for k in ("wall_time_s", "epochs", "metrics")}, indent=2))
     print(f"written: {path}")
 

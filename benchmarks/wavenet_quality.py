@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.6)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--picture", help="PNG of one clip per digit at the best temperature")
+    parser.add_argument("--name", default="wavenet_quality", help="results/<name>.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.wavenet, WaveNetModel)
@@ -78,7 +79,7 @@ def main() -> None:
         "real_test_clips": real,
         "generated": results,
     }
-    print(f"written: {write('wavenet_quality', payload)}")
+    print(f"written: {write(args.name, payload)}")
 
 
 if __name__ == "__main__":

@@ -213,9 +213,13 @@ def test_training_crops_and_shifts() -> None:
         lengths, size=100, context=20, generator=torch.Generator().manual_seed(0)
     )
     assert positions.shape == (3, 120) and mask.shape == (3, 100)
-    start = positions[:, 20]
-    assert start[0] == 0 and 0 <= start[1] <= 400 and 0 <= start[2] <= 900  # a short clip is taken whole
-    assert torch.equal(mask.sum(1), torch.tensor([50, 100, 100]))
+    assert torch.equal(positions[:, 1:] - positions[:, :-1], torch.ones(3, 119, dtype=torch.long))
+    centre = positions[:, 20 + 50]  # each crop is centred on a recorded sample
+    assert (centre >= 0).all() and (centre < lengths).all()
+    targets = positions[:, 20:]
+    assert torch.equal(mask, (targets >= 0) & (targets < lengths[:, None]))
+    starts = torch.cat([random_windows(lengths, 100, 20)[0][:, 20] for _ in range(200)])
+    assert (starts < 0).any()  # clips' first samples are targets too, after silence
     x = torch.arange(1, 11.0)[None]
     assert gather_padded(x, torch.tensor([[-2, -1, 0, 9, 10]])).tolist() == [[0, 0, 1, 10, 0]]
     waves = torch.zeros(4, 30)

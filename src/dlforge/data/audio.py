@@ -49,14 +49,16 @@ def random_windows(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A random fixed-length training crop per clip, with the samples before it that a causal model needs.
 
-    Each window starts at a uniform offset in ``[0, max(0, length - size)]`` (a clip shorter than
-    ``size`` is taken whole). Returns the absolute positions ``(N, context + size)`` of the crop and
-    its ``context`` predecessors (negative: before the clip, read as silence by :func:`gather_padded`)
-    and a ``(N, size)`` mask of the crop positions that hold recorded samples.
+    Each crop is centred on a uniformly drawn recorded sample, so a clip's first samples (spoken
+    after silence) are targets as often as its middle. Returns the absolute positions
+    ``(N, context + size)`` of the crop and its ``context`` predecessors (negative: the silence
+    before the clip, read as zeros by :func:`gather_padded`) and a ``(N, size)`` mask of the crop
+    positions that hold recorded samples.
     """
-    start = random_offsets(lengths - size, generator)
+    start = random_offsets(lengths - 1, generator) - size // 2
     positions = start[:, None] + torch.arange(-context, size, device=lengths.device)
-    return positions, positions[:, context:] < lengths[:, None]
+    targets = positions[:, context:]
+    return positions, (targets >= 0) & (targets < lengths[:, None])
 
 
 def random_shift(

@@ -27,8 +27,9 @@ class WaveNetModel(DlforgeModule):
     Training reads random windows of ``crop`` samples (:func:`dlforge.data.audio.random_windows`), each
     with the receptive field of real past before it (silence before a clip's start), and scores only
     recorded samples: the padding after a clip is never a target. Validation and test score whole
-    clips. The loss is the negative log-likelihood in bits per sample (``train/nll``, ``val/nll``,
-    ``test/nll``; 8 bits is a uniform guess over 256 levels).
+    clips, after a receptive field of silence as in training and generation. The loss is the
+    negative log-likelihood in bits per sample (``train/nll``, ``val/nll``, ``test/nll``; 8 bits is a
+    uniform guess over 256 levels).
 
     Args:
         net: ``{"name": wavenet, **its options}`` (:class:`dlforge.nets.wavenet.WaveNet`).
@@ -87,6 +88,7 @@ class WaveNetModel(DlforgeModule):
             x, levels = gather_padded(x, positions), gather_padded(levels, positions[:, context:])
         else:
             mask = torch.arange(x.shape[1], device=x.device) < lengths[:, None]
+            x = F.pad(x, (self.receptive_field, 0))
         if self.net.speaker is not None and self.hparams.speaker_dropout:
             hidden = torch.rand(speakers.shape, device=speakers.device) < self.hparams.speaker_dropout
             speakers = speakers.masked_fill(hidden, 0)
@@ -98,7 +100,8 @@ class WaveNetModel(DlforgeModule):
     def _evaluate(self, batch: tuple[torch.Tensor, ...], metric: MeanMetric, stage: str) -> None:
         waves, labels, lengths, speakers = batch
         levels = self.levels(waves[:, : int(lengths.max())])  # the padding after the longest clip: no target
-        bits = self.nll(self.net.signal(levels), levels, labels, speakers)
+        x = F.pad(self.net.signal(levels), (self.receptive_field, 0))  # the silence before the clip
+        bits = self.nll(x, levels, labels, speakers)
         mask = torch.arange(levels.shape[1], device=levels.device) < lengths[:, None]
         metric(bits[mask])
         self.log(f"{stage}/nll", metric, on_epoch=True, prog_bar=stage == "val")

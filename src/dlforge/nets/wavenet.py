@@ -2,10 +2,12 @@
 generation of Paine et al. 2016 ("Fast WaveNet generation": each layer keeps a queue of its past
 inputs, so a new sample costs one step of every layer instead of a pass over the receptive field).
 
-The network reads the mu-law companded signal ``x`` (levels mapped to [-1, 1]; zero, the padding of
-its causal convolutions, is silence) and gives, at every position ``t``, logits over the ``levels``
-mu-law levels of ``x[t]`` from ``x[t - receptive_field : t]`` only: the input is shifted one sample
-right, then every convolution is causal.
+The network reads the mu-law companded signal ``x`` (levels mapped to [-1, 1]; 0 is silence) and
+gives, at every position ``t``, logits over the ``levels`` mu-law levels of ``x[t]`` from
+``x[t - receptive_field : t]`` only: the input is shifted one sample right, then every convolution
+is causal. A clip is preceded by silence: training windows, evaluation and both samplers put a
+receptive field of zeros before its first sample, so a prediction near the start always reads the
+same context (the convolutions' own zero padding never reaches one).
 """
 
 from __future__ import annotations
@@ -148,6 +150,17 @@ class WaveNet(nn.Module):
         cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(dim=-1)
         return torch.searchsorted(cdf, uniforms.double()[:, None]).clamp_max(logits.shape[-1] - 1)[:, 0]
 
+    def silence(self, condition: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's ring buffer after a receptive field of silence: its inputs at the last
+        ``dilation`` steps before a clip, (dilation, N, residual), time ``-dilation + j`` in slot ``j``."""
+        x = condition.new_zeros(len(condition), self.receptive_field)
+        h = self.input(F.pad(x, (1, -1))[:, None])
+        queues = []
+        for layer in self.layers:
+            queues.append(h[:, :, -layer.dilation :].permute(2, 0, 1).contiguous())
+            h, _ = layer(h, condition)
+        return queues
+
     @torch.no_grad()
     def generate(
         self,
@@ -159,13 +172,13 @@ class WaveNet(nn.Module):
         """Mu-law levels (N, steps) drawn sample by sample with cached activations (Paine et al.).
 
         ``uniforms`` (steps, N) in [0, 1) pick each sample (:meth:`draw`). Layer ``l`` keeps the last
-        ``dilation`` inputs it saw in a ring buffer: the one it reads ``dilation`` steps back is
-        the slot it overwrites now. Zeros before the first step are the silence the convolutions pad with.
+        ``dilation`` inputs it saw in a ring buffer, filled first by a pass over a receptive field of
+        silence (:meth:`silence`): the one it reads ``dilation`` steps back is the slot it overwrites now.
         """
         n, steps = len(labels), uniforms.shape[0]
         condition = self.condition(labels, speakers)
         weights = [layer.step_weights(condition) for layer in self.layers]
-        queues = [condition.new_zeros(layer.dilation, n, layer.residual) for layer in self.layers]
+        queues = self.silence(condition)
         input_weight, input_bias = self.input.step_weight(), self.input.bias
         hidden, output = self.head[1], self.head[3]
         head = [hidden.weight[:, :, 0].T.contiguous(), hidden.bias, output.weight[:, :, 0].T.contiguous()]
@@ -197,10 +210,10 @@ class WaveNet(nn.Module):
         as :meth:`generate`, at a cost that grows with the receptive field)."""
         n, steps = len(labels), uniforms.shape[0]
         field = self.receptive_field
-        x = self.input.weight.new_zeros(n, steps + 1)  # the last slot: the position being predicted
+        x = self.input.weight.new_zeros(n, field + steps + 1)  # silence, the clip, the sample predicted
         out = torch.empty(n, steps, dtype=torch.long, device=labels.device)
         for t in range(steps):
-            window = x[:, max(0, t - field) : t + 1]
-            out[:, t] = self.draw(self(window, labels, speakers)[:, :, -1], uniforms[t], temperature)
-            x[:, t] = self.signal(out[:, t])
+            logits = self(x[:, t : t + field + 1], labels, speakers)[:, :, -1]
+            out[:, t] = self.draw(logits, uniforms[t], temperature)
+            x[:, field + t] = self.signal(out[:, t])
         return out
