@@ -1,13 +1,14 @@
 """How an audio classifier hears a trained WaveNet's digits, across sampling temperatures.
 
     DATA_DIR=../shared/data python -m benchmarks.wavenet_quality --wavenet <ckpt>
-        --classifier <audio_cnn ckpt> [--temperatures 0.8 0.9 1.0] [--per-digit 10] [--seconds 0.6]
+        --classifier <audio_cnn ckpt> [--temperatures 0.8 0.9 1.0] [--per-digit 10] [--seconds 0.4 0.6]
         [--picture docs/img/wavenet_digits.png]
 
-For each temperature: ``--per-digit`` clips of every digit (fast sampler, seed 0), judged by the
-classifier (:class:`dlforge.quality.DigitRecognition`): the share recognized as the digit asked for
-(chance 0.1), mean confidence, and the generation speed. For reference, the same classifier on the
-real clips of the held-out test voices. ``--picture`` draws one clip per digit at the best temperature.
+For each clip length and temperature: ``--per-digit`` clips of every digit (fast sampler, seed 0),
+judged by the classifier (:class:`dlforge.quality.DigitRecognition`): the share recognized as the
+digit asked for (chance 0.1), mean confidence, and the generation time. For reference, the same
+classifier on the real clips of the held-out test voices. ``--picture`` draws one clip per digit
+with the best settings.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--classifier", required=True)
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.8, 0.9, 1.0])
     parser.add_argument("--per-digit", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=0.6)
+    parser.add_argument("--seconds", type=float, nargs="+", default=[0.4, 0.6])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--picture", help="PNG of one clip per digit at the best temperature")
     parser.add_argument("--name", default="wavenet_quality", help="results/<name>.json")
@@ -57,25 +58,28 @@ def main() -> None:
     print(f"real held-out clips: {real['digit_acc']:.3f} recognized, confidence {real['confidence']:.3f}")
     labels = torch.arange(10).repeat_interleave(args.per_digit)
     rows, results = [], []
-    for temperature in args.temperatures:
-        start = time.perf_counter()
-        clips = model.generate(labels, args.seconds, seed=0, temperature=temperature)
-        seconds = time.perf_counter() - start
-        result = {**judge.judge(clips, labels), "temperature": temperature, "generation_s": round(seconds, 1)}
-        results.append(result)
-        rows.append([temperature, f"{result['digit_acc']:.3f}", f"{result['confidence']:.3f}", seconds])
-        print(rows[-1], "heard:", result["class_counts"], flush=True)
-    print(table(["temperature", "digit_acc", "confidence", "generation s"], rows))
+    for seconds in args.seconds:
+        for temperature in args.temperatures:
+            start = time.perf_counter()
+            clips = model.generate(labels, seconds, seed=0, temperature=temperature)
+            elapsed = time.perf_counter() - start
+            result = judge.judge(clips, labels)
+            result.update(seconds=seconds, temperature=temperature, generation_s=round(elapsed, 1))
+            results.append(result)
+            rows.append(
+                [seconds, temperature, f"{result['digit_acc']:.2f}", f"{result['confidence']:.2f}", elapsed]
+            )
+            print(rows[-1], "heard:", result["class_counts"], flush=True)
+    print(table(["seconds", "temperature", "digit_acc", "confidence", "generation s"], rows))
     best = max(results, key=lambda r: r["digit_acc"])
     if args.picture:
-        clips = model.generate(torch.arange(10), args.seconds, seed=0, temperature=best["temperature"])
-        titles = [f"digit {k} (T={best['temperature']})" for k in range(10)]
+        clips = model.generate(torch.arange(10), best["seconds"], seed=0, temperature=best["temperature"])
+        titles = [f"digit {k}" for k in range(10)]
         save_figure(sound_figure(list(clips), model.sample_rate, titles, columns=5), args.picture)
     payload = {
         "wavenet": args.wavenet,
         "classifier": judge.extractor,
-        "seconds": args.seconds,
-        "clips_per_temperature": len(labels),
+        "clips_per_setting": len(labels),
         "real_test_clips": real,
         "generated": results,
     }
