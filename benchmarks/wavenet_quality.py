@@ -18,6 +18,7 @@ import time
 
 import torch
 from hydra import compose, initialize_config_dir
+from PIL import Image
 
 from benchmarks.common import table, write
 from dlforge import CONF_DIR
@@ -37,6 +38,18 @@ def real_test_clips(model: WaveNetModel) -> tuple[torch.Tensor, torch.Tensor]:
     return clips.float() / 32768, labels
 
 
+def picture(model: WaveNetModel, real: torch.Tensor, labels: torch.Tensor, best: dict, path: str) -> None:
+    """One held-out real clip of each digit above one generated clip of each (a small palette PNG)."""
+    samples = round(best["seconds"] * model.sample_rate)
+    first = [real[(labels == k).nonzero()[0, 0], :samples] for k in range(10)]
+    generated = model.generate(torch.arange(10), best["seconds"], seed=0, temperature=best["temperature"])
+    titles = [f"real {k}" for k in range(10)] + [f"WaveNet {k} (T={best['temperature']})" for k in range(10)]
+    save_figure(sound_figure([*first, *generated], model.sample_rate, titles, columns=5), path)
+    image = Image.open(path).convert("RGB")
+    image = image.resize((image.width * 2 // 3, image.height * 2 // 3), Image.Resampling.LANCZOS)
+    image.quantize(48).save(path, optimize=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -47,14 +60,14 @@ def main() -> None:
     parser.add_argument("--per-digit", type=int, default=10)
     parser.add_argument("--seconds", type=float, nargs="+", default=[0.4, 0.6])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--picture", help="PNG of one clip per digit at the best temperature")
+    parser.add_argument("--picture", help="PNG: a real and a generated clip of each digit (best settings)")
     parser.add_argument("--name", default="wavenet_quality", help="results/<name>.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.wavenet, WaveNetModel)
     judge = DigitRecognition(args.classifier, model.sample_rate)
-    waves, labels = real_test_clips(model)
-    real = judge.judge(waves, labels)
+    waves, real_labels = real_test_clips(model)
+    real = judge.judge(waves, real_labels)
     print(f"real held-out clips: {real['digit_acc']:.3f} recognized, confidence {real['confidence']:.3f}")
     labels = torch.arange(10).repeat_interleave(args.per_digit)
     rows, results = [], []
@@ -73,9 +86,7 @@ def main() -> None:
     print(table(["seconds", "temperature", "digit_acc", "confidence", "generation s"], rows))
     best = max(results, key=lambda r: r["digit_acc"])
     if args.picture:
-        clips = model.generate(torch.arange(10), best["seconds"], seed=0, temperature=best["temperature"])
-        titles = [f"digit {k}" for k in range(10)]
-        save_figure(sound_figure(list(clips), model.sample_rate, titles, columns=5), args.picture)
+        picture(model, waves, real_labels, best, args.picture)
     payload = {
         "wavenet": args.wavenet,
         "classifier": judge.extractor,
