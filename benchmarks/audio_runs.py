@@ -13,6 +13,7 @@ trainer.max_time=...`` resumes a run for longer. Writes ``results/audio_<case>.j
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 from pathlib import Path
@@ -25,6 +26,27 @@ from dlforge import CONF_DIR
 from dlforge.train import train
 
 EXPERIMENTS = {"classifier": "seed002_audio_cnn_digits", "wavenet": "seed002_wavenet_digits"}
+HISTORY = ("val/acc", "val/nll", "quality/digit_acc", "quality/confidence")
+
+
+def history(run_dir: Path) -> list[dict[str, float]]:
+    """The run's validation values after each epoch, from its ``metrics.csv``."""
+    with open(run_dir / "metrics.csv") as f:
+        rows = [row for row in csv.DictReader(f) if any(row.get(key) for key in HISTORY)]
+    return [
+        {"epoch": int(row["epoch"]), **{key: float(row[key]) for key in HISTORY if row.get(key)}}
+        for row in rows
+        if not row.get("test/nll") and not row.get("test/acc")
+    ]
+
+
+def confusion(run_dir: Path) -> list[list[int]] | None:
+    """A classifier's test confusion matrix (rows: true digit), from its ``confusion_matrix.csv``."""
+    path = run_dir / "confusion_matrix.csv"
+    if not path.exists():
+        return None
+    with open(path) as f:
+        return [[int(cell) for cell in row[1:]] for row in list(csv.reader(f))[1:]]
 
 
 def main() -> None:
@@ -58,6 +80,8 @@ def main() -> None:
         "tested_checkpoint": summary["best_checkpoint"] or summary["last_checkpoint"],
         "metrics": summary["metrics"],
         "sample_quality": json.loads(quality.read_text()) if quality.exists() else None,
+        "history": history(run_dir),
+        "confusion_matrix": confusion(run_dir),
         "run_dir": str(run_dir),
     }
     path = write(args.name or f"audio_{args.case}", payload)

@@ -46,8 +46,8 @@ def picture(model: WaveNetModel, real: torch.Tensor, labels: torch.Tensor, best:
     titles = [f"real {k}" for k in range(10)] + [f"WaveNet {k} (T={best['temperature']})" for k in range(10)]
     save_figure(sound_figure([*first, *generated], model.sample_rate, titles, columns=5), path)
     image = Image.open(path).convert("RGB")
-    image = image.resize((image.width * 2 // 3, image.height * 2 // 3), Image.Resampling.LANCZOS)
-    image.quantize(48).save(path, optimize=True)
+    image = image.resize((image.width * 3 // 5, image.height * 3 // 5), Image.Resampling.LANCZOS)
+    image.quantize(32).save(path, optimize=True)
 
 
 def main() -> None:
