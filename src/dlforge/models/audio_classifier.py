@@ -54,9 +54,6 @@ class AudioClassifier(ClassifierModule):
             waves = F.pad(waves, (0, self.clip_samples - waves.shape[-1]))
         return self.net(waves)
 
-    def embed(self, waves: torch.Tensor) -> torch.Tensor:
-        return self.net.embed(waves)
-
     def _step(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         waves, labels, lengths, _ = batch
         if self.training and self.hparams.shift:
