@@ -3,10 +3,12 @@
 The model is a checkpoint (``ckpt_path=``) or a file written by ``python -m dlforge.export``
 (``model_path=``, its JSON card beside it). Inputs:
 
-- ``text=...`` (text classifiers) or ``image=<file>`` (image classifiers): prints the ``top_k`` best
-  classes, one ``label<TAB>probability`` line each (a two-class model prints its one label);
-- ``input=<file>`` (one text a line, ``-``: stdin) or ``image=<folder>`` (every image in it): writes
-  a CSV (``output=...``, default ``predictions.csv`` in the run dir; ``-``: stdout).
+- ``text=...`` (text classifiers), ``image=<file>`` (image classifiers) or ``audio=<file.wav>`` (audio
+  classifiers): prints the ``top_k`` best classes, one ``label<TAB>probability`` line each (a
+  two-class model prints its one label);
+- ``input=<file>`` (one text a line, ``-``: stdin), ``image=<folder>`` (every image in it) or
+  ``audio=<folder>`` (every .wav in it): writes a CSV (``output=...``, default ``predictions.csv`` in
+  the run dir; ``-``: stdout).
 
 ``json=true`` prints (or writes to ``output=``) one JSON document instead. Images of any size and
 colour mode are prepared as the training images were (:mod:`dlforge.preprocess`). The tool
@@ -27,9 +29,16 @@ from typing import IO, Any
 import torch
 from omegaconf import DictConfig
 
+from dlforge.audio import AudioInputError
 from dlforge.cli import hydra_entry
 from dlforge.errors import DlforgeError
-from dlforge.inference import ImageClassifierModel, ServedModel, TextClassifierModel, load
+from dlforge.inference import (
+    AudioClassifierModel,
+    ImageClassifierModel,
+    ServedModel,
+    TextClassifierModel,
+    load,
+)
 from dlforge.outputs import atomic_write, write_text
 from dlforge.preprocess import ImageInputError, load_image
 
@@ -115,8 +124,8 @@ def report(
 
 def predict_text(cfg: DictConfig, model: ServedModel) -> dict[str, Any]:
     """Classify ``cfg.text`` (printed) or the lines of ``cfg.input`` (a CSV) with a text classifier."""
-    if cfg.get("image") is not None:
-        raise DlforgeError(f"{model.source} is a text classifier: pass text=... or input=<file>, not image=")
+    if cfg.get("image") is not None or cfg.get("audio") is not None:
+        raise DlforgeError(f"{model.source} is a text classifier: pass text=... or input=<file>")
     assert isinstance(model, TextClassifierModel)
     single = cfg.get("text") is not None
     texts = [str(cfg.text)] if single else read_texts(str(cfg.input))
@@ -157,19 +166,47 @@ def predict_images(cfg: DictConfig, model: ServedModel) -> dict[str, Any]:
     return report(cfg, model, paths, probs, "image", single)
 
 
+def predict_audio(cfg: DictConfig, model: ServedModel) -> dict[str, Any]:
+    """Classify ``cfg.audio`` (a WAV file: printed) or every ``.wav`` in it (a folder: a CSV)."""
+    if cfg.get("audio") is None:
+        raise DlforgeError(f"{model.source} is an audio classifier: pass audio=<WAV file or folder of them>")
+    assert isinstance(model, AudioClassifierModel)
+    source = Path(str(cfg.audio)).expanduser()
+    single = source.is_file()
+    if not single and not source.is_dir():
+        raise DlforgeError(f"no WAV file or folder at {source}")
+    paths, clips = [], []
+    for path in [source] if single else sorted(source.glob("*.wav")):
+        try:
+            clips.append(model.read(path))
+            paths.append(str(path))
+        except AudioInputError as err:
+            if single:
+                raise
+            log.warning("skipping %s: %s", path, err)
+    if not clips:
+        raise DlforgeError(f"no usable .wav clips in {source}")
+    probs = torch.cat(
+        [model.classify(clips[i : i + cfg.batch_size]) for i in range(0, len(clips), cfg.batch_size)]
+    )
+    return report(cfg, model, paths, probs, "clip", single)
+
+
 #: What predicts for each task (a network or a scikit-learn baseline, from a checkpoint or an export).
 PREDICTORS: dict[str, Callable[[DictConfig, ServedModel], dict[str, Any]]] = {
     "text_classification": predict_text,
     "image_classification": predict_images,
+    "audio_classification": predict_audio,
 }
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Load the checkpoint or exported file and dispatch on its model kind."""
-    if sum(cfg.get(key) is not None for key in ("text", "input", "image")) != 1:
+    if sum(cfg.get(key) is not None for key in ("text", "input", "image", "audio")) != 1:
         raise DlforgeError(
             'pass either text="..." or input=<file, one text a line> (input=- reads stdin) to a text '
-            "classifier, or image=<image file or folder> to an image classifier"
+            "classifier, image=<image file or folder> to an image classifier, or audio=<WAV file or "
+            "folder> to an audio classifier"
         )
     if (cfg.get("ckpt_path") is None) == (cfg.get("model_path") is None):
         raise DlforgeError("pass either ckpt_path=<checkpoint> or model_path=<file from dlforge.export>")

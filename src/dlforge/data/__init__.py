@@ -1,5 +1,6 @@
 """Data modules: each hands what its models need over through ``model_kwargs()``."""
 
+from dlforge.data.audio import SpokenDigitsDataModule
 from dlforge.data.corpora import (
     CSVTextDataModule,
     IMDBDataModule,
@@ -28,6 +29,7 @@ __all__ = [
     "MRDataModule",
     "MovieReviewsDataModule",
     "PairedDataModule",
+    "SpokenDigitsDataModule",
     "SubjDataModule",
     "TextDataModule",
 ]

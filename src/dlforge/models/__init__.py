@@ -7,6 +7,7 @@ import inspect
 from typing import Any
 
 from dlforge.errors import DlforgeError
+from dlforge.models.audio_classifier import AudioClassifier
 from dlforge.models.autoencoder import VAE, Autoencoder
 from dlforge.models.base import DlforgeModule, GenerativeModule
 from dlforge.models.classical import ClassicalClassifier
@@ -15,6 +16,7 @@ from dlforge.models.gan import GAN
 from dlforge.models.pix2pix import Pix2Pix
 from dlforge.models.tabular import TabularClassifier
 from dlforge.models.text_classifier import TextClassifier
+from dlforge.models.wavenet import WaveNetModel
 from dlforge.registry import MODELS
 
 
@@ -44,6 +46,7 @@ __all__ = [
     "GAN",
     "MODELS",
     "VAE",
+    "AudioClassifier",
     "Autoencoder",
     "ClassicalClassifier",
     "DlforgeModule",
@@ -52,6 +55,7 @@ __all__ = [
     "Pix2Pix",
     "TabularClassifier",
     "TextClassifier",
+    "WaveNetModel",
     "build_model",
     "model_class",
 ]
