@@ -7,7 +7,7 @@ import inspect
 from typing import Any
 
 from dlforge.errors import DlforgeError
-from dlforge.models.audio_classifier import AudioClassifier
+from dlforge.models.audio import AudioClassifier
 from dlforge.models.autoencoder import VAE, Autoencoder
 from dlforge.models.base import DlforgeModule, GenerativeModule
 from dlforge.models.classical import ClassicalClassifier
@@ -15,7 +15,7 @@ from dlforge.models.classifier import ImageClassifier
 from dlforge.models.gan import GAN
 from dlforge.models.pix2pix import Pix2Pix
 from dlforge.models.tabular import TabularClassifier
-from dlforge.models.text_classifier import TextClassifier
+from dlforge.models.text import TextClassifier
 from dlforge.models.wavenet import WaveNetModel
 from dlforge.registry import MODELS
 
