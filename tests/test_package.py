@@ -127,7 +127,7 @@ def test_the_readmes_commands_compose() -> None:
 
     from dlforge.cli import check_command_line
 
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "README.md").read_text().replace("\\\n", " ")  # continued lines
     commands = re.findall(r"^(?:python train\.py|python -m dlforge\.(\w+))([^\n#]*)", readme, re.M)
     checked = 0
     for tool, rest in commands:

@@ -92,7 +92,7 @@ def test_load_model_rejects_other_files(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_model(tmp_path / "missing.ckpt")
     (tmp_path / "junk.ckpt").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="is not a PyTorch checkpoint"):
         load_model(tmp_path / "junk.ckpt")
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     with pytest.raises(CheckpointError, match="not a dlforge model"):
@@ -211,7 +211,7 @@ def test_cli_impossible_network_is_one_clear_line(run_cli) -> None:
 def test_cli_wrong_option_lists_the_valid_ones(run_cli) -> None:
     result = run_cli("train.py", "model=lenett")
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.startswith("error: model=lenett: no such option; choose one of autoencoder, cgan,")
+    assert result.stderr.startswith("error: model=lenett: no such option; choose one of ")
     assert "cnn_seed000" in result.stderr and result.stderr.count("\n") == 1
 
 
