@@ -37,7 +37,7 @@ RUNS = Path("outputs/sample_quality")
 GAN = ("model.net.features=32", "trainer.limit_train_batches=250", "data.batch_size=64")  # 250 steps an epoch
 CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     # name: (data set, overrides of train.py)
-    "dcgan_mnist": ("mnist", ("model=dcgan", *GAN, "trainer.max_epochs=20")),
+    "dcgan_mnist": ("mnist", ("model=dcgan", *GAN, "trainer.max_epochs=10")),
     "cgan_mnist": ("mnist", ("model=cgan", *GAN, "trainer.max_epochs=6")),
     "dcgan_fashion_mnist": ("fashion_mnist", ("model=dcgan", *GAN, "trainer.max_epochs=12")),
     "vae16_mnist": ("mnist", ("experiment=seed003_vae_mnist",)),
