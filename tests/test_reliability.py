@@ -36,7 +36,7 @@ AUGMENTED = (
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
     run_cli, data_dir: Path, tmp_path: Path
 ) -> None:
-    straight = run_cli("train.py", *AUGMENTED, "trainer.max_epochs=3", "hydra.run.dir=outputs/straight")
+    straight = run_cli("train.py", *AUGMENTED, "trainer.max_epochs=2", "hydra.run.dir=outputs/straight")
     assert straight.returncode == 0, straight.stderr[-2000:]
 
     slow = ("+callbacks.slow._target_=tests.slowdown.SlowDown", "+callbacks.slow.seconds=0.03")
@@ -48,7 +48,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
             str(REPO / "train.py"),
             *AUGMENTED,
             *slow,
-            "trainer.max_epochs=3",
+            "trainer.max_epochs=2",
             f"hydra.run.dir={killed_dir}",
         ],
         cwd=tmp_path,
@@ -70,12 +70,12 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
     assert not list((killed_dir / "checkpoints").glob("*.tmp*"))
 
     resumed = run_cli(
-        "train.py", *AUGMENTED, "trainer.max_epochs=3", f"ckpt_path={last}", "hydra.run.dir=outputs/resumed"
+        "train.py", *AUGMENTED, "trainer.max_epochs=2", f"ckpt_path={last}", "hydra.run.dir=outputs/resumed"
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a = json.loads((tmp_path / "outputs" / "straight" / "metrics.json").read_text())
     b = json.loads((tmp_path / "outputs" / "resumed" / "metrics.json").read_text())
-    assert b["epochs"] == a["epochs"] == 3
+    assert b["epochs"] == a["epochs"] == 2
     for key in ("val/acc", "val/loss", "train/loss_epoch", "test/acc", "test/loss"):
         assert b["metrics"][key] == a["metrics"][key], key
 
@@ -95,7 +95,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
         "train.py",
         f"model={model}",
         *FAST,
-        "trainer.max_epochs=3",
+        "trainer.max_epochs=2",
         optimizer,
         *(["~model.optimizer_d.betas"] if model == "dcgan" else []),  # SGD has no betas
         "scheduler=step",  # the GAN's scheduler acts on both of its optimizers
