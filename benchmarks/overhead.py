@@ -243,6 +243,7 @@ def main() -> None:
     parser.add_argument(
         "--malloc-default", action="store_true", help="glibc's own malloc (keep_freed_memory=false)"
     )
+    parser.add_argument("--name", default=None, help="results file name (default: overhead[_malloc_default])")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -257,7 +258,7 @@ def main() -> None:
     print(
         "wrote",
         write(
-            "overhead_malloc_default" if args.malloc_default else "overhead",
+            args.name or ("overhead_malloc_default" if args.malloc_default else "overhead"),
             {
                 "results": results,
                 "steps_per_window": args.steps,
