@@ -80,6 +80,8 @@ def test_results_table_compares_experiments_with_their_references(run_cli, tmp_p
     ]
     assert rows[0][8] == "optimizer.lr=0.1" and rows[2][8] == "trainer.max_epochs=2 data.glove.path=glove.txt"
     assert rows[2][7] == "1.5 min"
+    records = json.loads((tmp_path / "results.json").read_text())  # the figures' source, beside the table
+    assert list(records) == ["lr/0", "lr/1", "mnist"] and records["mnist"]["metrics"]["test/acc"] == 0.9373
     results.write_text(results.read_text() + "\n## Notes\n\nWritten by hand.\n")
     assert run_cli("-m", "dlforge.report", str(tmp_path / "runs"), "--results", str(results)).returncode == 0
     assert results.read_text().count("## Notes\n\nWritten by hand.") == 1 and len(results.read_text()) > 500

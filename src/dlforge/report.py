@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import re
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dlforge.errors import DlforgeError
-from dlforge.outputs import Run, atomic_write, load_runs, markdown, swept_values, write_text
+from dlforge.outputs import Run, atomic_write, load_runs, markdown, swept_values, write_json, write_text
 from dlforge.study import SEARCH_FILE
 
 
@@ -209,13 +210,18 @@ def _row_key(row: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", run_of(row))]
 
 
-def write_results(path: Path, table: str, folder: Path) -> None:
+def write_results(path: Path, table: str, folder: Path, runs: list[Run]) -> None:
     """Write the results table; hand-written notes (from a ``## Notes`` heading on) survive a rewrite.
 
     Rows are keyed by run dir: a run found under ``folder`` replaces its row, and the rows of runs
     not found there (measured earlier, perhaps on another machine) are kept, so a few new runs can
-    be added without re-running every experiment.
+    be added without re-running every experiment. The runs' ``metrics.json`` records go to the JSON
+    file beside it (``results.md`` -> ``results.json``), merged the same way.
     """
+    records_path = path.with_suffix(".json")
+    records = json.loads(records_path.read_text()) if records_path.is_file() else {}
+    records.update({r["dir"]: {k: v for k, v in r.items() if k != "dir"} for r in runs if r.get("reference")})
+    write_json(records_path, dict(sorted(records.items())))
     old = path.read_text() if path.is_file() else ""
     notes = old[old.index(NOTES) :] if NOTES in old else ""
     header, rows = table_lines(table)
@@ -250,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = load_runs(args.folder)
         if args.results:
             table = results_table(runs)
-            write_results(args.results, table, args.folder)
+            write_results(args.results, table, args.folder, runs)
             print(table, end="")
             print(f"\nwrote {args.results}")
             return 0
