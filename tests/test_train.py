@@ -376,8 +376,12 @@ def test_no_advice_to_add_workers_to_in_memory_loaders(make_cfg, monkeypatch, th
             options = model_options(cfg)
             model = build_model(options.pop("kind"), **options, **datamodule.model_kwargs())
             trainer = pl.Trainer(
-                max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False,
-                enable_checkpointing=False, default_root_dir=cfg.paths.output_dir,
+                max_epochs=1,
+                limit_train_batches=2,
+                limit_val_batches=1,
+                logger=False,
+                enable_checkpointing=False,
+                default_root_dir=cfg.paths.output_dir,
             )
             trainer.fit(model, datamodule)
     advice = [w for w in caught if "does not have many workers" in str(w.message)]
