@@ -10,6 +10,7 @@ from dlforge.data.corpora import (
 from dlforge.data.folder import ImageFolderDataModule
 from dlforge.data.images import ImageDataModule
 from dlforge.data.paired import PairedDataModule
+from dlforge.data.piglatin import PigLatinDataModule
 from dlforge.data.standard import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
 from dlforge.data.text_datamodule import TextDataModule
 
@@ -24,6 +25,7 @@ __all__ = [
     "MRDataModule",
     "MovieReviewsDataModule",
     "PairedDataModule",
+    "PigLatinDataModule",
     "SubjDataModule",
     "TextDataModule",
 ]

@@ -12,6 +12,7 @@ from dlforge.models.base import DlforgeModule, GenerativeModule
 from dlforge.models.classifier import ImageClassifier
 from dlforge.models.gan import GAN
 from dlforge.models.pix2pix import Pix2Pix
+from dlforge.models.seq2seq import Seq2Seq
 from dlforge.models.text_classifier import TextClassifier
 from dlforge.registry import MODELS
 
@@ -47,6 +48,7 @@ __all__ = [
     "GenerativeModule",
     "ImageClassifier",
     "Pix2Pix",
+    "Seq2Seq",
     "TextClassifier",
     "build_model",
     "model_class",
