@@ -145,7 +145,7 @@ def trained(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         "trainer.max_epochs=36",
         "trainer.enable_model_summary=false",
         "callbacks.progress_bar=null",
-        "threads=1",  # a small network: a second thread costs more than it gains (on a shared machine, far more)
+        "threads=1",  # a small network: a second thread costs more than it gains (shared machine: far more)
         "seed=1",
     )
     threads = torch.get_num_threads()
