@@ -20,6 +20,7 @@ from dlforge import CONF_DIR
 from dlforge.checkpoint import load_model
 from dlforge.data.piglatin import (
     BOS,
+    EOS,
     PAD,
     VOCAB_SIZE,
     PigLatinDataModule,
@@ -108,6 +109,7 @@ TINY_DATA = (
     "data.sentence_words=[3,12]",
     "data.batch_size=64",
     "data.eval_batch_size=256",
+    "data.text_share=0",
 )
 
 
@@ -205,6 +207,19 @@ def test_splits_keep_test_words_out_of_training(corpus: Path, tmp_path: Path) ->
     assert len(list((tmp_path / "piglatin").glob("*.pt"))) == 1
 
 
+def test_frequent_words_get_more_training_rows(tmp_path: Path) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text(" ".join(made_up_words(200, seed=3)) + " and" * 100 + ".\n", encoding="utf-8")
+    data = PigLatinDataModule(
+        paths=[str(text)], val_words=10, test_words=10, test_sentences=0, text_share=0.5
+    )
+    data.setup()
+    rows = decode_tokens(data.splits["train"].tensors[0])
+    forms = data.counts["train"]
+    assert rows.count("and") == 1 + int(0.5 * forms * 100 / (forms - 1 + 100))  # its share of the text
+    assert len(rows) == len(set(rows)) + rows.count("and") - 1  # the made-up words occur once: one row each
+
+
 def test_missing_text_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DlforgeError, match=r"no text file at .*nope\.txt; fix data\.paths"):
         PigLatinDataModule(paths=[str(tmp_path / "nope.txt")]).setup()
@@ -233,29 +248,33 @@ def test_teacher_forcing_matches_step_by_step_decoding(options: dict[str, Any]) 
             step_logits, state, step_weights = net.step(tgt_in[:, t], state, values, keys, mask)
             torch.testing.assert_close(step_logits, logits[:, t], atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(step_weights, weights[:, t], atol=1e-6, rtol=1e-5)
-    assert (
-        torch.allclose(weights.sum(-1), torch.ones(())) and (weights[:, :, 1:][src[:, 1:] == PAD] == 0).all()
-    )
+    assert torch.allclose(weights.sum(-1), torch.ones(())) and not (weights * (src == PAD)[:, None]).any()
 
 
 @pytest.mark.parametrize("options", NETS, ids=lambda o: o.get("attention", o["name"]))
-def test_beam_search_of_width_one_is_greedy_and_wider_beams_score_higher(options: dict[str, Any]) -> None:
+def test_beam_search_of_width_one_is_greedy_and_a_full_beam_finds_the_best_output(
+    options: dict[str, Any],
+) -> None:
     torch.manual_seed(0)
     net = build_net(vocab_size=VOCAB_SIZE, **options).eval()
-    src = encode_words(["string", "Queen", "a", "rhythms", "apple"])
+    src = encode_words(["string", "Queen", "a"])
     greedy = net.greedy(src, 11)
     tokens, weights = beam_search(net, src, 1, 11)
     assert torch.equal(tokens, greedy[0]) and torch.allclose(weights, greedy[1])
 
-    def log_prob(out: torch.Tensor) -> torch.Tensor:  # of each output up to its EOS
-        tgt_in = torch.cat([torch.full_like(out[:, :1], BOS), out[:, :-1]], dim=1)
-        with torch.no_grad():
-            logits, _ = net(src, tgt_in)
-        picked = logits.log_softmax(-1).gather(2, out[..., None])[..., 0]
-        return picked.masked_fill(out == PAD, 0).sum(1)
-
-    wide, _ = beam_search(net, src, 4, 11)
-    assert (log_prob(wide) >= log_prob(greedy[0]) - 1e-5).all()
+    # two steps with a beam as wide as the vocabulary keep every prefix: the best of all two-token
+    # outputs (or EOS alone), found by scoring each one, must come out
+    outputs = torch.tensor(
+        [[a, b] for a in range(EOS, VOCAB_SIZE) for b in ([PAD] if a == EOS else range(EOS, VOCAB_SIZE))]
+    )
+    with torch.no_grad():
+        rows = src.repeat_interleave(len(outputs), dim=0)
+        out = outputs.repeat(len(src), 1)
+        logits, _ = net(rows, torch.cat([torch.full_like(out[:, :1], BOS), out[:, :1]], dim=1))
+    logits[..., :EOS] = float("-inf")  # PAD and BOS are never an output
+    picked = logits.log_softmax(-1).gather(2, out[..., None])[..., 0].masked_fill(out == PAD, 0).sum(1)
+    best = outputs[picked.view(len(src), -1).argmax(dim=1)]
+    assert torch.equal(beam_search(net, src, VOCAB_SIZE - 2, 2)[0], best)
 
 
 # --- a tiny model learns the rule ---------------------------------------------------------------

@@ -184,6 +184,9 @@ class PigLatinDataModule(TensorDataModule):
         sentence_words: ``[min, max]`` words of a test sentence.
         min_count: a word form must occur this often in the text.
         train_words: train on this many seeded-random word forms (null: all).
+        text_share: besides one row per training form, this share of rows more, dealt to the forms
+            in proportion to their frequency in the text: the words of running text ("the", "A",
+            "I") are then learned exactly, not only the rule on rare words.
         seed: seed of the splits.
         batch_size, eval_batch_size, num_workers, pin_memory, on_device: see :class:`TensorDataModule`.
     """
@@ -203,6 +206,7 @@ class PigLatinDataModule(TensorDataModule):
         sentence_words: tuple[int, int] | list[int] = (3, 40),
         min_count: int = 1,
         train_words: int | None = None,
+        text_share: float = 0.25,
         encoding: str = "auto",
         download: bool = True,
         batch_size: int = 256,
@@ -224,6 +228,7 @@ class PigLatinDataModule(TensorDataModule):
         self.sentence_words = tuple(sentence_words)
         self.min_count = min_count
         self.train_words = train_words
+        self.text_share = text_share
         self.encoding = encoding
         self.download = download
         self.seed = seed
@@ -273,9 +278,9 @@ class PigLatinDataModule(TensorDataModule):
         }
         self.counts = stored["counts"]
         log.info(
-            "piglatin: %d training / %d validation / %d test word forms (up to %d letters), %d longer "
-            "test words, %d test sentences",
-            *(self.counts[key] for key in ("train", "val", "test")),
+            "piglatin: %d training (%d rows) / %d validation / %d test word forms (up to %d letters), "
+            "%d longer test words, %d test sentences",
+            *(self.counts[key] for key in ("train", "train_rows", "val", "test")),
             self.max_train_len,
             *(self.counts[key] for key in ("test_longer", "test_sentences")),
         )
@@ -284,8 +289,10 @@ class PigLatinDataModule(TensorDataModule):
         """Where the encoded splits of these files (by path, size, modification time) and options go."""
         if self.cache_dir is None:
             return None
-        options = [self.max_train_len, self.max_word_len, self.val_words, self.test_words]
-        options += [self.test_sentences, self.sentence_words, self.min_count, self.train_words, self.seed]
+        options = (
+            self.max_train_len, self.max_word_len, self.val_words, self.test_words, self.test_sentences,
+            self.sentence_words, self.min_count, self.train_words, self.text_share, self.seed,
+        )  # fmt: skip
         key = repr(([(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files], options))
         return self.cache_dir / "piglatin" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
 
@@ -315,8 +322,11 @@ class PigLatinDataModule(TensorDataModule):
         sentences = self.pick_sentences(texts, split_of, generator)
         test = by_split["test"] + by_split["longer"]
         in_sentences = [w for words in sentences for w in words]
+        frequency = torch.tensor([tokens[w] for w in train], dtype=torch.float64)
+        repeats = 1 + (self.text_share * len(train) * frequency / frequency.sum()).floor().long()
+        train_pairs = [t.repeat_interleave(repeats, dim=0) for t in word_pairs(train, self.max_train_len)]
         splits = {
-            "train": (*word_pairs(train, self.max_train_len), torch.full((len(train),), -1)),
+            "train": (*train_pairs, torch.full((len(train_pairs[0]),), -1)),
             "val": (
                 *word_pairs(by_split["val"], self.max_train_len),
                 torch.full((len(by_split["val"]),), -1),
@@ -328,6 +338,7 @@ class PigLatinDataModule(TensorDataModule):
         }
         counts = {
             "train": len(train),
+            "train_rows": len(train_pairs[0]),
             "val": len(by_split["val"]),
             "test": len(by_split["test"]),
             "test_longer": len(by_split["longer"]),

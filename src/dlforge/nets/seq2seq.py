@@ -53,6 +53,7 @@ class Seq2SeqNet(nn.Module):
         weights = torch.zeros(src.size(0), max_len, src.size(1), device=src.device)
         for t in range(max_len):
             logits, state, attention = self.step(token, state, values, keys, mask)
+            logits[:, : self.eos] = float("-inf")  # PAD and BOS are never an output
             token = logits.argmax(dim=-1).masked_fill(done, self.pad)
             tokens[:, t] = token
             weights[:, t] = attention.masked_fill(done[:, None], 0.0)
@@ -136,8 +137,8 @@ class GRUSeq2Seq(Seq2SeqNet):
     def __init__(
         self,
         vocab_size: int,
-        embed_dim: int = 64,
-        hidden: int = 128,
+        embed_dim: int = 32,
+        hidden: int = 64,
         layers: int = 1,
         attention: str = "luong",
         dropout: float = 0.1,
@@ -237,7 +238,7 @@ class TransformerSeq2Seq(Seq2SeqNet):
     def __init__(
         self,
         vocab_size: int,
-        dim: int = 128,
+        dim: int = 64,
         heads: int = 4,
         encoder_layers: int = 2,
         decoder_layers: int = 2,
@@ -258,9 +259,11 @@ class TransformerSeq2Seq(Seq2SeqNet):
         self.dropout = nn.Dropout(dropout)
 
     def positioned(self, embedded: Tensor) -> Tensor:
-        """Embeddings (N, L, dim), scaled, plus the position encodings."""
+        """Embeddings (N, L, dim) plus the position encodings, both of unit scale (PyTorch's
+        embeddings start N(0, 1): scaled by sqrt(dim) as in the paper, they would drown the positions
+        this task aligns by)."""
         positions = sinusoids(embedded.size(1), self.dim, embedded.device)
-        return self.dropout(embedded * math.sqrt(self.dim) + positions)
+        return self.dropout(embedded + positions)
 
     def encode(self, src: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         mask = src != self.pad
@@ -309,6 +312,7 @@ def beam_search(net: Seq2SeqNet, src: Tensor, beam: int, max_len: int) -> tuple[
     rows = torch.arange(n, device=src.device)[:, None] * beam
     for t in range(max_len):
         logits, state, attention = net.step(token, state, values, keys, mask)
+        logits[:, :EOS] = float("-inf")  # PAD and BOS are never an output
         log_probs = logits.log_softmax(dim=-1)
         # a finished hypothesis continues only with PAD, at no cost
         log_probs[done] = float("-inf")
