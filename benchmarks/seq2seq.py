@@ -3,7 +3,7 @@ greedily and with beam search, exported to TorchScript and checked against PyTor
 set, and asked to translate "Hello, world!".
 
     DATA_DIR=../shared/data python -m benchmarks.seq2seq [--models gru transformer] [--threads 1]
-        [--beam 4] [--overrides trainer.max_epochs=2 ...]
+        [--beam 4] [--overrides data.text_share=0 ...] [--name seq2seq] [--out DIR]
 
 Every command runs in a subprocess exactly as typed (``python train.py experiment=...``), timed by
 the wall clock and by the CPU time it used; the machine's load average is recorded beside each
@@ -24,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from benchmarks.common import table, write
 from dlforge.checkpoint import load_model
+from dlforge.data.piglatin import PigLatinDataModule
 from dlforge.models import Seq2Seq
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,14 +51,18 @@ def timed(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, dict
     return result, {"wall_s": wall, "cpu_s": cpu, "load_before": load, "load_after": os.getloadavg()[0]}
 
 
+def run_data(run_dir: Path) -> PigLatinDataModule:
+    """The data module of a run (its splits come from the cache the run wrote)."""
+    data = instantiate(OmegaConf.load(run_dir / "config.yaml").data)
+    data.setup()
+    return data
+
+
 def beam_test(ckpt: str, run_dir: Path, beam: int) -> dict[str, Any]:
     """The checkpoint's test metrics with beam search of width ``beam`` (same data, same split)."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
     model = load_model(ckpt, want=Seq2Seq)
     model.hparams.beam = beam
-    data = instantiate(OmegaConf.load(run_dir / "config.yaml").data)
+    data = run_data(run_dir)
     trainer = pl.Trainer(
         accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
     )
@@ -85,9 +92,11 @@ def run(name: str, threads: int, beam: int, overrides: list[str], work: Path) ->
     )  # fmt: skip
     card = json.loads(output.with_suffix(".json").read_text())
     hello, _ = timed(["-m", "dlforge.predict", f"model_path={output}", "text=Hello, world!"], work)
+    data = run_data(run_dir)
     return {
         "model": name,
         "command": "python " + " ".join(command),
+        "data": {**data.counts, "test_sentence_words": int((data.splits["test"].tensors[2] >= 0).sum())},
         "parameters": sum(p.numel() for p in load_model(ckpt).parameters()),
         "epochs": summary["epochs"],
         "steps": summary["global_step"],
@@ -111,12 +120,15 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--overrides", nargs="*", default=[])
     parser.add_argument("--name", default="seq2seq", help="results/<name>.json")
+    parser.add_argument("--out", help="where the runs go (default: a new temporary folder, kept)")
     args = parser.parse_args()
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models:
-            results.append(run(name, args.threads, args.beam, args.overrides, Path(tmp)))
-            print(json.dumps(results[-1], indent=2), flush=True)
+    work = Path(args.out or tempfile.mkdtemp(prefix="seq2seq_benchmark_"))
+    work.mkdir(parents=True, exist_ok=True)
+    for name in args.models:
+        results.append(run(name, args.threads, args.beam, args.overrides, work))
+        print(json.dumps(results[-1], indent=2), flush=True)
+    print(f"runs (checkpoints, pictures, exports) in {work}")
     rows = [
         [
             r["model"], r["parameters"], r["steps"], f"{r['train_command']['wall_s']:.0f}",

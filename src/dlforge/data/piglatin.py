@@ -43,8 +43,8 @@ from dlforge.errors import DataNotFoundError, DlforgeError
 log = logging.getLogger(__name__)
 
 PAD, BOS, EOS = 0, 1, 2
+#: the letters, token ids 3, 4, ... in this order
 ALPHABET = string.ascii_lowercase + string.ascii_uppercase
-#: token id of every letter; ids below are PAD, BOS, EOS
 VOCAB_SIZE = 3 + len(ALPHABET)
 VOWELS = frozenset("aeiou")
 TOKEN = re.compile(r"[^\W_]+")  # a run of letters and digits (of any script)
@@ -111,7 +111,7 @@ def foreign_words(texts: Sequence[str]) -> list[str]:
 
 # --- words as token ids ------------------------------------------------------------------------
 def encode_words(words: Sequence[str], width: int | None = None, eos: bool = False) -> torch.Tensor:
-    """Words of a-z/A-Z -> token ids (N, width), PAD after each word (and EOS first with ``eos``)."""
+    """Words of a-z/A-Z -> token ids (N, width): the letters, then (with ``eos``) EOS, then PAD."""
     lengths = torch.tensor([len(w) for w in words], dtype=torch.long)
     longest = int(lengths.max()) if len(words) else 0
     width = longest + eos if width is None else width
