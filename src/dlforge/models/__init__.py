@@ -7,13 +7,17 @@ import inspect
 from typing import Any
 
 from dlforge.errors import DlforgeError
+from dlforge.models.audio import AudioClassifier
 from dlforge.models.autoencoder import VAE, Autoencoder
 from dlforge.models.base import DlforgeModule, GenerativeModule
+from dlforge.models.classical import ClassicalClassifier
 from dlforge.models.classifier import ImageClassifier
 from dlforge.models.gan import GAN
 from dlforge.models.pix2pix import Pix2Pix
 from dlforge.models.seq2seq import Seq2Seq
-from dlforge.models.text_classifier import TextClassifier
+from dlforge.models.tabular import TabularClassifier
+from dlforge.models.text import TextClassifier
+from dlforge.models.wavenet import WaveNetModel
 from dlforge.registry import MODELS
 
 
@@ -43,13 +47,17 @@ __all__ = [
     "GAN",
     "MODELS",
     "VAE",
+    "AudioClassifier",
     "Autoencoder",
+    "ClassicalClassifier",
     "DlforgeModule",
     "GenerativeModule",
     "ImageClassifier",
     "Pix2Pix",
     "Seq2Seq",
+    "TabularClassifier",
     "TextClassifier",
+    "WaveNetModel",
     "build_model",
     "model_class",
 ]
