@@ -129,11 +129,9 @@ def compose_train(corpus: Path, out: Path, *overrides: str) -> Any:
     return cfg
 
 
-@pytest.fixture(scope="module")
-def trained(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def train_tiny_translator(corpus: Path, out: Path) -> dict[str, Any]:
     """A small GRU seq2seq with Luong attention trained on the made-up words: 400 steps of 64 words
-    (8 s of one CPU core)."""
-    out = tmp_path_factory.mktemp("seq2seq_run")
+    (8 s of one CPU core); its config and run summary. The app tests serve it too."""
     cfg = compose_train(
         corpus,
         out,
@@ -156,6 +154,11 @@ def trained(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     finally:
         torch.set_num_threads(threads)
     return {"cfg": cfg, "out": out, **summary}
+
+
+@pytest.fixture(scope="module")
+def trained(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return train_tiny_translator(corpus, tmp_path_factory.mktemp("seq2seq_run"))
 
 
 # --- the rule and the encoding -----------------------------------------------------------------

@@ -334,6 +334,10 @@ class TranslatorModel(ServedModel):
     """English -> pig latin: each word of a-z/A-Z goes through the model, the rest stays in place."""
 
     @property
+    def class_names(self) -> list[str]:
+        return []  # not a classifier
+
+    @property
     def max_word_len(self) -> int:
         return int(self.card["text"]["max_word_len"])
 
