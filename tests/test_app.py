@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import socket
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from torch import nn
 
-from dlforge.app import Limits, create_app, listening_socket, load_panels, serve
+from dlforge.app import ATTENTION_WORDS, PANELS, Limits, create_app, listening_socket, load_panels, serve
 from dlforge.errors import DlforgeError
 from dlforge.export import write_onnx
 from dlforge.inference import GeneratorModel, describe, example_latents, graph_of, load, onnx_runner
@@ -52,7 +53,7 @@ def test_the_page_and_its_panels(client: TestClient) -> None:
     assert page.status_code == 200 and 'id="digit-canvas"' in page.text
     assert client.get("/static/app.js").status_code == 200
     panels = client.get("/api/panels").json()["panels"]
-    assert set(panels) == {"digit", "photo", "review", "generator"}
+    assert set(panels) == {"digit", "photo", "review", "generator", "piglatin"}
     assert panels["digit"]["backend"] == "onnx" and panels["digit"]["input"] == [1, 28, 28]
     assert panels["photo"]["data"] == "fashion_mnist" and panels["photo"]["backend"] == "pytorch"
     assert panels["review"]["class_names"] == ["negative", "positive"]
@@ -227,3 +228,79 @@ def test_a_conditional_generator_exports_z_and_labels_and_samples_each_class(tmp
     assert zero["latent"] == one["latent"]  # the same z, another class
     wrong = client.post("/api/sample", json={"seed": 1, "label": 2})
     assert wrong.status_code == 400 and "label must be below 2" in wrong.json()["error"]
+
+
+# --- the pig-latin panel ------------------------------------------------------------------------
+def tiny_translator(factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The tiny seq2seq of tests/test_seq2seq.py (it translates "Hello, world!" right): its checkpoint
+    and its TorchScript export, made once per session."""
+    from dlforge.export import export
+    from tests.app_fixtures import export_cfg
+    from tests.test_seq2seq import TINY_DATA, train_tiny_translator, write_corpus
+
+    root = factory.getbasetemp() / "tiny_translator"
+    index = root / "models.json"
+    if not index.is_file():
+        corpus = write_corpus(root / "corpus" / "words.txt")
+        ckpt = train_tiny_translator(corpus, root)["best_checkpoint"]
+        output = root / "export" / "piglatin.pt"
+        data = [f"data.paths=[{corpus}]", *TINY_DATA, "seed=1"]
+        export(export_cfg(corpus.parent, ckpt, output, "format=torchscript", *data))
+        index.write_text(json.dumps({"ckpt": ckpt, "export": str(output)}))
+    return json.loads(index.read_text())
+
+
+@pytest.fixture(scope="module")
+def translator(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return tiny_translator(tmp_path_factory)
+
+
+def test_the_pig_latin_panel_translates_and_shows_where_it_looked(translator, make_cfg) -> None:
+    cfg = make_cfg(f"piglatin={translator['export']}", config_name="app")  # as python -m dlforge.app takes it
+    panels = load_panels({panel: cfg.get(panel) for panel in PANELS})
+    client = TestClient(create_app(panels, Limits(text_chars=300)), raise_server_exceptions=False)
+    info = client.get("/api/panels").json()["panels"]
+    assert info["piglatin"]["backend"] == "torchscript" and info["piglatin"]["max_word_len"] == 40
+    assert info["digit"] is None
+
+    answer = client.post("/api/piglatin", json={"text": "Hello, world! Hello?"}).json()
+    assert answer["translation"] == "Ellohay, orldway! Ellohay?" and answer["kept"] == []
+    assert answer["translation"] == load(translator["ckpt"]).translate(["Hello, world! Hello?"])[0]
+    assert [(a["word"], a["output"]) for a in answer["attention"]] == [
+        ("Hello", "Ellohay"),
+        ("world", "orldway"),
+    ]
+    weights = np.array(answer["attention"][1]["weights"])  # a row per output letter and the end
+    assert weights.shape == (len("orldway") + 1, len("world"))
+    np.testing.assert_allclose(weights.sum(axis=1), 1, atol=1e-3)
+    assert weights[0].argmax() == 1  # "o" is read from the input's "o"
+
+    accents = client.post("/api/piglatin", json={"text": "a café, naïve"}).json()
+    assert accents["kept"] == ["café", "naïve"] and accents["translation"].endswith(" café, naïve")
+    words = " ".join(f"w{chr(97 + i % 26)}rd" for i in range(40))
+    assert len(client.post("/api/piglatin", json={"text": words}).json()["attention"]) == ATTENTION_WORDS
+
+
+def test_the_pig_latin_panel_refuses_bad_text_in_one_line(translator, models) -> None:
+    client = TestClient(
+        create_app(load_panels({"piglatin": translator["ckpt"]}), Limits(text_chars=300)),
+        raise_server_exceptions=False,
+    )
+    checks = [
+        (client.post("/api/piglatin", json={"text": "  \n "}), 400, "the text is empty"),
+        (client.post("/api/piglatin", json={"text": "a" * 45}), 400, "has 45 letters; this model translates"),
+        (client.post("/api/piglatin", json={"text": "word " * 100}), 413, "the limit is 300"),
+        (client.post("/api/piglatin", json={"english": "wrong key"}), 422, "text: Field required"),
+    ]
+    for response, status, message in checks:
+        assert response.status_code == status, response.text
+        assert message in response.json()["error"]
+    assert client.post("/api/piglatin", json={"text": "fine"}).json()["translation"]
+    missing = TestClient(create_app(load_panels({"review": models["review"]}))).post(
+        "/api/piglatin", json={"text": "hi"}
+    )
+    assert missing.status_code == 404 and "start the app with piglatin=" in missing.json()["error"]
+    with pytest.raises(DlforgeError, match=r"the piglatin panel needs a translator .*, not this text_class"):
+        load_panels({"piglatin": models["review"]})
+    with pytest.raises(DlforgeError, match="the review panel needs a text classifier, not this seq2seq"):
+        load_panels({"review": translator["ckpt"]})

@@ -205,3 +205,79 @@ def test_panels_without_a_model_say_so(browser, models, screenshots: Path) -> No
         page.close()
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# --- the pig-latin panel ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def piglatin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app as typed with the pig-latin panel only, serving the tiny translator's TorchScript export."""
+    from tests.test_app import tiny_translator
+
+    export = tiny_translator(tmp_path_factory)["export"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlforge.app", f"piglatin={export}", "port=0"],
+        cwd=tmp_path_factory.mktemp("piglatin_app"),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        for line in process.stdout:
+            lines.append(line)
+            found = re.search(r"dlforge app on (http://127\.0\.0\.1:\d+/)", line)
+            if found:
+                threading.Thread(target=process.stdout.read, daemon=True).start()  # keep the pipe drained
+                yield found.group(1)
+                break
+        else:
+            pytest.fail(f"the app exited with {process.wait()}:\n{''.join(lines)[-3000:]}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_type_english_and_get_pig_latin_with_its_attention(
+    browser, piglatin_server: str, screenshots: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 960})
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(piglatin_server)
+        page.wait_for_selector("body[data-ready=true]")
+        assert (
+            page.locator("#digit .missing").is_visible()
+            and not page.locator("#piglatin .missing").is_visible()
+        )
+        assert "seq2seq" in page.inner_text("#piglatin .model")
+        page.fill("#piglatin-text", "Hello, world!")
+        page.wait_for_function(
+            "document.getElementById('piglatin-output').textContent === 'Ellohay, orldway!'"
+        )
+        assert page.locator("#piglatin-word option").all_inner_texts() == [
+            "Hello \u2192 Ellohay",
+            "world \u2192 orldway",
+        ]
+        # "Hello" -> "Ellohay": a row of the 5 input letters, then 8 rows (7 letters and the end) of 5 weights
+        assert page.locator("#piglatin-attention .weight").count() == 8 * 5
+        assert page.locator("#piglatin-attention .in").all_inner_texts() == list("Hello")
+        page.select_option("#piglatin-word", "1")
+        assert page.locator("#piglatin-attention .in").all_inner_texts() == list("world")
+        page.locator("#piglatin").screenshot(path=screenshots / "piglatin.png")
+
+        page.fill("#piglatin-text", "a café")
+        page.click("#piglatin-submit")
+        page.wait_for_function("document.getElementById('piglatin-kept').textContent.includes('café')")
+        assert page.inner_text("#piglatin-output").endswith(" café")
+        page.fill("#piglatin-text", "a" * 45)
+        page.wait_for_function("document.getElementById('piglatin-error').textContent.length > 0")
+        assert "has 45 letters" in page.inner_text("#piglatin-error")
+        assert page.inner_text("#piglatin-output").strip() == "\u2013"
+        page.locator("#piglatin").screenshot(path=screenshots / "piglatin_error.png")
+    finally:
+        page.close()

@@ -153,6 +153,34 @@ def runs_dir(root: Path) -> None:
     (root / "sweep" / "0").mkdir(parents=True)
 
 
+# --- English -> pig latin (data=piglatin, model=seq2seq) -----------------------------------------
+def piglatin_text(root: Path, n: int = 300) -> Path:
+    """Sentences of ``n`` made-up words at ``{root}/english.txt``."""
+    from tests.test_seq2seq import write_corpus
+
+    return write_corpus(root / "english.txt", n)
+
+
+def piglatin_checkpoint(root: Path) -> str:
+    """A seq2seq trained for two steps on made-up words: enough to test what the tools refuse."""
+    from hydra import compose, initialize_config_dir
+
+    from dlforge import CONF_DIR
+
+    overrides = [
+        f"paths.data_dir={root}", "model=seq2seq", "data=piglatin", f"data.paths=[{piglatin_text(root)}]",
+        "data.val_words=10", "data.test_words=10", "data.test_sentences=0", "model.net.hidden=8",
+        "model.net.embed_dim=8", "model.pictures=null", *(o for o in FAST if not o.startswith("data.")),
+        "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+    ]  # fmt: skip
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    cfg.paths.output_dir = str(root / "piglatin")
+    return train(cfg)["last_checkpoint"]
+
+
+PIGLATIN = ("model=seq2seq", "data=piglatin", "trainer=cpu", "trainer.max_epochs=1")
+
 TEXT = ("data=mr", "data.glove.path={root}/glove/tiny.txt", "data.max_len=8", *FAST)
 CSV = ("data=csv_text", "data.path={root}/reviews.csv", "data.glove.path={root}/glove/tiny.txt", *FAST)
 
@@ -447,6 +475,55 @@ CASES = [
         "needs data.folds >= 2",
         mr,
     ),
+    # --- English -> pig latin -------------------------------------------------------------------
+    Case("piglatin-no-text-file", "train", (*PIGLATIN, "data.paths=[{root}/none.txt]"), "no text file at"),
+    Case("piglatin-no-corpus", "train", (*PIGLATIN, "data.download=false"), "no English text under"),
+    Case(
+        "piglatin-no-words",
+        "train",
+        (*PIGLATIN, "data.paths=[{root}/numbers.txt]"),
+        "the text holds no words of the letters a-z",
+        lambda r: (r / "numbers.txt").write_text("1 2 3, 42; café naïve\n", encoding="utf-8"),
+    ),
+    Case(
+        "piglatin-too-few-words",
+        "train",
+        (*PIGLATIN, "data.paths=[{root}/english.txt]"),
+        "are too few for 1000 validation and 5000 test words",
+        piglatin_text,
+    ),
+    Case(
+        "piglatin-train-len",
+        "train",
+        (*PIGLATIN, "data.max_train_len=50"),
+        "need 1 <= data.max_train_len <= data.max_word_len, got 50",
+    ),
+    Case("seq2seq-on-images", "train", ("model=seq2seq", *FAST), "needs word pairs (data=piglatin)", mnist),
+    Case(
+        "predict-translate-empty",
+        "predict",
+        ("ckpt_path={ckpt:piglatin}", "text=  "),
+        "nothing to translate: pass some English",
+    ),
+    Case(
+        "predict-translate-long-word",
+        "predict",
+        ("ckpt_path={ckpt:piglatin}", "text=a" + "b" * 44),
+        "has 45 letters; this model translates words of up to 40 letters",
+    ),
+    Case(
+        "predict-translator-image",
+        "predict",
+        ("ckpt_path={ckpt:piglatin}", "image={root}/notes.png"),
+        "is a translator: pass text=... or input=<file>",
+        text_file,
+    ),
+    Case(
+        "export-translator-onnx",
+        "export",
+        ("ckpt_path={ckpt:piglatin}", "format=onnx"),
+        "decodes in a loop that only TorchScript keeps; use format=torchscript",
+    ),
 ]
 
 TOOLS = {
@@ -463,7 +540,7 @@ TOOLS = {
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Tiny trained checkpoints of a classifier, a GAN and pix2pix on MNIST-like data."""
+    """Tiny trained checkpoints of a classifier, a GAN and pix2pix on MNIST-like data, and a seq2seq."""
     from hydra import compose, initialize_config_dir
 
     from dlforge import CONF_DIR
@@ -488,6 +565,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             )
         cfg.paths.output_dir = str(root / name)
         found[name] = train(cfg)["last_checkpoint"]
+    found["piglatin"] = piglatin_checkpoint(root)
     return found
 
 
@@ -510,9 +588,8 @@ def run_tool(tool: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> int
 def fill(args: tuple[str, ...], root: Path, checkpoints: dict[str, str] | None) -> list[str]:
     out = []
     for arg in args:
-        for name in ("lenet", "dcgan", "pix2pix"):
+        for name in checkpoints or {}:
             if f"{{ckpt:{name}}}" in arg:
-                assert checkpoints is not None
                 arg = arg.replace(f"{{ckpt:{name}}}", checkpoints[name])
         out.append(arg.replace("{root}", str(root)))
     return out

@@ -1,16 +1,18 @@
 """A web app over trained models: ``python -m dlforge.app digit=<ckpt> photo=... review=... generator=...``.
 
-One page (``app_static/``) with four panels, each served by a model given in ``conf/app.yaml`` as a
-checkpoint or an exported file: draw a digit (an MNIST classifier), upload a photo (any image
-classifier, e.g. Fashion-MNIST), type a review (a text classifier), sample a GAN/VAE (seed, class,
-one latent coordinate on a slider). A panel without a model says so. The page talks to a small
+One page (``app_static/``) with a panel per model given in ``conf/app.yaml`` as a checkpoint or an
+exported file: draw a digit (an MNIST classifier), upload a photo (any image classifier, e.g.
+Fashion-MNIST), type a review (a text classifier), sample a GAN/VAE (seed, class, one latent
+coordinate on a slider), type English and get pig latin (a seq2seq translator, with where it looked).
+A panel without a model says so. The page talks to a small
 JSON API (FastAPI), which the tests and ``benchmarks/app_latency.py`` call directly:
 
 - ``GET /api/panels``: the configured panels and their models;
 - ``POST /api/classify/{digit,photo}``: multipart ``image`` file -> top classes, probabilities, and
   the prepared input the model saw;
 - ``POST /api/review``: ``{"text": ...}`` -> the same for a text;
-- ``POST /api/sample``: ``{"seed", "label", "dim", "value"}`` -> an image and its latent vector.
+- ``POST /api/sample``: ``{"seed", "label", "dim", "value"}`` -> an image and its latent vector;
+- ``POST /api/piglatin``: ``{"text": ...}`` -> the translation, and the attention of the first words.
 
 Bad input (not an image, too large, a decompression bomb, an empty text) gets a 4xx answer with
 ``{"error": "<one line>"}``; an unexpected failure a 500 with the same shape; the server goes on.
@@ -36,8 +38,16 @@ from omegaconf import DictConfig
 from pydantic import BaseModel, Field
 
 from dlforge.cli import hydra_entry
+from dlforge.data.piglatin import TOKEN, foreign_words, is_word
 from dlforge.errors import DlforgeError
-from dlforge.inference import GeneratorModel, ImageClassifierModel, ServedModel, TextClassifierModel, load
+from dlforge.inference import (
+    GeneratorModel,
+    ImageClassifierModel,
+    ServedModel,
+    TextClassifierModel,
+    TranslatorModel,
+    load,
+)
 from dlforge.preprocess import ImageInputError, ImageTooLarge, load_image, to_png
 
 log = logging.getLogger("dlforge")
@@ -49,11 +59,13 @@ PANELS: dict[str, type[ServedModel]] = {
     "photo": ImageClassifierModel,
     "review": TextClassifierModel,
     "generator": GeneratorModel,
+    "piglatin": TranslatorModel,
 }
 TASK_NAMES = {
     ImageClassifierModel: "an image classifier",
     TextClassifierModel: "a text classifier",
     GeneratorModel: "a generative model (GAN or VAE)",
+    TranslatorModel: "a translator (model=seq2seq or seq2seq_transformer on data=piglatin)",
 }
 
 
@@ -68,6 +80,14 @@ class Limits:
 
 class Review(BaseModel):
     text: str
+
+
+class Translate(BaseModel):
+    text: str
+
+
+#: The pig-latin panel shows the attention of this many distinct words of a text.
+ATTENTION_WORDS = 12
 
 
 class Sample(BaseModel):
@@ -134,6 +154,8 @@ def describe_panel(panel: str, model: ServedModel) -> dict[str, Any]:
         info["max_len"] = model.encoder.max_len
     if isinstance(model, GeneratorModel):
         info.update(latent_dim=model.latent_dim, num_classes=model.num_classes)
+    if isinstance(model, TranslatorModel):
+        info["max_word_len"] = model.max_word_len
     return info
 
 
@@ -236,6 +258,32 @@ def create_app(
             "ms": round(1000 * (time.perf_counter() - start), 2),
         }
 
+    @app.post("/api/piglatin")
+    def piglatin(body: Translate) -> dict[str, Any]:
+        start = time.perf_counter()
+        model = model_of("piglatin")
+        assert isinstance(model, TranslatorModel)
+        if not body.text.strip():
+            raise BadRequest("type some English first: the text is empty")
+        if len(body.text) > limits.text_chars:
+            too_long = f"the text has {len(body.text):,} characters; the limit is {limits.text_chars:,}"
+            raise BadRequest(too_long, 413)
+        try:
+            translation = model.translate([body.text])[0]
+        except DlforgeError as err:  # a word longer than the model takes
+            raise BadRequest(str(err)) from None
+        words = list(dict.fromkeys(t for t in TOKEN.findall(body.text) if is_word(t)))[:ATTENTION_WORDS]
+        attention = []
+        for word in words:
+            output, weights = model.attention(word)
+            attention.append({"word": word, "output": output, "weights": weights.round(4).tolist()})
+        return {
+            "translation": translation,
+            "kept": foreign_words([body.text]),
+            "attention": attention,
+            "ms": round(1000 * (time.perf_counter() - start), 2),
+        }
+
     return BodyLimit(app, limits.upload_bytes + 64_000)
 
 
@@ -307,7 +355,7 @@ def serve(cfg: DictConfig) -> None:
     models = load_panels({panel: cfg.get(panel) for panel in PANELS})
     if not models:
         raise DlforgeError(
-            "no model configured: pass at least one of digit=, photo=, review=, generator= "
+            f"no model configured: pass at least one of {', '.join(f'{p}=' for p in PANELS)} "
             "(a checkpoint or a file from python -m dlforge.export)"
         )
     limits = Limits(

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from dlforge.checkpoint import data_config, data_for, load_model
 from dlforge.cli import hydra_entry
+from dlforge.data.piglatin import PAD
 from dlforge.data.text import PAD_ID
 from dlforge.errors import DlforgeError
 from dlforge.inference import (
@@ -58,6 +59,11 @@ def random_inputs(model: DlforgeModule, n: int, seed: int) -> torch.Tensor:
     """Random pixels in [0, 1], or random token ids with random lengths, shaped like the model's inputs."""
     generator = torch.Generator().manual_seed(seed)
     data = model.hparams.data
+    if "alphabet" in data:  # a translator: words of random letters (ids after PAD, BOS, EOS)
+        size = data["max_train_len"]
+        tokens = torch.randint(3, 3 + len(data["alphabet"]), (n, size), generator=generator)
+        lengths = torch.randint(1, size + 1, (n,), generator=generator)
+        return tokens.masked_fill(torch.arange(size)[None] >= lengths[:, None], PAD)
     if "vocab" not in data:
         return torch.rand(n, data["channels"], data["height"], data["width"], generator=generator)
     tokens = torch.randint(2, len(data["vocab"]), (n, data["max_len"]), generator=generator)
@@ -105,14 +111,18 @@ def write_onnx(graph: torch.nn.Module, example: tuple[torch.Tensor, ...], path: 
 
 
 def write_torchscript(graph: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
+    """Trace the graph on ``example``, or script it when it has a loop to keep (``graph.scripted``)."""
     # Lightning's own switch for TorchScript (``LightningModule.to_torchscript`` uses it): lets the
     # tracer read the module's attributes without a Trainer attached
     from pytorch_lightning.core.module import _jit_is_scripting
 
     with warnings.catch_warnings(), _jit_is_scripting():
-        warnings.simplefilter("ignore")  # torch.jit.trace's deprecation notice (said once in the docs)
-        traced = torch.jit.trace(graph, example, check_trace=False)
-        torch.jit.save(traced, str(path))
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notices (said once in the docs)
+        if getattr(graph, "scripted", False):
+            compiled = torch.jit.script(graph)
+        else:
+            compiled = torch.jit.trace(graph, example, check_trace=False)
+        torch.jit.save(compiled, str(path))
 
 
 def root_cause(err: BaseException) -> str:
@@ -151,6 +161,10 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         )
     card = describe(model)
     graph = graph_of(model)
+    if fmt == "onnx" and getattr(graph, "scripted", False):
+        raise DlforgeError(
+            f"a {model.kind} model decodes in a loop that only TorchScript keeps; use format=torchscript"
+        )
     inputs, what = check_inputs(model, cfg)
     output = Path(cfg.output or Path(cfg.paths.output_dir) / f"model{FORMATS[fmt]}").expanduser()
     if output.suffix == ".json":

@@ -9,7 +9,9 @@ exported and what runs a checkpoint, so a checkpoint and its export compute the 
 
 - classifiers: ``images`` float (N, C, H, W) in [0, 1], ``tokens`` int64 (N, max_len), or ``waves``
   float (N, samples) in [-1, 1] at the card's sample rate -> ``logits``, ``probabilities`` (N, classes);
-- generators (GAN, VAE): ``z`` float (N, latent_dim) [+ ``labels`` int64 (N,)] -> ``images`` in [0, 1].
+- generators (GAN, VAE): ``z`` float (N, latent_dim) [+ ``labels`` int64 (N,)] -> ``images`` in [0, 1];
+- translators (seq2seq): letter ids ``words`` int64 (N, S) -> greedy output ids ``tokens`` int64
+  (N, S + 4) and ``attention`` float (N, S + 4, S); the decoding loop is in the graph.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from torch import nn
 from dlforge import __version__
 from dlforge.audio import AudioInputError, read_wav
 from dlforge.checkpoint import load_model
+from dlforge.data.piglatin import BOS, EOS, PAD, decode_tokens, encode_words, output_width, translate_text
 from dlforge.data.text import TextEncoder
 from dlforge.errors import CheckpointError, DlforgeError, first_line
-from dlforge.models import AudioClassifier, DlforgeModule
+from dlforge.models import AudioClassifier, DlforgeModule, Seq2Seq
 from dlforge.models.base import GenerativeModule
 from dlforge.models.classifier import ClassifierModule
 from dlforge.preprocess import style_for
@@ -70,9 +73,25 @@ class GeneratorGraph(nn.Module):
         return self.model.decode_latent(z, labels).float()
 
 
+class TranslatorGraph(nn.Module):
+    """A translator's greedy decoding: letter ids (N, S) -> output ids (N, S + 4), PAD after EOS, and
+    attention (N, S + 4, S). Exported by scripting, not tracing, so that the loop stays a loop."""
+
+    scripted = True
+
+    def __init__(self, model: Seq2Seq) -> None:
+        super().__init__()
+        self.net = model.net
+
+    def forward(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.greedy(words, output_width(words.size(1)))
+
+
 def graph_of(model: DlforgeModule) -> nn.Module:
     """The exportable graph of a loaded model (in eval mode)."""
     describe(model)  # refuses kinds that cannot be served
+    if isinstance(model, Seq2Seq):
+        return TranslatorGraph(model).eval()
     graph = GeneratorGraph(model) if isinstance(model, GenerativeModule) else ClassifierGraph(model)
     return graph.eval()
 
@@ -142,9 +161,24 @@ def describe(model: DlforgeModule) -> dict[str, Any]:
                 {"name": "images", "dtype": "float32", "shape": ["batch", *probe.shape[1:]], "range": [0, 1]}
             ],
         }
+    if isinstance(model, Seq2Seq):
+        letters = "letters"
+        return {
+            **card,
+            "task": "translation",
+            "data": {"name": data.get("name")},
+            "text": {key: data[key] for key in ("alphabet", "max_train_len", "max_word_len")},
+            "tokens": {"pad": PAD, "bos": BOS, "eos": EOS, "first_letter": 3},
+            "decoding": "greedy",
+            "inputs": [{"name": "words", "dtype": "int64", "shape": ["batch", letters]}],
+            "outputs": [
+                {"name": "tokens", "dtype": "int64", "shape": ["batch", f"{letters} + 4"]},
+                {"name": "attention", "dtype": "float32", "shape": ["batch", f"{letters} + 4", letters]},
+            ],
+        }
     raise DlforgeError(
-        f"{model.kind} models cannot be exported or served: that takes a classifier (image, text or audio) "
-        "or a generative model (GAN, VAE)"
+        f"{model.kind} models cannot be exported or served: that takes a classifier (image, text or audio), "
+        "a generative model (GAN, VAE) or a translator (seq2seq)"
     )
 
 
@@ -296,11 +330,51 @@ class GeneratorModel(ServedModel):
         return torch.from_numpy(self.run(*inputs)[0])
 
 
+class TranslatorModel(ServedModel):
+    """English -> pig latin: each word of a-z/A-Z goes through the model, the rest stays in place."""
+
+    @property
+    def class_names(self) -> list[str]:
+        return []  # not a classifier
+
+    @property
+    def max_word_len(self) -> int:
+        return int(self.card["text"]["max_word_len"])
+
+    def translate(self, texts: Sequence[str]) -> list[str]:
+        """Every text translated (``Hello, world!`` -> ``Ellohay, orldway!``)."""
+        return translate_text(texts, self.translate_words)
+
+    def translate_words(self, words: Sequence[str], batch_size: int = 512) -> list[str]:
+        """Words of a-z/A-Z translated, batched by length; a word longer than ``max_word_len`` is refused."""
+        for word in words:
+            if len(word) > self.max_word_len:
+                raise DlforgeError(
+                    f"the word {word[:20]}... has {len(word)} letters; this model translates words "
+                    f"of up to {self.max_word_len} letters"
+                )
+        order = sorted(range(len(words)), key=lambda i: len(words[i]))
+        outputs = [""] * len(words)
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            tokens = self.run(encode_words([words[i] for i in batch]).numpy())[0]
+            for i, output in zip(batch, decode_tokens(torch.from_numpy(tokens)), strict=True):
+                outputs[i] = output
+        return outputs
+
+    def attention(self, word: str) -> tuple[str, np.ndarray]:
+        """One word's translation and the attention of each output letter and EOS over its letters."""
+        tokens, weights = self.run(encode_words([word]).numpy())
+        output = decode_tokens(torch.from_numpy(tokens))[0]
+        return output, weights[0, : len(output) + 1]
+
+
 MODEL_TYPES: dict[str, type[ServedModel]] = {
     "image_classification": ImageClassifierModel,
     "text_classification": TextClassifierModel,
     "audio_classification": AudioClassifierModel,
     "image_generation": GeneratorModel,
+    "translation": TranslatorModel,
 }
 
 

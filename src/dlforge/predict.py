@@ -8,7 +8,9 @@ The model is a checkpoint (``ckpt_path=``) or a file written by ``python -m dlfo
   two-class model prints its one label);
 - ``input=<file>`` (one text a line, ``-``: stdin), ``image=<folder>`` (every image in it) or
   ``audio=<folder>`` (every .wav in it): writes a CSV (``output=...``, default ``predictions.csv`` in
-  the run dir; ``-``: stdout).
+  the run dir; ``-``: stdout);
+- a translator (seq2seq) prints the translation of ``text=...``, or writes a ``text,translation``
+  CSV for ``input=``.
 
 ``json=true`` prints (or writes to ``output=``) one JSON document instead. Images of any size and
 colour mode are prepared as the training images were (:mod:`dlforge.preprocess`). The tool
@@ -31,12 +33,14 @@ from omegaconf import DictConfig
 
 from dlforge.audio import AudioInputError
 from dlforge.cli import hydra_entry
+from dlforge.data.piglatin import foreign_words
 from dlforge.errors import DlforgeError
 from dlforge.inference import (
     AudioClassifierModel,
     ImageClassifierModel,
     ServedModel,
     TextClassifierModel,
+    TranslatorModel,
     load,
 )
 from dlforge.outputs import atomic_write, write_text
@@ -132,6 +136,42 @@ def predict_text(cfg: DictConfig, model: ServedModel) -> dict[str, Any]:
     return report(cfg, model, texts, model.classify(texts, batch_size=cfg.batch_size), "text", single)
 
 
+def predict_translation(cfg: DictConfig, model: ServedModel) -> dict[str, Any]:
+    """Translate ``cfg.text`` (printed) or the lines of ``cfg.input`` (a CSV of text, translation)."""
+    if cfg.get("image") is not None or cfg.get("audio") is not None:
+        raise DlforgeError(f"{model.source} is a translator: pass text=... or input=<file>")
+    assert isinstance(model, TranslatorModel)
+    single = cfg.get("text") is not None
+    texts = [str(cfg.text)] if single else read_texts(str(cfg.input))
+    if not any(text.strip() for text in texts):
+        raise DlforgeError('nothing to translate: pass some English, e.g. text="Hello, world!"')
+    translations = model.translate(texts)
+    kept = foreign_words(texts)
+    if kept:
+        print(f"note: kept as written (letters outside a-z): {', '.join(kept[:10])}", file=sys.stderr)
+    results = [{"text": t, "translation": p} for t, p in zip(texts, translations, strict=True)]
+    output = cfg.get("output")
+    if cfg.get("json"):
+        document = {"model": model.source, "kind": model.kind, "translations": results}
+        text = json.dumps(results[0] if single else document, indent=2)
+        if output and output != "-":
+            write_text(output, text + "\n")
+        else:
+            print(text, flush=True)
+        return document
+    if single:
+        print(translations[0], flush=True)
+        return results[0]
+    output = output or str(Path(cfg.paths.output_dir) / "predictions.csv")
+    if output == "-":
+        csv.writer(sys.stdout).writerows([["text", "translation"], *map(dict.values, results)])
+    else:
+        with atomic_write(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([["text", "translation"], *map(dict.values, results)])
+        print(f"{len(texts)} texts translated; translations in {output}", flush=True)
+    return {"count": len(texts), "output": output}
+
+
 def image_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise DlforgeError(f"no image file or folder at {folder}")
@@ -197,6 +237,7 @@ PREDICTORS: dict[str, Callable[[DictConfig, ServedModel], dict[str, Any]]] = {
     "text_classification": predict_text,
     "image_classification": predict_images,
     "audio_classification": predict_audio,
+    "translation": predict_translation,
 }
 
 
@@ -205,8 +246,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     if sum(cfg.get(key) is not None for key in ("text", "input", "image", "audio")) != 1:
         raise DlforgeError(
             'pass either text="..." or input=<file, one text a line> (input=- reads stdin) to a text '
-            "classifier, image=<image file or folder> to an image classifier, or audio=<WAV file or "
-            "folder> to an audio classifier"
+            "classifier or translator, image=<image file or folder> to an image classifier, or "
+            "audio=<WAV file or folder> to an audio classifier"
         )
     if (cfg.get("ckpt_path") is None) == (cfg.get("model_path") is None):
         raise DlforgeError("pass either ckpt_path=<checkpoint> or model_path=<file from dlforge.export>")
@@ -215,7 +256,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         generator = model.task == "image_generation"
         hint = "; sample a generator with python -m dlforge.generate" if generator else ""
         raise DlforgeError(
-            f"predict does not handle {model.kind} models; it takes image and text classifiers{hint}"
+            f"predict does not handle {model.kind} models; it takes classifiers and translators{hint}"
         )
     return PREDICTORS[model.task](cfg, model)
 

@@ -12,6 +12,7 @@ from dlforge.data.first_token import FirstTokenDataModule
 from dlforge.data.folder import ImageFolderDataModule
 from dlforge.data.images import ImageDataModule
 from dlforge.data.paired import PairedDataModule
+from dlforge.data.piglatin import PigLatinDataModule
 from dlforge.data.standard import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
 from dlforge.data.table import CSVTableDataModule
 from dlforge.data.text_datamodule import TextDataModule
@@ -29,6 +30,7 @@ __all__ = [
     "MRDataModule",
     "MovieReviewsDataModule",
     "PairedDataModule",
+    "PigLatinDataModule",
     "SpokenDigitsDataModule",
     "SubjDataModule",
     "TextDataModule",

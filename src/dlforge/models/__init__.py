@@ -14,6 +14,7 @@ from dlforge.models.classical import ClassicalClassifier
 from dlforge.models.classifier import ImageClassifier
 from dlforge.models.gan import GAN
 from dlforge.models.pix2pix import Pix2Pix
+from dlforge.models.seq2seq import Seq2Seq
 from dlforge.models.tabular import TabularClassifier
 from dlforge.models.text import TextClassifier
 from dlforge.models.wavenet import WaveNetModel
@@ -53,6 +54,7 @@ __all__ = [
     "GenerativeModule",
     "ImageClassifier",
     "Pix2Pix",
+    "Seq2Seq",
     "TabularClassifier",
     "TextClassifier",
     "WaveNetModel",

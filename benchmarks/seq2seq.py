@@ -1,0 +1,149 @@
+"""English -> pig latin on the real corpus: each seq2seq model trained as a user runs it, then tested
+greedily and with beam search, exported to TorchScript and checked against PyTorch on the whole test
+set, and asked to translate "Hello, world!".
+
+    DATA_DIR=../shared/data python -m benchmarks.seq2seq [--models gru transformer] [--threads 1]
+        [--beam 4] [--overrides data.text_share=0 ...] [--name seq2seq] [--out DIR]
+
+Every command runs in a subprocess exactly as typed (``python train.py experiment=...``), timed by
+the wall clock and by the CPU time it used; the machine's load average is recorded beside each
+figure, since the machine is shared and other jobs slow the wall clock down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from benchmarks.common import table, write
+from dlforge.checkpoint import load_model
+from dlforge.data.piglatin import PigLatinDataModule
+from dlforge.models import Seq2Seq
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = {"gru": "piglatin_gru", "transformer": "piglatin_transformer"}
+KEYS = ("test/word_acc", "test/sentence_acc", "test/cer", "test/word_acc_longer")
+
+
+def timed(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, dict[str, float]]:
+    """Run ``python <args>`` from ``cwd``; its wall time, CPU time and the load average around it."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result, {"wall_s": wall, "cpu_s": cpu, "load_before": load, "load_after": os.getloadavg()[0]}
+
+
+def run_data(run_dir: Path) -> PigLatinDataModule:
+    """The data module of a run (its splits come from the cache the run wrote)."""
+    data = instantiate(OmegaConf.load(run_dir / "config.yaml").data)
+    data.setup()
+    return data
+
+
+def beam_test(ckpt: str, run_dir: Path, beam: int) -> dict[str, Any]:
+    """The checkpoint's test metrics with beam search of width ``beam`` (same data, same split)."""
+    model = load_model(ckpt, want=Seq2Seq)
+    model.hparams.beam = beam
+    data = run_data(run_dir)
+    trainer = pl.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    start = time.perf_counter()
+    metrics = trainer.test(model, datamodule=data, verbose=False)[0]
+    return {
+        "beam": beam,
+        "seconds": time.perf_counter() - start,
+        **{k: metrics[k] for k in KEYS if k in metrics},
+    }
+
+
+def run(name: str, threads: int, beam: int, overrides: list[str], work: Path) -> dict[str, Any]:
+    run_dir = work / name
+    command = ["train.py", f"experiment={EXPERIMENTS[name]}", f"threads={threads}", *overrides]
+    _, train_time = timed([str(REPO / command[0]), *command[1:], f"hydra.run.dir={run_dir}"], work)
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    metrics = summary["metrics"]
+    ckpt = summary["best_checkpoint"]
+    greedy = {k: metrics.get(k) for k in KEYS}
+    beamed = beam_test(ckpt, run_dir, beam)
+    output = run_dir / "piglatin.pt"
+    export, export_time = timed(
+        ["-m", "dlforge.export", f"ckpt_path={ckpt}", "format=torchscript", f"output={output}",
+         f"hydra.run.dir={work / 'export'}", "check.samples=1000000", "check.require_data=true"],
+        work,
+    )  # fmt: skip
+    card = json.loads(output.with_suffix(".json").read_text())
+    hello, _ = timed(["-m", "dlforge.predict", f"model_path={output}", "text=Hello, world!"], work)
+    data = run_data(run_dir)
+    return {
+        "model": name,
+        "command": "python " + " ".join(command),
+        "data": {**data.counts, "test_sentence_words": int((data.splits["test"].tensors[2] >= 0).sum())},
+        "parameters": sum(p.numel() for p in load_model(ckpt).parameters()),
+        "epochs": summary["epochs"],
+        "steps": summary["global_step"],
+        "train_command": train_time,
+        "fit_and_test_s": summary["wall_time_s"],
+        "greedy": greedy,
+        "beam_search": beamed,
+        "by_length": {
+            k.rsplit("_", 1)[1]: v for k, v in metrics.items() if k.startswith("test/word_acc_len_")
+        },
+        "val_word_acc_best": metrics.get("val/word_acc_best"),
+        "export": {**export_time, "check": card["check"], "printed": export.stdout.strip().splitlines()[-1]},
+        "hello_world": hello.stdout.strip().splitlines()[-1],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(EXPERIMENTS), choices=list(EXPERIMENTS))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--beam", type=int, default=4)
+    parser.add_argument("--overrides", nargs="*", default=[])
+    parser.add_argument("--name", default="seq2seq", help="results/<name>.json")
+    parser.add_argument("--out", help="where the runs go (default: a new temporary folder, kept)")
+    args = parser.parse_args()
+    results = []
+    work = Path(args.out or tempfile.mkdtemp(prefix="seq2seq_benchmark_"))
+    work.mkdir(parents=True, exist_ok=True)
+    for name in args.models:
+        results.append(run(name, args.threads, args.beam, args.overrides, work))
+        print(json.dumps(results[-1], indent=2), flush=True)
+    print(f"runs (checkpoints, pictures, exports) in {work}")
+    rows = [
+        [
+            r["model"], r["parameters"], r["steps"], f"{r['train_command']['wall_s']:.0f}",
+            f"{r['train_command']['cpu_s']:.0f}", f"{r['train_command']['load_before']:.1f}",
+            f"{r['greedy']['test/word_acc']:.4f}", f"{r['beam_search']['test/word_acc']:.4f}",
+            f"{r['greedy']['test/sentence_acc']:.4f}", f"{r['greedy']['test/cer']:.4f}",
+            f"{r['greedy']['test/word_acc_longer']:.4f}", r["hello_world"],
+        ]
+        for r in results
+    ]  # fmt: skip
+    header = ["model", "params", "steps", "train.py wall s", "CPU s", "load", "word acc", f"beam {args.beam}"]
+    print(table([*header, "sentence acc", "CER", "longer words", "Hello, world!"], rows))
+    path = write(args.name, {"threads": args.threads, "overrides": args.overrides, "runs": results})
+    print(f"results in {path}")
+
+
+if __name__ == "__main__":
+    main()
