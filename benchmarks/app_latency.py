@@ -4,10 +4,13 @@
     python -m benchmarks.app_latency --url http://127.0.0.1:7860/ -n 200 --label checkpoints
 
 For every configured panel it sends what the page sends - a 280x280 PNG drawing, a 600x400 JPEG
-photo, a review, a sample request with a moved latent slider - ``n`` times after ``--warmup``
-requests, over one keep-alive connection, and records the round-trip time seen by the client and
-the server's own time (the ``ms`` field: decoding, preprocessing, the model). Results are printed
-as a table and appended to ``benchmarks/results/app_latency.json`` under ``--label``.
+photo, a review, a sample request with a moved latent slider, a WAV clip (8 kHz mono as the data's,
+and 44.1 kHz stereo as a phone's), a request to say a digit - ``n`` times after ``--warmup``
+requests (``--speak-n`` after one for the WaveNet, whose clips take seconds), over one keep-alive
+connection, and records the round-trip time seen by the client and the server's own time (the
+``ms`` field: decoding, preprocessing, the model; for the WaveNet also ``generation_ms``). Results
+are printed as a table and appended to ``benchmarks/results/app_latency.json`` under ``--label``,
+with the machine and its load average in ``machines``.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
+import os
 import statistics
 import time
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +54,24 @@ def photo_jpeg() -> bytes:
     return out.getvalue()
 
 
+def spoken_clip(rate: int, channels: int, seconds: float = 0.6) -> bytes:
+    """A 16-bit PCM WAV of a voiced sound (a 140 Hz buzz with two formant-like tones), ``seconds`` long."""
+    n = round(seconds * rate)
+    samples = [
+        0.5 * math.sin(math.pi * t / n) * sum(math.sin(2 * math.pi * f * t / rate) / k for k, f in
+                                               enumerate((140, 700, 1200), start=1))
+        for t in range(n)
+    ]  # fmt: skip
+    frames = b"".join(round(8000 * v).to_bytes(2, "little", signed=True) * channels for v in samples)
+    out = io.BytesIO()
+    with wave.open(out, "wb") as f:
+        f.setnchannels(channels)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes(frames)
+    return out.getvalue()
+
+
 def requests_for(panels: dict[str, Any]) -> dict[str, Any]:
     """Panel -> a function (request number) -> (method path, httpx keyword arguments)."""
     drawing, photo = drawing_png(), photo_jpeg()
@@ -61,7 +85,17 @@ def requests_for(panels: dict[str, Any]) -> dict[str, Any]:
         "review": lambda i: ("api/review", {"json": {"text": review}}),
         "generator": lambda i: ("api/sample", {"json": {"seed": i, "dim": 0, "value": (i % 13 - 6) / 2}}),
     }
-    return {panel: call for panel, call in calls.items() if panels.get(panel)}
+    # spoken digits: a clip as the data's and as a phone's; a WaveNet saying 0.6 s of each digit in turn
+    clip, phone = spoken_clip(8000, 1), spoken_clip(44100, 2)
+    calls |= {
+        "speech": lambda i: ("api/hear", {"files": {"audio": ("clip.wav", clip, "audio/wav")}}),
+        "speech_phone": lambda i: ("api/hear", {"files": {"audio": ("phone.wav", phone, "audio/wav")}}),
+        "wavenet": lambda i: (
+            "api/speak",
+            {"json": {"label": i % 10, "seed": i, "temperature": 0.9, "seconds": 0.6}},
+        ),
+    }
+    return {panel: call for panel, call in calls.items() if panels.get(panel.split("_")[0])}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -70,7 +104,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def measure(client: httpx.Client, url: str, call: Any, n: int, warmup: int) -> dict[str, Any]:
-    client_ms, server_ms = [], []
+    client_ms, server_ms, generation_ms = [], [], []
     for i in range(warmup + n):
         path, kwargs = call(i)
         start = time.perf_counter()
@@ -80,6 +114,9 @@ def measure(client: httpx.Client, url: str, call: Any, n: int, warmup: int) -> d
         if i >= warmup:
             client_ms.append(elapsed)
             server_ms.append(response.json()["ms"])
+            if "generation_ms" in response.json():
+                generation_ms.append(response.json()["generation_ms"])
+    generation = {"generation_ms": {"p50": statistics.median(generation_ms)}} if generation_ms else {}
     return {
         "requests": n,
         "client_ms": {
@@ -88,6 +125,7 @@ def measure(client: httpx.Client, url: str, call: Any, n: int, warmup: int) -> d
             "mean": statistics.fmean(client_ms),
         },
         "server_ms": {"p50": statistics.median(server_ms), "p95": percentile(server_ms, 95)},
+        **generation,
     }
 
 
@@ -96,16 +134,20 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:7860/")
     parser.add_argument("-n", type=int, default=200, help="timed requests per panel")
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--speak-n", type=int, default=10, help="timed requests to say a digit (WaveNet)")
     parser.add_argument("--label", default="app", help="the name of this configuration in the results")
     args = parser.parse_args()
     url = args.url if args.url.endswith("/") else args.url + "/"
     with httpx.Client(timeout=60) as client:
         panels = client.get(url + "api/panels").json()["panels"]
         results = {}
-        for panel, call in requests_for(panels).items():
-            results[panel] = {
+        for name, call in requests_for(panels).items():
+            panel = name.split("_")[0]
+            slow = panel == "wavenet"
+            results[name] = {
                 "model": f"{panels[panel]['kind']} on {panels[panel]['data']} ({panels[panel]['backend']})",
-                **measure(client, url, call, args.n, args.warmup),
+                **measure(client, url, call, args.speak_n if slow else args.n, 1 if slow else args.warmup),
+                "loadavg": os.getloadavg(),
             }
     rows = [
         [
@@ -123,7 +165,8 @@ def main() -> None:
     path.parent.mkdir(exist_ok=True)
     previous = json.loads(path.read_text()) if path.is_file() else {}
     previous.setdefault("runs", {})[args.label] = results
-    path.write_text(json.dumps({**previous, "machine": machine()}, indent=2) + "\n")
+    previous.setdefault("machines", {})[args.label] = machine()
+    path.write_text(json.dumps({"machine": machine(), **previous}, indent=2) + "\n")
     print(f"results: {path}")
 
 

@@ -1,5 +1,5 @@
 """Shared by the export, predict and app tests: tiny trained checkpoints (one of each kind the app
-serves), their exports, hand-drawn-like digit images, and a headless Chromium for browser tests.
+serves), their exports, hand-drawn-like digit images, WAV files, and a headless Chromium for browser tests.
 
 Checkpoints and exports are made once per test session and kept under pytest's base temp folder,
 so every test module that needs them reuses the same files.
@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from dlforge import CONF_DIR
 from dlforge.export import export
 from dlforge.train import train
 from tests.conftest import FAST
+from tests.test_audio import FAST_AUDIO, TINY_WAVENET, write_spoken_digits
 from tests.text_fixtures import text_overrides, write_text_data
 
 #: Panel -> the training overrides of its tiny model.
@@ -140,3 +142,41 @@ def chromium_or_skip() -> str:
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"no {CHROMIUM}: install Debian's chromium (apt-get install chromium) for browser tests")
     return CHROMIUM
+
+
+# --- spoken digits: a tiny audio classifier (speech=) and a tiny WaveNet (wavenet=) ------------------
+TINY_AUDIO = {"speech": ("model=audio_cnn",), "wavenet": TINY_WAVENET}
+
+
+def tiny_audio_checkpoints(factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Panel -> checkpoint of a tiny audio model trained on tone-and-noise "digits" (once per session)."""
+    root = factory.getbasetemp() / "tiny_audio"
+    index = root / "checkpoints.json"
+    if not index.is_file():
+        digits = write_spoken_digits(root / "spoken-digits", takes=1)
+        checkpoints = {}
+        for panel, overrides in TINY_AUDIO.items():
+            with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+                cfg = compose(
+                    "train",
+                    overrides=[
+                        f"paths.cache_dir={root / 'cache'}", *FAST_AUDIO, f"data.root={digits}", *overrides,
+                        "trainer.max_epochs=1", "test=false",
+                    ],
+                )  # fmt: skip
+            with open_dict(cfg):
+                cfg.paths.output_dir = str(root / panel)
+            checkpoints[panel] = train(cfg)["last_checkpoint"]
+        index.write_text(json.dumps(checkpoints))
+    return json.loads(index.read_text())
+
+
+def wav_file(samples: np.ndarray, rate: int = 8000, channels: int = 1) -> bytes:
+    """A 16-bit PCM WAV file (``samples`` in [-1, 1], interleaved when stereo), with the ``wave`` module."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as f:
+        f.setnchannels(channels)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes((np.clip(samples, -1, 1) * 32767).round().astype("<i2").tobytes())
+    return out.getvalue()

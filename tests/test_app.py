@@ -6,6 +6,8 @@ import base64
 import io
 import json
 import socket
+import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +18,21 @@ from PIL import Image
 from torch import nn
 
 from dlforge.app import ATTENTION_WORDS, PANELS, Limits, create_app, listening_socket, load_panels, serve
+from dlforge.audio import AudioInputError, read_wav
 from dlforge.errors import DlforgeError
 from dlforge.export import write_onnx
 from dlforge.inference import GeneratorModel, describe, example_latents, graph_of, load, onnx_runner
 from dlforge.models.base import GenerativeModule
 from dlforge.preprocess import load_image
-from tests.app_fixtures import drawn_seven, png_bytes, tiny_checkpoints, tiny_export
+from tests.app_fixtures import (
+    drawn_seven,
+    png_bytes,
+    tiny_audio_checkpoints,
+    tiny_checkpoints,
+    tiny_export,
+    wav_file,
+)
+from tests.test_audio import digit_clip
 from tests.test_predict_images import shirt_photo
 
 NOISE = png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 256, (470, 470), dtype=np.uint8)))
@@ -53,7 +64,7 @@ def test_the_page_and_its_panels(client: TestClient) -> None:
     assert page.status_code == 200 and 'id="digit-canvas"' in page.text
     assert client.get("/static/app.js").status_code == 200
     panels = client.get("/api/panels").json()["panels"]
-    assert set(panels) == {"digit", "photo", "review", "generator", "piglatin"}
+    assert set(panels) == {"digit", "photo", "review", "generator", "piglatin", "speech", "wavenet"}
     assert panels["digit"]["backend"] == "onnx" and panels["digit"]["input"] == [1, 28, 28]
     assert panels["photo"]["data"] == "fashion_mnist" and panels["photo"]["backend"] == "pytorch"
     assert panels["review"]["class_names"] == ["negative", "positive"]
@@ -304,3 +315,169 @@ def test_the_pig_latin_panel_refuses_bad_text_in_one_line(translator, models) ->
         load_panels({"piglatin": models["review"]})
     with pytest.raises(DlforgeError, match="the review panel needs a text classifier, not this seq2seq"):
         load_panels({"review": translator["ckpt"]})
+
+
+# --- spoken digits: classify an uploaded clip (speech=), hear a WaveNet say a digit (wavenet=) --------
+@pytest.fixture(scope="module")
+def audio_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return tiny_audio_checkpoints(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def audio_client(audio_models) -> TestClient:
+    limits = Limits(upload_bytes=100_000, audio_seconds=2, speech_seconds=0.1)
+    return TestClient(create_app(load_panels(audio_models), limits), raise_server_exceptions=False)
+
+
+def hear(client: TestClient, data: bytes, name: str = "clip.wav"):
+    return client.post("/api/hear", files={"audio": (name, data, "audio/wav")})
+
+
+def played(url: str) -> torch.Tensor:
+    assert url.startswith("data:audio/wav;base64,")
+    return read_wav(base64.b64decode(url.split(",", 1)[1]), 8000)
+
+
+def test_an_uploaded_clip_is_classified_like_predict_does(audio_client: TestClient, audio_models) -> None:
+    clip = wav_file(digit_clip(4, 0, 0))
+    answer = hear(audio_client, clip).json()
+    model = load(audio_models["speech"])
+    expected = model.classify([model.read(clip)])[0]
+    assert [c["probability"] for c in answer["probabilities"]] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert answer["label"] == model.class_names[int(expected.argmax())] and answer["converted"] is None
+    assert answer["seconds"] == pytest.approx(len(model.read(clip)) / 8000, abs=1e-3)
+    assert decoded(answer["input"]).size == (400, 200) and answer["ms"] > 0  # waveform over spectrogram
+    panels = audio_client.get("/api/panels").json()
+    assert (
+        panels["panels"]["speech"]["sample_rate"] == 8000
+        and panels["panels"]["speech"]["clip_seconds"] == 0.25
+    )
+    assert panels["panels"]["wavenet"]["receptive_field"] == 16 and panels["limits"]["speech_seconds"] == 0.1
+
+
+def test_a_stereo_clip_at_another_rate_is_converted(audio_client: TestClient, audio_models) -> None:
+    from torchaudio.functional import resample
+
+    clip = digit_clip(7, 1, 0)
+    fast = np.interp(np.arange(0, len(clip), 8000 / 44100), np.arange(len(clip)), clip)  # 44.1 kHz
+    stereo = np.stack([fast, 0.5 * fast], axis=1).flatten()
+    answer = hear(audio_client, wav_file(stereo, rate=44100, channels=2), "phone.wav").json()
+    assert answer["converted"] == "44100 Hz 2 channels -> 8000 Hz mono"
+    left_right = torch.from_numpy(np.round(np.clip(stereo, -1, 1) * 32767) / 32768).float().view(-1, 2)
+    wave_ = resample(left_right.mean(dim=1), 44100, 8000)
+    expected = load(audio_models["speech"]).classify([wave_])[0]
+    assert [c["probability"] for c in answer["probabilities"]] == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def bad_clip(kind: str) -> bytes:
+    clip = wav_file(digit_clip(2, 0, 0))
+    return {
+        "text": b"RIFF? no: a shopping list",
+        "empty": b"",
+        "truncated": clip[:-500],
+        "no_samples": wav_file(np.zeros(0)),
+        "float": clip[:20] + struct.pack("<H", 3) + clip[22:],  # format tag 3: IEEE float
+        "too_long": wav_file(np.zeros(3 * 8000)),
+        "too_many_bytes": wav_file(np.zeros(60_000)),
+    }[kind]
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "message"),
+    [
+        ("text", 415, "clip.wav is not a PCM WAV file"),
+        ("empty", 415, "clip.wav is an empty file"),
+        ("truncated", 415, "clip.wav is truncated"),
+        ("no_samples", 415, "clip.wav holds no samples"),
+        ("float", 415, "not a PCM WAV file (unknown format: 3)"),
+        ("too_long", 413, "clip.wav lasts 3.0 s; the limit is 2 s"),
+        ("too_many_bytes", 413, "the sound file is larger than 0.1 MB"),
+    ],
+)
+def test_bad_clips_get_a_clear_answer_and_the_server_goes_on(
+    audio_client: TestClient, kind: str, status: int, message: str
+) -> None:
+    response = hear(audio_client, bad_clip(kind))
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"] and "\n" not in response.json()["error"]
+    assert hear(audio_client, wav_file(digit_clip(2, 0, 0))).status_code == 200
+
+
+def test_the_wavenet_says_a_digit_and_the_classifier_judges_it(
+    audio_client: TestClient, audio_models
+) -> None:
+    request = {"label": 3, "seed": 1, "temperature": 0.9, "seconds": 0.05}
+    answer = audio_client.post("/api/speak", json=request).json()
+    wavenet, speech = load(audio_models["wavenet"]), load(audio_models["speech"])
+    expected = wavenet.generate(3, 0.05, seed=1, temperature=0.9)
+    heard = played(answer["audio"])
+    assert heard.shape == (400,) and torch.allclose(heard, expected, atol=1 / 32767)  # 16-bit PCM
+    assert answer["label"] == "3" and answer["seconds"] == 0.05
+    assert answer["generation_ms"] > 0 and answer["realtime"] > 0 and answer["ms"] >= answer["generation_ms"]
+    verdict = speech.classify([expected])[0]
+    assert [c["probability"] for c in answer["verdict"]["probabilities"]] == pytest.approx(
+        verdict.tolist(), abs=1e-5
+    )
+    assert decoded(answer["picture"]).size == (400, 200)
+    again = audio_client.post("/api/speak", json=request).json()
+    other = audio_client.post("/api/speak", json={**request, "seed": 2}).json()
+    assert again["audio"] == answer["audio"] and other["audio"] != answer["audio"]
+
+
+def test_bad_speak_requests_and_a_busy_wavenet(audio_client: TestClient, audio_models) -> None:
+    checks = [
+        ({"label": 10}, 400, "label must be below 10, not 10"),
+        ({"seconds": 0.5}, 400, "seconds=0.5: a clip lasts at most 0.1 s (limits.speech_seconds)"),
+        ({"temperature": 0}, 422, "temperature"),
+        ({"temperature": 5}, 422, "temperature"),
+        ({"seed": -1}, 422, "seed"),
+        ({"seconds": "long"}, 422, "seconds"),
+    ]
+    for body, status, message in checks:
+        response = audio_client.post("/api/speak", json={"seconds": 0.01, **body})
+        assert response.status_code == status, response.text
+        assert message in response.json()["error"]
+
+    panels = load_panels({"wavenet": audio_models["wavenet"]})
+    started, release = threading.Event(), threading.Event()
+
+    def slow(label, seconds, seed=0, temperature=1.0):
+        started.set()
+        release.wait(30)
+        return torch.zeros(80)
+
+    panels["wavenet"].generate = slow
+    client = TestClient(create_app(panels), raise_server_exceptions=False)
+    first: list = []
+    thread = threading.Thread(target=lambda: first.append(client.post("/api/speak", json={"seconds": 0.01})))
+    thread.start()
+    assert started.wait(30)
+    busy = client.post("/api/speak", json={"seconds": 0.01})
+    release.set()
+    thread.join(30)
+    assert busy.status_code == 503 and "saying another clip" in busy.json()["error"]
+    assert first[0].status_code == 200 and first[0].json()["verdict"] is None  # no speech model: no verdict
+    missing = hear(client, wav_file(digit_clip(2, 0, 0)))
+    assert missing.status_code == 404 and "start the app with speech=" in missing.json()["error"]
+
+
+def test_audio_panels_need_models_of_their_kind(audio_models) -> None:
+    with pytest.raises(DlforgeError, match=r"the speech panel needs an audio classifier, not this wavenet"):
+        load_panels({"speech": audio_models["wavenet"]})
+    with pytest.raises(
+        DlforgeError, match=r"the wavenet panel needs a WaveNet checkpoint, not this audio_class"
+    ):
+        load_panels({"wavenet": audio_models["speech"]})
+
+
+def test_a_clip_the_speech_model_cannot_take_is_still_said(audio_models) -> None:
+    panels = load_panels(audio_models)
+
+    def refuse(waves):
+        raise AudioInputError("a clip of 0.30 s: this exported model takes at most 0.25 s; trim it")
+
+    panels["speech"].classify = refuse
+    client = TestClient(create_app(panels, Limits(speech_seconds=0.3)))
+    answer = client.post("/api/speak", json={"seconds": 0.3}).json()
+    assert played(answer["audio"]).shape == (2400,) and answer["verdict"] is None
+    assert answer["verdict_error"].startswith("the speech model cannot judge this clip: a clip of 0.30 s")

@@ -1,8 +1,9 @@
 """The web app in a real headless browser (Debian's Chromium driven by Playwright), started as typed:
-``python -m dlforge.app digit=... photo=... review=... generator=... port=0``.
+``python -m dlforge.app digit=... photo=... review=... generator=... speech=... wavenet=... port=0``.
 
 Draw a stroke, upload a photo (and a file that is not one), type a review, sample with the seed and
-the latent slider. Screenshots go to pytest's temp folder, and to ``$DLFORGE_SCREENSHOTS`` when set.
+the latent slider, upload a clip (and a file that is not one), have the WaveNet say a digit.
+Screenshots go to pytest's temp folder, and to ``$DLFORGE_SCREENSHOTS`` when set.
 """
 
 from __future__ import annotations
@@ -19,12 +20,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from dlforge.app import create_app, listening_socket, load_panels
 from dlforge.inference import load
 from dlforge.preprocess import load_image
-from tests.app_fixtures import CHROMIUM_ARGS, chromium_or_skip, tiny_checkpoints, tiny_export
+from tests.app_fixtures import (
+    CHROMIUM_ARGS,
+    chromium_or_skip,
+    tiny_audio_checkpoints,
+    tiny_checkpoints,
+    tiny_export,
+    wav_file,
+)
+from tests.test_audio import digit_clip
 from tests.test_predict_images import shirt_photo
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -33,7 +43,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.fixture(scope="module")
 def models(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     checkpoints = tiny_checkpoints(data_dir, tmp_path_factory)
-    return {**checkpoints, "photo": str(tiny_export(data_dir, tmp_path_factory, "photo"))}
+    audio = tiny_audio_checkpoints(tmp_path_factory)
+    return {**checkpoints, "photo": str(tiny_export(data_dir, tmp_path_factory, "photo")), **audio}
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +206,8 @@ def test_panels_without_a_model_say_so(browser, models, screenshots: Path) -> No
     try:
         page.goto(f"http://127.0.0.1:{sock.getsockname()[1]}/")
         page.wait_for_selector("body[data-ready=true]")
-        for panel, key in [("photo", "photo="), ("review", "review="), ("generator", "generator=")]:
+        for panel in ["photo", "review", "generator", "speech", "wavenet"]:
+            key = f"{panel}="
             assert page.locator(f"#{panel} .missing").is_visible()
             assert key in page.inner_text(f"#{panel} .missing")
             assert not page.locator(f"#{panel} .body").is_visible()
@@ -281,3 +293,48 @@ def test_type_english_and_get_pig_latin_with_its_attention(
         page.locator("#piglatin").screenshot(path=screenshots / "piglatin_error.png")
     finally:
         page.close()
+
+
+# --- spoken digits -------------------------------------------------------------------------------
+def test_upload_a_clip_a_phone_recording_and_a_file_that_is_not_one(
+    page, tmp_path: Path, screenshots: Path
+) -> None:
+    clip = tmp_path / "four.wav"
+    clip.write_bytes(wav_file(digit_clip(4, 0, 0)))
+    page.set_input_files("#speech-file", str(clip))
+    label_shown(page, "speech")
+    assert page.locator("#speech-probs .bar").count() == 10
+    assert page.locator("#speech-input").get_attribute("src").startswith("data:image/png")
+    assert page.locator("#speech-audio").is_visible() and page.inner_text("#speech-error") == ""
+    page.locator("#speech").screenshot(path=screenshots / "speech.png")
+
+    phone = tmp_path / "phone.wav"  # stereo at 44.1 kHz: converted, and the page says so
+    phone.write_bytes(wav_file(np.repeat(np.sin(np.arange(22050) / 9) * 0.3, 2), rate=44100, channels=2))
+    page.set_input_files("#speech-file", str(phone))
+    page.wait_for_function("document.getElementById('speech-note').textContent.includes('converted')")
+    assert "44100 Hz 2 channels -> 8000 Hz mono" in page.inner_text("#speech-note")
+
+    fake = tmp_path / "notes.wav"
+    fake.write_text("I am not a sound")
+    page.set_input_files("#speech-file", str(fake))
+    page.wait_for_function("document.getElementById('speech-error').textContent.length > 0")
+    assert "notes.wav is not a PCM WAV file" in page.inner_text("#speech-error")
+    assert page.inner_text("#speech-label").strip() == "\u2013"
+
+
+def test_say_a_digit_hear_it_and_see_the_verdict(page, models, screenshots: Path) -> None:
+    page.select_option("#say-digit", "5")
+    page.fill("#say-seconds", "0.05")
+    page.fill("#say-seed", "3")
+    page.click("#say-submit")
+    page.wait_for_function("(document.getElementById('say-audio').src || '').startsWith('data:audio/wav')")
+    page.wait_for_function("document.getElementById('say-audio').readyState >= 1")  # the browser decoded it
+    assert page.evaluate("document.getElementById('say-audio').duration") == pytest.approx(0.05, abs=0.002)
+    assert page.locator("#say-picture").is_visible() and "x real time" in page.inner_text("#say-timing")
+    assert page.locator("#say-probs .bar").count() == 10
+    clip = load(models["wavenet"]).generate(5, 0.05, seed=3, temperature=0.9)
+    speech = load(models["speech"])
+    expected = speech.class_names[int(speech.classify([clip])[0].argmax())]
+    assert page.inner_text("#say-label").split()[0] == expected
+    assert page.inner_text("#wavenet-error") == ""
+    page.locator("#wavenet").screenshot(path=screenshots / "wavenet.png")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pickle
+import re
 import struct
 import sys
 from collections.abc import Callable
@@ -23,7 +24,9 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 
 from dlforge.train import train
+from tests.app_fixtures import tiny_audio_checkpoints, wav_file
 from tests.conftest import FAST, write_cifar_like, write_mnist_like
+from tests.test_audio import FAST_AUDIO, write_spoken_digits
 from tests.text_fixtures import write_csv, write_glove, write_mr
 
 
@@ -180,6 +183,117 @@ def piglatin_checkpoint(root: Path) -> str:
 
 
 PIGLATIN = ("model=seq2seq", "data=piglatin", "trainer=cpu", "trainer.max_epochs=1")
+# --- sound files: spoken-digit training clips, and clips for predict and the app ------------------
+TONE = np.sin(np.linspace(0, 50, 800)) * 0.5
+GOOD_WAV = wav_file(TONE)
+BAD_WAVS = {
+    "not-wav": b"a shopping list, not a sound",
+    "empty-file": b"",
+    "truncated": GOOD_WAV[:-600],
+    "stereo": wav_file(np.repeat(TONE, 2), channels=2),
+    "rate": wav_file(TONE, rate=44100),
+    "no-samples": wav_file(np.zeros(0)),
+    "float": GOOD_WAV[:20] + struct.pack("<H", 3) + GOOD_WAV[22:],  # format tag 3: IEEE float samples
+}
+
+
+def digits_with(kind: str) -> Callable[[Path], None]:
+    """Spoken digits under the data root, one clip (``3_anna_0.wav``) replaced by a bad file."""
+
+    def setup(root: Path) -> None:
+        write_spoken_digits(root / "spoken-digits", takes=1)
+        (root / "spoken-digits/recordings/3_anna_0.wav").write_bytes(BAD_WAVS[kind])
+
+    return setup
+
+
+def clip_file(kind: str) -> Callable[[Path], None]:
+    """``{root}/clip.wav``: a bad file (or a good one, ``kind="good"``) for predict and the app."""
+    return lambda root: (root / "clip.wav").write_bytes(GOOD_WAV if kind == "good" else BAD_WAVS[kind])
+
+
+def misnamed_clips(root: Path) -> None:
+    (root / "spoken-digits/recordings").mkdir(parents=True)
+    (root / "spoken-digits/recordings/hello.wav").write_bytes(GOOD_WAV)
+
+
+def folder_without_clips(root: Path) -> None:
+    (root / "clips").mkdir()
+    (root / "clips/readme.txt").write_text("no sound here")
+
+
+AUDIO = ("model=audio_cnn", *FAST_AUDIO)
+AUDIO_CASES = [
+    Case(
+        "audio-missing", "train", (*AUDIO, "data.download=false"), "no spoken digits at",
+    ),
+    Case(
+        "audio-misnamed", "train", AUDIO, "no clips named {digit}_{speaker}_{index}.wav in", misnamed_clips
+    ),
+    Case("audio-not-wav", "train", AUDIO, "3_anna_0.wav is not a PCM WAV file", digits_with("not-wav")),
+    Case("audio-empty-file", "train", AUDIO, "3_anna_0.wav is an empty file", digits_with("empty-file")),
+    Case("audio-truncated", "train", AUDIO, "3_anna_0.wav is truncated", digits_with("truncated")),
+    Case("audio-stereo", "train", AUDIO, "3_anna_0.wav has 2 channels", digits_with("stereo")),
+    Case("audio-rate", "train", AUDIO, "3_anna_0.wav is sampled at 44100 Hz", digits_with("rate")),
+    Case("audio-no-samples", "train", AUDIO, "3_anna_0.wav holds no samples", digits_with("no-samples")),
+    Case("audio-float", "train", AUDIO, "not a PCM WAV file (unknown format: 3)", digits_with("float")),
+    Case(
+        "predict-audio-missing", "predict", ("ckpt_path={ckpt:speech}", "audio={root}/none.wav"),
+        "no WAV file or folder at",
+    ),
+    Case(
+        "predict-audio-not-wav", "predict", ("ckpt_path={ckpt:speech}", "audio={root}/clip.wav"),
+        "clip.wav is not a PCM WAV file", clip_file("not-wav"),
+    ),
+    Case(
+        "predict-audio-empty-file", "predict", ("ckpt_path={ckpt:speech}", "audio={root}/clip.wav"),
+        "clip.wav is an empty file", clip_file("empty-file"),
+    ),
+    Case(
+        "predict-audio-truncated", "predict", ("ckpt_path={ckpt:speech}", "audio={root}/clip.wav"),
+        "clip.wav is truncated", clip_file("truncated"),
+    ),
+    Case(
+        "predict-audio-stereo", "predict", ("ckpt_path={ckpt:speech}", "audio={root}/clip.wav"),
+        "has 2 channels; give a mono clip", clip_file("stereo"),
+    ),
+    Case(
+        "predict-audio-rate", "predict", ("ckpt_path={ckpt:speech}", "audio={root}/clip.wav"),
+        "sampled at 44100 Hz, the model's audio at 8000 Hz; resample it", clip_file("rate"),
+    ),
+    Case(
+        "predict-audio-no-samples", "predict", ("ckpt_path={ckpt:speech}", "audio={root}/clip.wav"),
+        "clip.wav holds no samples", clip_file("no-samples"),
+    ),
+    Case(
+        "predict-audio-folder-without-clips", "predict", ("ckpt_path={ckpt:speech}", "audio={root}/clips"),
+        "no usable .wav clips in", folder_without_clips,
+    ),
+    Case(
+        "predict-image-to-audio-model", "predict", ("ckpt_path={ckpt:speech}", "image={root}/notes.png"),
+        "is an audio classifier: pass audio=", text_file,
+    ),
+    Case(
+        "predict-audio-to-image-model", "predict", ("ckpt_path={ckpt:lenet}", "audio={root}/clip.wav"),
+        "pass image=", clip_file("good"),
+    ),
+    Case(
+        "predict-a-wavenet", "predict", ("ckpt_path={ckpt:wavenet}", "audio={root}/clip.wav"),
+        "predict does not handle wavenet models", clip_file("good"),
+    ),
+    Case(
+        "app-speech-a-wavenet", "app", ("speech={ckpt:wavenet}",),
+        "the speech panel needs an audio classifier, not this wavenet",
+    ),
+    Case(
+        "app-wavenet-a-classifier", "app", ("wavenet={ckpt:speech}",),
+        "the wavenet panel needs a WaveNet checkpoint, not this audio_classifier",
+    ),
+    Case(
+        "app-speech-a-wav-file", "app", ("speech={root}/clip.wav",), "clip.wav is not a PyTorch checkpoint",
+        clip_file("good"),
+    ),
+]  # fmt: skip
 
 TEXT = ("data=mr", "data.glove.path={root}/glove/tiny.txt", "data.max_len=8", *FAST)
 CSV = ("data=csv_text", "data.path={root}/reviews.csv", "data.glove.path={root}/glove/tiny.txt", *FAST)
@@ -524,6 +638,7 @@ CASES = [
         ("ckpt_path={ckpt:piglatin}", "format=onnx"),
         "decodes in a loop that only TorchScript keeps; use format=torchscript",
     ),
+    *AUDIO_CASES,
 ]
 
 TOOLS = {
@@ -535,12 +650,15 @@ TOOLS = {
     "translate": "dlforge.translate",
     "predict": "dlforge.predict",
     "crossval": "dlforge.crossval",
+    "app": "dlforge.app",
 }
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Tiny trained checkpoints of a classifier, a GAN and pix2pix on MNIST-like data, and a seq2seq."""
+    """Tiny trained checkpoints of a classifier, a GAN and pix2pix on MNIST-like data, and the app's
+    tiny audio classifier (``speech``) and WaveNet (``wavenet``) on tone-and-noise digits."""
     from hydra import compose, initialize_config_dir
 
     from dlforge import CONF_DIR
@@ -567,6 +685,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         found[name] = train(cfg)["last_checkpoint"]
     found["piglatin"] = piglatin_checkpoint(root)
     return found
+    return {**found, **tiny_audio_checkpoints(tmp_path_factory)}  # speech (audio_cnn), wavenet
 
 
 def run_tool(tool: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
@@ -593,6 +712,12 @@ def fill(args: tuple[str, ...], root: Path, checkpoints: dict[str, str] | None) 
                 arg = arg.replace(f"{{ckpt:{name}}}", checkpoints[name])
         out.append(arg.replace("{root}", str(root)))
     return out
+
+    def checkpoint(match: re.Match) -> str:
+        assert checkpoints is not None
+        return checkpoints[match[1]]
+
+    return [re.sub(r"\{ckpt:(\w+)\}", checkpoint, arg).replace("{root}", str(root)) for arg in args]
 
 
 def test_the_table_has_at_least_forty_cases_with_unique_names() -> None:

@@ -1,10 +1,12 @@
 """A web app over trained models: ``python -m dlforge.app digit=<ckpt> photo=... review=... generator=...``.
 
-One page (``app_static/``) with a panel per model given in ``conf/app.yaml`` as a checkpoint or an
-exported file: draw a digit (an MNIST classifier), upload a photo (any image classifier, e.g.
-Fashion-MNIST), type a review (a text classifier), sample a GAN/VAE (seed, class, one latent
-coordinate on a slider), type English and get pig latin (a seq2seq translator, with where it looked).
-A panel without a model says so. The page talks to a small
+One page (``app_static/``) with panels, each served by a model given in ``conf/app.yaml`` as a
+checkpoint or an exported file: draw a digit (an MNIST classifier), upload a photo (any image
+classifier, e.g. Fashion-MNIST), type a review (a text classifier), sample a GAN/VAE (seed, class,
+one latent coordinate on a slider), type English and get pig latin (a seq2seq translator, with where
+it looked), classify a spoken clip (``speech=``: an audio classifier), hear a WaveNet say a digit
+(``wavenet=``: a checkpoint, judged by the speech model when there is one). A panel without a model
+says so. The page talks to a small
 JSON API (FastAPI), which the tests and ``benchmarks/app_latency.py`` call directly:
 
 - ``GET /api/panels``: the configured panels and their models;
@@ -12,7 +14,11 @@ JSON API (FastAPI), which the tests and ``benchmarks/app_latency.py`` call direc
   the prepared input the model saw;
 - ``POST /api/review``: ``{"text": ...}`` -> the same for a text;
 - ``POST /api/sample``: ``{"seed", "label", "dim", "value"}`` -> an image and its latent vector;
-- ``POST /api/piglatin``: ``{"text": ...}`` -> the translation, and the attention of the first words.
+- ``POST /api/piglatin``: ``{"text": ...}`` -> the translation, and the attention of the first words;
+- ``POST /api/hear``: multipart ``audio`` WAV file -> top classes, probabilities, and a picture of
+  what the model hears (any rate and channel count is converted to the model's mono rate);
+- ``POST /api/speak``: ``{"label", "seed", "temperature", "seconds"}`` -> a WAV clip, its picture, the
+  generation time, and the speech model's verdict on it.
 
 Bad input (not an image, too large, a decompression bomb, an empty text) gets a 4xx answer with
 ``{"error": "<one line>"}``; an unexpected failure a 500 with the same shape; the server goes on.
@@ -24,6 +30,7 @@ import base64
 import logging
 import math
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +44,13 @@ from fastapi.staticfiles import StaticFiles
 from omegaconf import DictConfig
 from pydantic import BaseModel, Field
 
+from dlforge.audio import AudioInputError, decode_wav, sound_picture, to_mono, wav_bytes
 from dlforge.cli import hydra_entry
 from dlforge.data.piglatin import TOKEN, foreign_words, is_word
 from dlforge.errors import DlforgeError
 from dlforge.inference import (
+    AudioClassifierModel,
+    AudioGeneratorModel,
     GeneratorModel,
     ImageClassifierModel,
     ServedModel,
@@ -60,12 +70,16 @@ PANELS: dict[str, type[ServedModel]] = {
     "review": TextClassifierModel,
     "generator": GeneratorModel,
     "piglatin": TranslatorModel,
+    "speech": AudioClassifierModel,
+    "wavenet": AudioGeneratorModel,
 }
 TASK_NAMES = {
     ImageClassifierModel: "an image classifier",
     TextClassifierModel: "a text classifier",
     GeneratorModel: "a generative model (GAN or VAE)",
     TranslatorModel: "a translator (model=seq2seq or seq2seq_transformer on data=piglatin)",
+    AudioClassifierModel: "an audio classifier",
+    AudioGeneratorModel: "a WaveNet checkpoint",
 }
 
 
@@ -76,6 +90,8 @@ class Limits:
     upload_bytes: int = 5_000_000
     max_pixels: int = 40_000_000
     text_chars: int = 5_000
+    audio_seconds: float = 10.0
+    speech_seconds: float = 1.0
 
 
 class Review(BaseModel):
@@ -95,6 +111,13 @@ class Sample(BaseModel):
     label: int | None = Field(None, ge=0)
     dim: int = Field(0, ge=0)
     value: float | None = Field(None, ge=-10, le=10)
+
+
+class Speak(BaseModel):
+    label: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    temperature: float = Field(1.0, gt=0, le=2)
+    seconds: float = Field(0.5, gt=0)
 
 
 class BadRequest(Exception):
@@ -140,6 +163,18 @@ def classes(model: ServedModel, probs: torch.Tensor) -> dict[str, Any]:
     }
 
 
+def wav_url(wave: torch.Tensor, sample_rate: int) -> str:
+    return "data:audio/wav;base64," + base64.b64encode(wav_bytes(wave, sample_rate)).decode("ascii")
+
+
+def heard(model: AudioClassifierModel, wave: torch.Tensor) -> dict[str, Any]:
+    """What an audio classifier hears in a (T,) waveform at its rate (413 when an export cannot take it)."""
+    try:
+        return classes(model, model.classify([wave])[0])
+    except AudioInputError as err:
+        raise BadRequest(str(err), 413) from None
+
+
 def describe_panel(panel: str, model: ServedModel) -> dict[str, Any]:
     info: dict[str, Any] = {
         "source": Path(model.source).name,
@@ -156,6 +191,10 @@ def describe_panel(panel: str, model: ServedModel) -> dict[str, Any]:
         info.update(latent_dim=model.latent_dim, num_classes=model.num_classes)
     if isinstance(model, TranslatorModel):
         info["max_word_len"] = model.max_word_len
+    if isinstance(model, AudioClassifierModel):
+        info.update(sample_rate=model.sample_rate, clip_seconds=model.clip_samples / model.sample_rate)
+    if isinstance(model, AudioGeneratorModel):
+        info.update(sample_rate=model.sample_rate, receptive_field=model.card["receptive_field"])
     return info
 
 
@@ -197,7 +236,12 @@ def create_app(
     def panels() -> dict[str, Any]:
         return {
             "panels": {p: describe_panel(p, models[p]) if p in models else None for p in PANELS},
-            "limits": {"upload_bytes": limits.upload_bytes, "text_chars": limits.text_chars},
+            "limits": {
+                "upload_bytes": limits.upload_bytes,
+                "text_chars": limits.text_chars,
+                "audio_seconds": limits.audio_seconds,
+                "speech_seconds": limits.speech_seconds,
+            },
         }
 
     @app.post("/api/classify/{panel}")
@@ -284,6 +328,79 @@ def create_app(
             "ms": round(1000 * (time.perf_counter() - start), 2),
         }
 
+    # --- spoken digits: classify an uploaded clip; hear a WaveNet say one -------------------------
+    @app.post("/api/hear")
+    def hear(audio: Annotated[UploadFile, File()]) -> dict[str, Any]:
+        start = time.perf_counter()
+        model = model_of("speech")
+        assert isinstance(model, AudioClassifierModel)
+        name = audio.filename or "the upload"
+        data = audio.file.read(limits.upload_bytes + 1)
+        if len(data) > limits.upload_bytes:
+            raise BadRequest(f"the sound file is larger than {limits.upload_bytes / 1e6:g} MB", 413)
+        try:
+            samples, rate = decode_wav(data, name, model.sample_rate)
+        except AudioInputError as err:
+            raise BadRequest(str(err), 415) from None
+        seconds = samples.shape[1] / rate
+        if seconds > limits.audio_seconds:
+            raise BadRequest(f"{name} lasts {seconds:.1f} s; the limit is {limits.audio_seconds:g} s", 413)
+        wave = to_mono(samples, rate, model.sample_rate)  # what a phone records: stereo, 44.1 kHz
+        converted = None
+        if rate != model.sample_rate or len(samples) > 1:
+            channels = "mono" if len(samples) == 1 else f"{len(samples)} channels"
+            converted = f"{rate} Hz {channels} -> {model.sample_rate} Hz mono"
+        answer = heard(model, wave)
+        answer.update(
+            seconds=round(seconds, 3),
+            converted=converted,
+            input=data_url(to_png(sound_picture(wave, model.sample_rate))),
+            ms=round(1000 * (time.perf_counter() - start), 2),
+        )
+        return answer
+
+    speaking = threading.Lock()  # one clip at a time: sampling is seconds of CPU
+
+    @app.post("/api/speak")
+    def speak(body: Speak) -> dict[str, Any]:
+        start = time.perf_counter()
+        model = model_of("wavenet")
+        assert isinstance(model, AudioGeneratorModel)
+        if body.label >= len(model.class_names):
+            raise BadRequest(f"label must be below {len(model.class_names)}, not {body.label}")
+        if body.seconds > limits.speech_seconds:
+            raise BadRequest(
+                f"seconds={body.seconds:g}: a clip lasts at most {limits.speech_seconds:g} s "
+                "(limits.speech_seconds)"
+            )
+        if not speaking.acquire(blocking=False):
+            raise BadRequest("the WaveNet is saying another clip; try again in a few seconds", 503)
+        try:
+            began = time.perf_counter()
+            wave = model.generate(body.label, body.seconds, body.seed, body.temperature)
+            generation = time.perf_counter() - began
+        finally:
+            speaking.release()
+        rate = model.sample_rate
+        speech = models.get("speech")
+        verdict, unjudged = None, None
+        if isinstance(speech, AudioClassifierModel):
+            try:
+                verdict = heard(speech, to_mono(wave[None], rate, speech.sample_rate))
+            except BadRequest as err:  # an exported classifier of shorter clips
+                unjudged = f"the speech model cannot judge this clip: {err}"
+        return {
+            "label": model.class_names[body.label],
+            "audio": wav_url(wave, rate),
+            "picture": data_url(to_png(sound_picture(wave, rate))),
+            "seconds": len(wave) / rate,
+            "generation_ms": round(1000 * generation, 1),
+            "realtime": round(len(wave) / rate / generation, 3),
+            "verdict": verdict,
+            "verdict_error": unjudged,
+            "ms": round(1000 * (time.perf_counter() - start), 2),
+        }
+
     return BodyLimit(app, limits.upload_bytes + 64_000)
 
 
@@ -355,13 +472,15 @@ def serve(cfg: DictConfig) -> None:
     models = load_panels({panel: cfg.get(panel) for panel in PANELS})
     if not models:
         raise DlforgeError(
-            f"no model configured: pass at least one of {', '.join(f'{p}=' for p in PANELS)} "
+            f"no model configured: pass at least one of {', '.join(f'{panel}=' for panel in PANELS)} "
             "(a checkpoint or a file from python -m dlforge.export)"
         )
     limits = Limits(
         upload_bytes=int(cfg.limits.upload_mb * 1_000_000),
         max_pixels=int(cfg.limits.max_pixels),
         text_chars=int(cfg.limits.text_chars),
+        audio_seconds=float(cfg.limits.audio_seconds),
+        speech_seconds=float(cfg.limits.speech_seconds),
     )
     app = create_app(models, limits, cfg.preprocess)
     sock = listening_socket(cfg.host, cfg.port)

@@ -12,6 +12,9 @@ exported and what runs a checkpoint, so a checkpoint and its export compute the 
 - generators (GAN, VAE): ``z`` float (N, latent_dim) [+ ``labels`` int64 (N,)] -> ``images`` in [0, 1];
 - translators (seq2seq): letter ids ``words`` int64 (N, S) -> greedy output ids ``tokens`` int64
   (N, S + 4) and ``attention`` float (N, S + 4, S); the decoding loop is in the graph.
+
+A WaveNet samples in a loop, one sample after another, rather than in one graph: it cannot be
+exported and is served from its checkpoint (:class:`AudioGeneratorModel`), its card made the same way.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from dlforge.checkpoint import load_model
 from dlforge.data.piglatin import BOS, EOS, PAD, decode_tokens, encode_words, output_width, translate_text
 from dlforge.data.text import TextEncoder
 from dlforge.errors import CheckpointError, DlforgeError, first_line
-from dlforge.models import AudioClassifier, DlforgeModule, Seq2Seq
+from dlforge.models import AudioClassifier, DlforgeModule, Seq2Seq, WaveNetModel
 from dlforge.models.base import GenerativeModule
 from dlforge.models.classifier import ClassifierModule
 from dlforge.preprocess import style_for
@@ -188,6 +191,48 @@ def example_latents(model: GenerativeModule, n: int, seed: int = 0) -> tuple[tor
     if model.num_classes > 0:
         return z, torch.arange(n) % model.num_classes
     return (z,)
+
+
+def describe_wavenet(model: WaveNetModel) -> dict[str, Any]:
+    """The card of a WaveNet: the class labels it speaks and the clips it gives."""
+    data = dict(model.hparams.data)
+    rate = data["sample_rate"]
+    return {
+        "card_version": CARD_VERSION,
+        "dlforge_version": __version__,
+        "kind": model.kind,
+        "task": "audio_generation",
+        "class_names": list(data["class_names"]),
+        "data": {"name": data.get("name"), "sample_rate": rate},
+        "receptive_field": model.receptive_field,
+        "inputs": [
+            {"name": "labels", "dtype": "int64", "shape": ["batch"]},
+            {"name": "seconds", "dtype": "float32", "shape": []},
+            {"name": "seed", "dtype": "int64", "shape": []},
+            {"name": "temperature", "dtype": "float32", "shape": []},
+        ],
+        "outputs": [
+            {
+                "name": "waves",
+                "dtype": "float32",
+                "shape": ["batch", "samples"],
+                "range": [-1, 1],
+                "rate": rate,
+            }
+        ],
+    }
+
+
+def wavenet_runner(model: WaveNetModel) -> Runner:
+    """The fast (cached) sampler of :meth:`WaveNetModel.generate` behind the card's inputs and outputs."""
+
+    def run(
+        labels: np.ndarray, seconds: np.ndarray, seed: np.ndarray, temperature: np.ndarray
+    ) -> list[np.ndarray]:
+        waves = model.generate(torch.from_numpy(labels), float(seconds), int(seed), float(temperature))
+        return [waves.cpu().numpy()]
+
+    return run
 
 
 def torch_runner(graph: nn.Module) -> Runner:
@@ -369,6 +414,19 @@ class TranslatorModel(ServedModel):
         return output, weights[0, : len(output) + 1]
 
 
+class AudioGeneratorModel(ServedModel):
+    """A WaveNet from its checkpoint, speaking class labels (e.g. digits) with its fast sampler."""
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.card["data"]["sample_rate"])
+
+    def generate(self, label: int, seconds: float, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
+        """A (T,) waveform in [-1, 1] speaking class ``label``; the same seed gives the same clip."""
+        arguments = [np.array([label]), np.float32(seconds), np.int64(seed), np.float32(temperature)]
+        return torch.from_numpy(self.run(*arguments)[0][0])
+
+
 MODEL_TYPES: dict[str, type[ServedModel]] = {
     "image_classification": ImageClassifierModel,
     "text_classification": TextClassifierModel,
@@ -380,6 +438,8 @@ MODEL_TYPES: dict[str, type[ServedModel]] = {
 
 def from_checkpoint(path: str | Path) -> ServedModel:
     model = load_model(path)
+    if isinstance(model, WaveNetModel):
+        return AudioGeneratorModel(describe_wavenet(model), wavenet_runner(model), str(path), "pytorch")
     card = describe(model)
     return MODEL_TYPES[card["task"]](card, torch_runner(graph_of(model)), str(path), "pytorch")
 

@@ -253,10 +253,11 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         raise DlforgeError("pass either ckpt_path=<checkpoint> or model_path=<file from dlforge.export>")
     model = load(cfg.get("ckpt_path") or cfg.model_path)
     if model.task not in PREDICTORS:
-        generator = model.task == "image_generation"
+        generator = model.task in ("image_generation", "audio_generation")
         hint = "; sample a generator with python -m dlforge.generate" if generator else ""
         raise DlforgeError(
-            f"predict does not handle {model.kind} models; it takes classifiers and translators{hint}"
+            f"predict does not handle {model.kind} models; it takes image, text and audio classifiers and "
+            f"translators{hint}"
         )
     return PREDICTORS[model.task](cfg, model)
 

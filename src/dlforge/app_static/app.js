@@ -1,5 +1,5 @@
 "use strict";
-// The dlforge page: four panels over the JSON API of dlforge.app (no build step, no libraries).
+// The dlforge page: its panels over the JSON API of dlforge.app (no build step, no libraries).
 
 const $ = (id) => document.getElementById(id);
 
@@ -260,16 +260,94 @@ function setupPiglatin() {
   $("piglatin-submit").addEventListener("click", () => { clearTimeout(timer); translate(); });
 }
 
+// --- spoken digits: classify an uploaded clip; hear a WaveNet say one ---------------------------
+function postFile(url, field, blob, name) {
+  const form = new FormData();
+  form.append(field, blob, name);
+  return call(url, { method: "POST", body: form });
+}
+
+function setupSpeech() {
+  const drop = $("speech-drop");
+  const player = $("speech-audio");
+  const send = async (file) => {
+    if (!file) return;
+    if (player.src) URL.revokeObjectURL(player.src);
+    player.src = URL.createObjectURL(file);
+    player.hidden = false;
+    $("speech-note").textContent = "";
+    try {
+      const answer = await postFile("/api/hear", "audio", file, file.name);
+      showClasses("speech", answer);
+      const converted = answer.converted ? ` \u00b7 converted: ${answer.converted}` : "";
+      $("speech-note").textContent = `${answer.seconds.toFixed(2)} s${converted}`;
+      showError("speech", "");
+    } catch (err) { player.hidden = true; clearClasses("speech"); showError("speech", err.message); }
+  };
+  $("speech-file").addEventListener("change", (event) => send(event.target.files[0]));
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    send(event.dataTransfer.files[0]);
+  });
+}
+
+function setupWavenet(info, panels) {
+  info.class_names.forEach((name, i) => $("say-digit").add(new Option(name, i)));
+  const seconds = $("say-seconds");
+  seconds.max = panels.limits.speech_seconds;
+  const temperature = $("say-temperature");
+  temperature.addEventListener("input", () => {
+    $("say-temperature-value").textContent = Number(temperature.value).toFixed(2);
+  });
+  const judged = Boolean(panels.panels.speech);
+  $("say-no-judge").hidden = judged;
+  const button = $("say-submit");
+  const say = async () => {
+    const payload = {
+      label: Number($("say-digit").value),
+      seed: Number($("say-seed").value) || 0,
+      temperature: Number(temperature.value),
+      seconds: Number(seconds.value),
+    };
+    button.disabled = true;
+    $("say-timing").textContent = `saying a ${info.class_names[payload.label]}\u2026 (sampled one step at a time)`;
+    try {
+      const answer = await postJSON("/api/speak", payload);
+      const player = $("say-audio");
+      player.src = answer.audio;
+      player.hidden = false;
+      player.play().catch(() => {});  // the browser may refuse to start sound by itself
+      $("say-picture").src = answer.picture;
+      $("say-picture").hidden = false;
+      $("say-timing").textContent =
+        `${answer.seconds.toFixed(2)} s of audio in ${(answer.generation_ms / 1000).toFixed(1)} s ` +
+        `(${answer.realtime.toFixed(2)}x real time)`;
+      if (answer.verdict) { showClasses("say", answer.verdict); $("say-verdict").hidden = false; }
+      showError("wavenet", answer.verdict_error || "");
+    } catch (err) {
+      $("say-timing").textContent = "";
+      showError("wavenet", err.message);
+    } finally { button.disabled = false; }
+  };
+  button.addEventListener("click", say);
+  $("say-random").addEventListener("click", () => { $("say-seed").value = Math.floor(Math.random() * 1e6); say(); });
+}
+
 async function main() {
-  let panels;
+  let answer, panels;
   try {
-    panels = (await call("/api/panels")).panels;
+    answer = await call("/api/panels");
+    panels = answer.panels;
   } catch (err) {
     document.querySelector("header p").textContent = `The server does not answer: ${err.message}`;
     return;
   }
   const setup = {
-    digit: setupDigit, photo: setupPhoto, review: setupReview, generator: setupGenerator, piglatin: setupPiglatin,
+    digit: setupDigit, photo: setupPhoto, review: setupReview, generator: setupGenerator,
+    piglatin: setupPiglatin, speech: setupSpeech, wavenet: setupWavenet,
   };
   for (const [name, info] of Object.entries(panels)) {
     const section = $(name);
@@ -280,7 +358,7 @@ async function main() {
     }
     const what = [info.kind.replace("_", " "), info.data && `trained on ${info.data}`, `${info.source} (${info.backend})`];
     section.querySelector(".model").textContent = what.filter(Boolean).join(" \u00b7 ");
-    setup[name](info);
+    setup[name](info, answer);
   }
   document.body.dataset.ready = "true";
 }
