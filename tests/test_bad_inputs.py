@@ -656,9 +656,9 @@ TOOLS = {
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Tiny trained checkpoints of a classifier, a GAN and pix2pix on MNIST-like data, and a seq2seq."""
-    """Tiny trained checkpoints of a classifier, a GAN and pix2pix on MNIST-like data, and the app's
-    tiny audio classifier (``speech``) and WaveNet (``wavenet``) on tone-and-noise digits."""
+    """Tiny trained checkpoints of a classifier, a GAN and pix2pix on MNIST-like data, a seq2seq on
+    made-up words, and the app's tiny audio classifier (``speech``) and WaveNet (``wavenet``) on
+    tone-and-noise digits."""
     from hydra import compose, initialize_config_dir
 
     from dlforge import CONF_DIR
@@ -684,7 +684,6 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         cfg.paths.output_dir = str(root / name)
         found[name] = train(cfg)["last_checkpoint"]
     found["piglatin"] = piglatin_checkpoint(root)
-    return found
     return {**found, **tiny_audio_checkpoints(tmp_path_factory)}  # speech (audio_cnn), wavenet
 
 
@@ -705,14 +704,6 @@ def run_tool(tool: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> int
 
 
 def fill(args: tuple[str, ...], root: Path, checkpoints: dict[str, str] | None) -> list[str]:
-    out = []
-    for arg in args:
-        for name in checkpoints or {}:
-            if f"{{ckpt:{name}}}" in arg:
-                arg = arg.replace(f"{{ckpt:{name}}}", checkpoints[name])
-        out.append(arg.replace("{root}", str(root)))
-    return out
-
     def checkpoint(match: re.Match) -> str:
         assert checkpoints is not None
         return checkpoints[match[1]]
