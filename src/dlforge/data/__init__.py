@@ -11,6 +11,7 @@ from dlforge.data.folder import ImageFolderDataModule
 from dlforge.data.images import ImageDataModule
 from dlforge.data.paired import PairedDataModule
 from dlforge.data.standard import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
+from dlforge.data.text_corpus import TextCorpusDataModule
 from dlforge.data.text_datamodule import TextDataModule
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "MovieReviewsDataModule",
     "PairedDataModule",
     "SubjDataModule",
+    "TextCorpusDataModule",
     "TextDataModule",
 ]

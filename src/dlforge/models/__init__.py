@@ -13,6 +13,7 @@ from dlforge.models.classifier import ImageClassifier
 from dlforge.models.gan import GAN
 from dlforge.models.pix2pix import Pix2Pix
 from dlforge.models.text_classifier import TextClassifier
+from dlforge.models.word2vec import Word2Vec
 from dlforge.registry import MODELS
 
 
@@ -48,6 +49,7 @@ __all__ = [
     "ImageClassifier",
     "Pix2Pix",
     "TextClassifier",
+    "Word2Vec",
     "build_model",
     "model_class",
 ]
