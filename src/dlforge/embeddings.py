@@ -125,7 +125,7 @@ def export(cfg: DictConfig, vectors: WordVectors) -> dict[str, Any]:
             f.write(word + " " + " ".join(f"{x:.6f}" for x in row) + "\n")
     os.replace(tmp, output)
     print(f"{len(vectors)} x {vectors.dim} vectors in {output}", flush=True)
-    return {"output": str(output), "words": len(vectors), "dim": vectors.dim}
+    return {"output": str(output)}
 
 
 ACTIONS = {

@@ -1,0 +1,189 @@
+"""Word2vec against gensim's ``Word2Vec`` on the same text, settings and threads: scores and words/s.
+
+    DATA_DIR=../shared/data python -m benchmarks.word2vec [--models skipgram cbow] [--threads 1]
+        [--gensim-workers 1 2] [--epochs 5] [--probe-threads 2] [--repeats 1]
+
+Needs ``pip install -e '.[benchmarks]'`` (gensim). Both sides train on the same text: the training
+lines of ``data=text_corpus`` (the three files of ``$DATA_DIR/english-corpus/``, its seeded
+held-out lines left out), tokenized once by dlforge's tokenizer; gensim gets the token lists. Same
+settings: dim 100, window 5, 5 negatives, min_count 5, sample 1e-3, lr 0.025 -> 0.0001 (linear),
+5 epochs. Ours runs as ``train.py`` does (config, data module, Lightning, CSV logger, checkpoints;
+validation off in the timed run); gensim's ``train()`` is timed after ``build_vocab``. Words/s =
+the training lines' words x epochs / training seconds, measured one after the other in this
+process (the load average before and after each run is recorded: the machine is shared). The
+three scores come from the same evaluator (:mod:`dlforge.word_vectors`) for both.
+
+``--probe-threads`` also times a few hundred of our steps at that thread count (the full runs use
+``--threads``). The GloVe check evaluates ``$DATA_DIR/glove/glove.6B.50d.top50k.txt`` with the same
+evaluator against the figures measured with this protocol (WordSim-353 0.520, SimLex-999 0.265,
+analogies 49.7% of 14,877 questions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from benchmarks.common import table, write
+from dlforge import CONF_DIR
+from dlforge.data.text import tokenize
+from dlforge.data.text_corpus import TextCorpusDataModule
+from dlforge.data.word_benchmarks import WordBenchmarks, read_benchmarks
+from dlforge.train import build_run, train
+from dlforge.word_vectors import WordVectors, from_glove, load_vectors
+
+DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))
+BENCHMARKS = {"folder": str(DATA_DIR / "word-benchmarks"), "analogies": "questions-words.txt"}
+BENCHMARKS["similarity"] = ["wordsim353.tsv", "simlex999.txt"]  # type: ignore[assignment]
+GLOVE_REFERENCE = {"wordsim353": 0.520, "simlex999": 0.265, "analogy_acc": 0.497, "analogy_questions": 14877}
+PROBES = ["king", "france", "dog", "red", "run", "computer"]
+
+
+def scores(vectors: WordVectors, benchmarks: WordBenchmarks) -> dict[str, Any]:
+    metrics = vectors.evaluate(benchmarks)
+    analogies = vectors.analogy_accuracy(benchmarks.questions)
+    neighbours = {w: [n for n, _ in vectors.neighbours(w, 5)] for w in PROBES if w in vectors.rows}
+    king = [w for w, _ in vectors.analogy(["king", "woman"], ["man"], k=3)]
+    return {
+        **metrics,
+        "analogy_questions": analogies["questions"],
+        "neighbours": neighbours,
+        "king-man+woman": king,
+    }
+
+
+def config(model: str, threads: int, epochs: int, out: Path, *extra: str) -> Any:
+    overrides = [
+        f"model={model}", "data=text_corpus", f"paths.data_dir={DATA_DIR}", "trainer=cpu",
+        f"trainer.max_epochs={epochs}", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
+        "trainer.enable_model_summary=false", "data.benchmarks.folder=null", f"threads={threads}",
+        "test=false", *extra,
+    ]  # fmt: skip
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+    return cfg
+
+
+def training_lines(datamodule: TextCorpusDataModule) -> list[list[str]]:
+    """The token lists of the data module's training lines, as its corpus was read."""
+    lines = []
+    for path in datamodule.paths:
+        with open(path, encoding="utf-8") as f:
+            lines += [t for t in (tokenize(line, **datamodule.tokenizer) for line in f) if t]
+    assert len(lines) == len(datamodule.line_splits), "the corpus's lines are not the files' lines"
+    return [line for line, split in zip(lines, datamodule.line_splits.tolist(), strict=True) if split == 0]
+
+
+def run_ours(model: str, threads: int, epochs: int, benchmarks: WordBenchmarks, words: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="w2v_bench_") as tmp:
+        load = os.getloadavg()[0]
+        cfg = config(model, threads, epochs, Path(tmp))
+        summary = train(cfg)  # builds the run (untimed), then times trainer.fit
+        seconds = summary["wall_time_s"]
+        vectors = load_vectors(summary["last_checkpoint"])  # while the run dir exists
+    result = {"side": "dlforge", "model": model, "threads": threads, "seconds": seconds}
+    result |= {"words_per_s": words * epochs / seconds, "steps": summary["global_step"]}
+    return result | {"load_before": load, "load_after": os.getloadavg()[0], **scores(vectors, benchmarks)}
+
+
+def probe_ours(model: str, threads: int, steps: int) -> dict[str, Any]:
+    """Seconds per step of ``steps`` training steps at ``threads`` threads (no full run)."""
+    with tempfile.TemporaryDirectory(prefix="w2v_probe_") as tmp:
+        torch.set_num_threads(threads)
+        cfg = config(model, threads, 1, Path(tmp), f"trainer.limit_train_batches={steps}", "logger=[]")
+        datamodule, net, trainer = build_run(cfg)
+        start = time.perf_counter()
+        trainer.fit(net, datamodule=datamodule)
+        seconds = time.perf_counter() - start
+    return {"model": model, "threads": threads, "steps": steps, "ms_per_step": 1000 * seconds / steps}
+
+
+def run_gensim(model: str, workers: int, epochs: int, lines: list[list[str]], benchmarks: WordBenchmarks):
+    from gensim.models import Word2Vec
+
+    w2v = Word2Vec(
+        vector_size=100, window=5, negative=5, min_count=5, sample=1e-3, alpha=0.025, min_alpha=0.0001,
+        sg=int(model == "skipgram"), workers=workers, seed=42,
+    )  # fmt: skip
+    w2v.build_vocab(lines)
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    raw, effective = w2v.train(lines, total_examples=len(lines), epochs=epochs)
+    seconds = time.perf_counter() - start
+    vectors = WordVectors(list(w2v.wv.index_to_key), torch.from_numpy(w2v.wv.vectors.copy()), "gensim")
+    result = {"side": "gensim", "model": model, "threads": workers, "seconds": seconds}
+    result |= {"words_per_s": raw / seconds, "effective_words": effective, "raw_words": raw}
+    return result | {"load_before": load, "load_after": os.getloadavg()[0], **scores(vectors, benchmarks)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", nargs="+", default=["skipgram", "cbow"])
+    parser.add_argument("--threads", type=int, default=1, help="our torch threads in the full runs")
+    parser.add_argument("--gensim-workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--probe-threads", type=int, default=2, help="0: no probe")
+    parser.add_argument("--probe-steps", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--name", default="word2vec")
+    args = parser.parse_args()
+    benchmarks = read_benchmarks(BENCHMARKS)
+    assert benchmarks is not None
+    results: dict[str, Any] = {"settings": vars(args), "runs": [], "probes": []}
+
+    glove_path = DATA_DIR / "glove" / "glove.6B.50d.top50k.txt"
+    if glove_path.is_file():
+        glove = scores(from_glove(glove_path), benchmarks)
+        results["glove_check"] = {"measured": glove, "reference": GLOVE_REFERENCE}
+        print("GloVe 50d top50k:", {k: glove[k] for k in (*GLOVE_REFERENCE, "king-man+woman")}, flush=True)
+
+    datamodule = TextCorpusDataModule(
+        data_dir=str(DATA_DIR), cache_dir=os.environ.get("DLFORGE_CACHE", ".cache")
+    )
+    datamodule.setup("fit")
+    lines = training_lines(datamodule)
+    words = sum(map(len, lines))
+    results["corpus"] = {
+        "training_lines": len(lines),
+        "training_words": words,
+        "vocabulary": len(datamodule.corpus.words),
+    }
+    print(f"{len(lines)} training lines, {words} words", flush=True)
+    for _ in range(args.repeats):
+        for model in args.models:
+            results["runs"].append(run_ours(model, args.threads, args.epochs, benchmarks, words))
+            print(results["runs"][-1], flush=True)
+            for workers in args.gensim_workers:
+                results["runs"].append(run_gensim(model, workers, args.epochs, lines, benchmarks))
+                print(results["runs"][-1], flush=True)
+            if args.probe_threads:
+                for threads in sorted({args.threads, args.probe_threads}):
+                    results["probes"].append(probe_ours(model, threads, args.probe_steps))
+                    print(results["probes"][-1], flush=True)
+                torch.set_num_threads(args.threads)
+
+    rows = [
+        [r["model"], r["side"], r["threads"], f"{r['analogy_acc']:.3f}", f"{r['wordsim353']:.3f}",
+         f"{r['simlex999']:.3f}", f"{r['seconds']:.0f}", f"{r['words_per_s']:,.0f}"]
+        for r in results["runs"]
+    ]  # fmt: skip
+    print(
+        table(
+            ["model", "side", "threads", "analogy", "WordSim-353", "SimLex-999", "train s", "words/s"], rows
+        )
+    )
+    print("wrote", write(args.name, results))
+
+
+if __name__ == "__main__":
+    main()
