@@ -28,17 +28,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
+from pytorch_lightning.callbacks import Callback
 
 from benchmarks.common import table, write
 from dlforge import CONF_DIR
 from dlforge.data.text import tokenize
 from dlforge.data.text_corpus import TextCorpusDataModule
 from dlforge.data.word_benchmarks import WordBenchmarks, read_benchmarks
-from dlforge.train import build_run, train
-from dlforge.word_vectors import WordVectors, from_glove, load_vectors
+from dlforge.train import build_run
+from dlforge.word_vectors import WordVectors, from_glove, from_model
 
 DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))
 BENCHMARKS = {"folder": str(DATA_DIR / "word-benchmarks"), "analogies": "questions-words.txt"}
@@ -84,20 +86,101 @@ def training_lines(datamodule: TextCorpusDataModule) -> list[list[str]]:
     return [line for line, split in zip(lines, datamodule.line_splits.tolist(), strict=True) if split == 0]
 
 
-def run_ours(model: str, threads: int, epochs: int, benchmarks: WordBenchmarks, words: int) -> dict[str, Any]:
+class Gensim:
+    """One gensim ``Word2Vec`` trained an epoch at a time, its learning rate falling linearly over
+    all epochs exactly as in one ``train()`` call (gensim decays alpha within each epoch too)."""
+
+    def __init__(self, model: str, workers: int, epochs: int, lines: list[list[str]]) -> None:
+        from gensim.models import Word2Vec
+
+        self.model, self.workers, self.epochs, self.lines = model, workers, epochs, lines
+        self.w2v = Word2Vec(
+            vector_size=100, window=5, negative=5, min_count=5, sample=1e-3, alpha=0.025,
+            min_alpha=0.0001, sg=int(model == "skipgram"), workers=workers, seed=42,
+        )  # fmt: skip
+        self.w2v.build_vocab(lines)
+        self.epoch_seconds: list[float] = []
+        self.raw_words = 0
+
+    def train_epoch(self) -> None:
+        done = len(self.epoch_seconds) / self.epochs
+        alpha = [0.025 - (0.025 - 0.0001) * f for f in (done, done + 1 / self.epochs)]
+        start = time.perf_counter()
+        _, raw = self.w2v.train(
+            self.lines, total_examples=len(self.lines), epochs=1, start_alpha=alpha[0], end_alpha=alpha[1]
+        )
+        self.epoch_seconds.append(time.perf_counter() - start)
+        self.raw_words += raw
+
+    def vectors(self) -> WordVectors:
+        wv = self.w2v.wv
+        return WordVectors(list(wv.index_to_key), torch.from_numpy(wv.vectors.copy()), "gensim")
+
+
+class Alongside(Callback):
+    """After each of our epochs, one epoch of each gensim model: both sides see the same drift of
+    the machine's load. Keeps our own epoch times (the fit's time between these calls)."""
+
+    def __init__(self, others: list[Gensim]) -> None:
+        self.others = others
+        self.epoch_seconds: list[float] = []
+        self.others_seconds = 0.0
+        self.mark = time.perf_counter()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.mark = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epoch_seconds.append(time.perf_counter() - self.mark)
+        start = time.perf_counter()
+        for other in self.others:
+            other.train_epoch()
+        self.others_seconds += time.perf_counter() - start
+        self.mark = time.perf_counter()
+
+
+def run_model(
+    model: str,
+    threads: int,
+    workers: list[int],
+    epochs: int,
+    lines: list[list[str]],
+    benchmarks: WordBenchmarks,
+) -> list[dict[str, Any]]:
+    """Ours (``train.py``'s path, validation off) and gensim with each worker count, interleaved by epoch."""
+    words = sum(map(len, lines))
+    others = [Gensim(model, n, epochs, lines) for n in workers]
+    alongside = Alongside(others)
     with tempfile.TemporaryDirectory(prefix="w2v_bench_") as tmp:
+        torch.set_num_threads(threads)
+        pl.seed_everything(42, verbose=False)
+        datamodule, net, trainer = build_run(config(model, threads, epochs, Path(tmp)))
+        trainer.callbacks.append(alongside)
         load = os.getloadavg()[0]
-        cfg = config(model, threads, epochs, Path(tmp))
-        summary = train(cfg)  # builds the run (untimed), then times trainer.fit
-        seconds = summary["wall_time_s"]
-        vectors = load_vectors(summary["last_checkpoint"])  # while the run dir exists
-    result = {"side": "dlforge", "model": model, "threads": threads, "seconds": seconds}
-    result |= {"words_per_s": words * epochs / seconds, "steps": summary["global_step"]}
-    return result | {"load_before": load, "load_after": os.getloadavg()[0], **scores(vectors, benchmarks)}
+        start = time.perf_counter()
+        trainer.fit(net, datamodule=datamodule)
+        seconds = time.perf_counter() - start - alongside.others_seconds  # the fit, without gensim's epochs
+    ours = {
+        "side": "dlforge",
+        "model": model,
+        "threads": threads,
+        "seconds": seconds,
+        "steps": trainer.global_step,
+    }
+    ours |= {"words_per_s": words * epochs / seconds, "epoch_seconds": alongside.epoch_seconds}
+    runs = [ours | scores(from_model(net), benchmarks)]
+    for other in others:
+        seconds = sum(other.epoch_seconds)
+        run = {"side": "gensim", "model": model, "threads": other.workers, "seconds": seconds}
+        run |= {"words_per_s": other.raw_words / seconds, "epoch_seconds": other.epoch_seconds}
+        runs.append(run | {"raw_words": other.raw_words} | scores(other.vectors(), benchmarks))
+    for run in runs:
+        run |= {"load_before": load, "load_after": os.getloadavg()[0], "training_words": words * epochs}
+    return runs
 
 
 def probe_ours(model: str, threads: int, steps: int) -> dict[str, Any]:
-    """Seconds per step of ``steps`` training steps at ``threads`` threads (no full run)."""
+    """Milliseconds per step over ``steps`` training steps at ``threads`` threads (no full run)."""
     with tempfile.TemporaryDirectory(prefix="w2v_probe_") as tmp:
         torch.set_num_threads(threads)
         cfg = config(model, threads, 1, Path(tmp), f"trainer.limit_train_batches={steps}", "logger=[]")
@@ -106,24 +189,6 @@ def probe_ours(model: str, threads: int, steps: int) -> dict[str, Any]:
         trainer.fit(net, datamodule=datamodule)
         seconds = time.perf_counter() - start
     return {"model": model, "threads": threads, "steps": steps, "ms_per_step": 1000 * seconds / steps}
-
-
-def run_gensim(model: str, workers: int, epochs: int, lines: list[list[str]], benchmarks: WordBenchmarks):
-    from gensim.models import Word2Vec
-
-    w2v = Word2Vec(
-        vector_size=100, window=5, negative=5, min_count=5, sample=1e-3, alpha=0.025, min_alpha=0.0001,
-        sg=int(model == "skipgram"), workers=workers, seed=42,
-    )  # fmt: skip
-    w2v.build_vocab(lines)
-    load = os.getloadavg()[0]
-    start = time.perf_counter()
-    raw, effective = w2v.train(lines, total_examples=len(lines), epochs=epochs)
-    seconds = time.perf_counter() - start
-    vectors = WordVectors(list(w2v.wv.index_to_key), torch.from_numpy(w2v.wv.vectors.copy()), "gensim")
-    result = {"side": "gensim", "model": model, "threads": workers, "seconds": seconds}
-    result |= {"words_per_s": raw / seconds, "effective_words": effective, "raw_words": raw}
-    return result | {"load_before": load, "load_after": os.getloadavg()[0], **scores(vectors, benchmarks)}
 
 
 def main() -> None:
@@ -161,16 +226,15 @@ def main() -> None:
     print(f"{len(lines)} training lines, {words} words", flush=True)
     for _ in range(args.repeats):
         for model in args.models:
-            results["runs"].append(run_ours(model, args.threads, args.epochs, benchmarks, words))
-            print(results["runs"][-1], flush=True)
-            for workers in args.gensim_workers:
-                results["runs"].append(run_gensim(model, workers, args.epochs, lines, benchmarks))
-                print(results["runs"][-1], flush=True)
+            results["runs"] += run_model(
+                model, args.threads, args.gensim_workers, args.epochs, lines, benchmarks
+            )
+            for run in results["runs"][-1 - len(args.gensim_workers) :]:
+                print({k: v for k, v in run.items() if k not in ("neighbours", "epoch_seconds")}, flush=True)
             if args.probe_threads:
                 for threads in sorted({args.threads, args.probe_threads}):
                     results["probes"].append(probe_ours(model, threads, args.probe_steps))
                     print(results["probes"][-1], flush=True)
-                torch.set_num_threads(args.threads)
 
     rows = [
         [r["model"], r["side"], r["threads"], f"{r['analogy_acc']:.3f}", f"{r['wordsim353']:.3f}",

@@ -200,6 +200,24 @@ def test_closed_form_gradients_match_autograd(net_class) -> None:
     assert torch.allclose(net.outputs.weight.grad.to_dense(), expected[1], atol=1e-6)
 
 
+@pytest.mark.parametrize("optimizer", [torch.optim.SGD, torch.optim.SparseAdam, torch.optim.Adagrad])
+def test_sparse_gradients_move_only_the_batchs_rows(optimizer) -> None:
+    net = SkipGram(vocab_size=40, dim=4)
+    torch.nn.init.normal_(net.outputs.weight)
+    before = net.inputs.weight.detach().clone(), net.outputs.weight.detach().clone()
+    centres, contexts, negatives = (
+        torch.arange(5),
+        torch.arange(10, 20).view(5, 2),
+        torch.arange(20, 30).view(5, 2),
+    )
+    net.set_gradients(centres, contexts, torch.ones(5, 2, dtype=torch.bool), negatives)
+    optimizer(list(net.parameters()), lr=0.1).step()
+    moved_inputs = (net.inputs.weight != before[0]).any(1).nonzero()[:, 0]
+    moved_outputs = (net.outputs.weight != before[1]).any(1).nonzero()[:, 0]
+    assert moved_inputs.tolist() == list(range(10, 20))
+    assert moved_outputs.tolist() == [*range(5), *range(20, 30)]
+
+
 # --- training -----------------------------------------------------------------------------------------
 def test_skipgram_learns_the_planted_groups_and_its_loss_falls(skipgram_run) -> None:
     metrics = skipgram_run["metrics"]
