@@ -22,7 +22,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -181,6 +181,57 @@ def plain_stepper(cfg: Any) -> Callable[[], None]:
     return lambda: step(batches())
 
 
+HEADER = [
+    "case",
+    "lightning path",
+    "batch",
+    "plain loop samples/s",
+    "lightning samples/s",
+    "overhead (median)",
+    "overhead (range)",
+]
+
+
+def measure(case: str, overrides: Sequence[str], steps: int, windows: int, rounds: int) -> Iterator[dict]:
+    """The lean and the default Lightning path of one case, each interleaved with the plain loop
+    over ``rounds`` runs of ``windows`` timed windows of ``steps`` steps: one result per path."""
+    cfg = compose_case([*CASES[case], *overrides])
+    for path in ("lean", "default"):
+        lightning, plain = [], []
+        for _ in range(rounds):
+            seconds, plain_seconds, batch = interleaved_windows(cfg, windows, steps, path == "default")
+            lightning += seconds
+            plain += plain_seconds
+        yield {
+            "case": case,
+            "path": path,
+            "overrides": [*CASES[case], *overrides],
+            "batch_size": batch,
+            "window_seconds": {"lightning": lightning, "plain": plain},
+            "samples_per_s": {
+                name: statistics.median(steps * batch / t for t in times)
+                for name, times in (("plain", plain), ("lightning", lightning))
+            },
+            "overhead": statistics.median(a / b - 1 for a, b in zip(lightning, plain, strict=True)),
+        }
+
+
+def row(result: dict) -> list:
+    """A result as a row of :data:`HEADER`."""
+    seconds = result["window_seconds"]
+    overheads = [a / b - 1 for a, b in zip(seconds["lightning"], seconds["plain"], strict=True)]
+    rate = result["samples_per_s"]
+    return [
+        result["case"],
+        result["path"],
+        result["batch_size"],
+        rate["plain"],
+        rate["lightning"],
+        f"{100 * result['overhead']:+.1f}%",
+        f"{100 * min(overheads):+.1f}% .. {100 * max(overheads):+.1f}%",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
@@ -198,58 +249,11 @@ def main() -> None:
     kept = False if args.malloc_default else keep_freed_memory()  # as train.py does by default
     rows, results = [], []
     for case in args.cases:
-        cfg = compose_case([*CASES[case], *args.overrides])
-        for path in ("lean", "default"):
-            lightning, plain = [], []
-            for _ in range(args.rounds):
-                seconds, plain_seconds, batch = interleaved_windows(
-                    cfg, args.windows, args.steps, path == "default"
-                )
-                lightning += seconds
-                plain += plain_seconds
-            overheads = [a / b - 1 for a, b in zip(lightning, plain, strict=True)]
-            rate = {
-                name: statistics.median(args.steps * batch / t for t in times)
-                for name, times in (("plain", plain), ("lightning", lightning))
-            }
-            overhead = statistics.median(overheads)
-            rows.append(
-                [
-                    case,
-                    path,
-                    batch,
-                    rate["plain"],
-                    rate["lightning"],
-                    f"{100 * overhead:+.1f}%",
-                    f"{100 * min(overheads):+.1f}% .. {100 * max(overheads):+.1f}%",
-                ]
-            )
-            results.append(
-                {
-                    "case": case,
-                    "path": path,
-                    "overrides": [*CASES[case], *args.overrides],
-                    "batch_size": batch,
-                    "window_seconds": {"lightning": lightning, "plain": plain},
-                    "samples_per_s": rate,
-                    "overhead": overhead,
-                }
-            )
+        for result in measure(case, args.overrides, args.steps, args.windows, args.rounds):
+            results.append(result)
+            rows.append(row(result))
             print(rows[-1], flush=True)
-    print(
-        table(
-            [
-                "case",
-                "lightning path",
-                "batch",
-                "plain loop samples/s",
-                "lightning samples/s",
-                "overhead (median)",
-                "overhead (range)",
-            ],
-            rows,
-        )
-    )
+    print(table(HEADER, rows))
     print(
         "wrote",
         write(

@@ -84,8 +84,16 @@ def test_training_moves_both_losses_and_changes_both_networks(make_cfg, model: s
     for key in ("train/d_loss_step", "train/g_loss_step"):
         values = logged(out / "metrics.csv", key)
         assert len(values) == 4 and len(set(values)) > 1, key
-    for key in ("train/d_real_step", "train/d_fake_step", "val/d_acc"):
-        assert all(0 <= v <= 1 for v in logged(out / "metrics.csv", key)), key
+    # D(x), D(G(z)) are batch means of sigmoids, so by Jensen the discriminator's BCE loss is at least
+    # -log D(x) - log(1 - D(G(z))): fails if they are logits, swapped, or from another batch
+    d_loss, d_real, d_fake = (
+        logged(out / "metrics.csv", f"train/{k}_step") for k in ("d_loss", "d_real", "d_fake")
+    )
+    assert len(d_real) == len(d_fake) == len(d_loss) == 4
+    for loss, real, fake in zip(d_loss, d_real, d_fake, strict=True):
+        assert 0 < real < 1 and 0 < fake < 1 and loss >= -math.log(real) - math.log(1 - fake) - 1e-4
+    accuracies = logged(out / "metrics.csv", "val/d_acc")
+    assert len(accuracies) == 1 and 0 <= accuracies[0] <= 1  # one validation: one value
     assert (out / "samples" / "epoch_000.png").is_file() and (out / "samples" / "progress.gif").is_file()
 
 
@@ -113,10 +121,38 @@ def test_k_discriminator_steps_smoothing_noise_and_schedule(make_cfg) -> None:
     assert len(noise) == 2 and 0 < noise[1] < noise[0] < 0.2  # annealed towards 0
 
 
-def test_plateau_scheduler_is_refused_with_a_hint(make_cfg) -> None:
-    _, model, _ = build_run(make_cfg("scheduler=plateau", "data.val_size=32"))
-    with pytest.raises(DlforgeError, match="scheduler=cosine"):
+def test_plateau_scheduler_without_a_monitored_metric_is_refused_with_a_hint(make_cfg) -> None:
+    _, model, _ = build_run(make_cfg("scheduler=plateau", "data.val_size=32"))  # a GAN monitors nothing
+    with pytest.raises(DlforgeError, match=r"scheduler\.monitor=<logged metric>"):
         model.configure_optimizers()
+
+
+@pytest.mark.parametrize(
+    ("model", "monitor", "extra"),
+    [
+        ("dcgan", "val/g_loss", (NARROW,)),
+        ("pix2pix", "val/l1", ("data=edges2mnist", "model.generator.channels=8", "model.generator.depth=3")),
+    ],
+)
+def test_manual_optimization_models_step_plateau_schedulers_on_their_metric(
+    make_cfg, model: str, monitor: str, extra: tuple
+) -> None:
+    # a threshold no epoch can beat: the plateau scheduler halves both learning rates after every epoch
+    cfg = make_cfg(f"model={model}", *FAST, *extra, f"model.monitor={monitor}", "scheduler=plateau",
+                   "scheduler.patience=0", "scheduler.threshold=1e9", "test=false")  # fmt: skip
+    datamodule, module, trainer = build_run(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    lrs = [opt.param_groups[0]["lr"] for opt in module.optimizers()]
+    assert lrs == pytest.approx([2e-4 * 0.5**2] * 2)  # 2 epochs, generator and discriminator alike
+
+
+def test_optimizer_group_on_a_two_optimizer_model_is_an_error(run_cli) -> None:
+    result = run_cli("train.py", "model=dcgan", "optimizer=sgd", *FAST)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: optimizer=sgd: this model has one optimizer per network and does not use the optimizer= "
+        "group; set model.optimizer_g / model.optimizer_d instead (e.g. model.optimizer_g.lr=1e-4)"
+    )
 
 
 def test_checkpoint_reloads_weights_only_and_generates_the_same(make_cfg) -> None:
@@ -142,6 +178,8 @@ def test_checkpoint_reloads_weights_only_and_generates_the_same(make_cfg) -> Non
 def test_bf16_mixed_precision_runs_on_cpu(make_cfg) -> None:
     summary = train(make_cfg(*FAST, NARROW, "trainer.precision=bf16-mixed", "trainer.max_epochs=1"))
     metrics = summary["metrics"]
+    assert summary["precision"] == "bf16-mixed"
+    assert set(metrics) >= {"train/d_loss_epoch", "train/g_loss_epoch", "test/d_acc"}
     assert all(math.isfinite(metrics[k]) for k in ("train/d_loss_epoch", "train/g_loss_epoch", "test/d_acc"))
 
 
@@ -163,16 +201,26 @@ def test_quality_classifier_scores_samples_and_picks_the_best_by_fid(make_cfg, c
     assert sum(report["val"]["class_counts"]) == 32
 
 
-def test_cli_ddp_on_two_cpu_processes(run_cli, tmp_path: Path) -> None:
-    # torch's SyncBatchNorm is GPU-only, and trainer=ddp turns it on: off for DDP on CPU processes
+@pytest.mark.parametrize(
+    ("model", "extra"),
+    [
+        ("dcgan", (NARROW,)),
+        ("pix2pix", ("data=edges2mnist", "model.generator.channels=8", "model.generator.depth=3")),
+    ],
+)
+def test_cli_ddp_trains_every_multi_network_model_on_two_cpu_processes(
+    run_cli, tmp_path: Path, model: str, extra: tuple
+) -> None:
+    # each optimizer's backward leaves the other network unused: the run picks Lightning's
+    # ddp_find_unused_parameters_true strategy for such models by itself
     result = run_cli(
         "train.py",
+        f"model={model}",
         "trainer=ddp",
         "trainer.accelerator=cpu",
         "trainer.devices=2",
-        "trainer.sync_batchnorm=false",
         *[o for o in FAST if not o.startswith("trainer=")],
-        NARROW,
+        *extra,
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=2",
         "test=false",
@@ -181,8 +229,9 @@ def test_cli_ddp_on_two_cpu_processes(run_cli, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "outputs" / "ddp" / "metrics.json").read_text())
-    assert summary["model"] == "dcgan" and math.isfinite(summary["metrics"]["train/g_loss_epoch"])
-    assert load_model(summary["last_checkpoint"]).kind == "gan"
+    assert summary["model"] == model and summary["device"] == "cpu x2"
+    assert math.isfinite(summary["metrics"]["train/g_loss_epoch"])
+    assert load_model(summary["last_checkpoint"]).kind == summary["kind"]
 
 
 def test_validation_judges_with_batch_statistics_and_leaves_running_ones_alone() -> None:

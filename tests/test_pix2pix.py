@@ -196,3 +196,18 @@ def test_translate_cli_writes_an_image_of_the_right_size(
     assert Image.open(kept).size == (50, 40)
     with pytest.raises(DlforgeError, match="no picture at"):
         translate(make_cfg(f"ckpt_path={ckpt}", "input=missing.png", config_name="translate"))
+
+
+def test_grey_to_colour_trains_on_cifar_and_writes_colour_translations(make_cfg) -> None:
+    cfg = make_cfg(
+        "model=pix2pix", "data=grey2cifar10", *FAST, *TINY_NETS, "trainer.max_epochs=3", "test=false"
+    )
+    summary = train(cfg)
+    out = Path(cfg.paths.output_dir)
+    with open(out / "metrics.csv") as f:
+        l1 = [float(row["train/l1_step"]) for row in csv.DictReader(f) if row.get("train/l1_step")]
+    assert len(l1) == 12 and sum(l1[-3:]) < sum(l1[:3])  # the L1 term (weight 100) falls
+    model = load_model(summary["last_checkpoint"], Pix2Pix)
+    assert model.hparams.data["task"] == "grey" and model.hparams.data["out_channels"] == 3
+    grid = Image.open(out / "translations" / "epoch_002.png")
+    assert grid.mode == "RGB" and len(set(grid.getdata())) > 50  # colour rows of input | output | target

@@ -4,5 +4,7 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-#: The Hydra configuration shared by ``train.py`` and every ``python -m dlforge.<tool>``.
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+#: The Hydra configuration shared by ``train.py`` and every ``python -m dlforge.<tool>``: the repository's
+#: top-level ``conf/``, reached through the package's ``conf`` link in a checkout and shipped as package
+#: data inside the wheel.
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")

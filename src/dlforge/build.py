@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -27,16 +28,22 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     ]
 
 
-def build_trainer(cfg: DictConfig, model_cls: type[DlforgeModule], hparams: dict[str, Any]) -> pl.Trainer:
-    """The Trainer of ``cfg.trainer`` with the config's callbacks and loggers, and the pictures and side
-    outputs of the model's family (:func:`~dlforge.callbacks.model_callbacks`, from its hyper-parameters)."""
+def build_trainer(
+    cfg: DictConfig,
+    model_cls: type[DlforgeModule],
+    hparams: dict[str, Any],
+    extra_callbacks: Sequence[Callback] = (),
+) -> pl.Trainer:
+    """The Trainer of ``cfg.trainer`` with the config's callbacks and loggers, the pictures and side
+    outputs of the model's family (:func:`~dlforge.callbacks.model_callbacks`, from its hyper-parameters)
+    and the caller's ``extra_callbacks`` (a search trial's pruning)."""
     # in-memory tensor loaders gain nothing from workers (docs/performance.md): drop Lightning's advice
     warnings.filterwarnings("ignore", r"The '\w+' does not have many workers", PossibleUserWarning)
     options = {
         key: cfg.get(key) for key in ("quality_classifier", "quality_samples", "quality_every_n_epochs")
     }
     family: list[Callback] = model_callbacks(model_cls, hparams, options)
-    callbacks = [*instantiate_group(cfg.get("callbacks")), *family]
+    callbacks = [*instantiate_group(cfg.get("callbacks")), *family, *extra_callbacks]
     loggers = instantiate_group(cfg.get("logger"))
     extra: dict[str, Any] = {}
     if cfg.trainer.get("strategy") == "ddp" and model_cls.unused_parameters_in_backward:

@@ -6,6 +6,7 @@ kinds (:func:`dlforge.models.build_model`); tools never import each other, they 
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +29,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
+    if not zipfile.is_zipfile(path):  # torch.save's format
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint; pass a .ckpt file that dlforge wrote")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or unsafe files
@@ -61,6 +64,28 @@ def load_model(
     model = build_model(kind, **checkpoint["hyper_parameters"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval().to(pick_device(device))  # type: ignore[return-value]
+
+
+def check_resumable(model: DlforgeModule, path: str | Path) -> None:
+    """Refuse to resume (or test) ``model`` from a checkpoint of another kind or other network shapes."""
+    checkpoint = read_checkpoint(path)
+    kind = checkpoint_kind(checkpoint, path)
+    if kind != model.kind:
+        raise CheckpointError(
+            f"ckpt_path={path} holds a {kind} model but this run builds a {model.kind}; "
+            "pass the model= (and options) it was trained with"
+        )
+    theirs, ours = checkpoint["state_dict"], model.state_dict()
+    differ = sorted(
+        k
+        for k in set(ours) | set(theirs)
+        if k not in theirs or k not in ours or theirs[k].shape != ours[k].shape
+    )
+    if differ:
+        raise CheckpointError(
+            f"ckpt_path={path} has other network shapes than this run's model ({differ[0]}, ...); "
+            "pass the model and data options it was trained with"
+        )
 
 
 def pick_device(name: str | torch.device = "auto") -> torch.device:

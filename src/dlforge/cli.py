@@ -6,53 +6,67 @@ import functools
 import json
 import logging
 import os
+import re
+import shutil
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from dlforge import CONF_DIR
 from dlforge.errors import DlforgeError, first_line
 from dlforge.outputs import run_record, write_json
+from dlforge.usage import command, options, tool_help
 
 log = logging.getLogger("dlforge")
 
 
 def quiet_library_chatter() -> None:
     """Drop Lightning's advertising tips and the CSV logger's note about Hydra's files in the run dir."""
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
-        lambda record: not str(record.msg).startswith("💡 Tip")
-    )
+    # Lightning logs through whichever of its packages was imported last: `lightning` comes with
+    # optuna-integration's pruning callback (searches)
+    for package in ("pytorch_lightning", "lightning.pytorch"):
+        logging.getLogger(f"{package}.utilities.rank_zero").addFilter(
+            lambda record: not str(record.msg).startswith("💡 Tip")
+        )
     warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna's storage layer, loaded by the sweeper
 
 
-def record_failure(err: BaseException) -> float:
+def record_failure(err: BaseException) -> dict[str, Any]:
     """In a multirun: log the error, mark the job's ``metrics.json`` as failed, let the sweep go on.
 
-    Returns NaN, which a sweeper that optimizes (Optuna) records as a failed trial.
+    Returns that record, from which a search's sweeper records a failed trial.
     """
     hydra_cfg = HydraConfig.get()
     message = f"{type(err).__name__}: {first_line(err)}"
     log.error("job %s failed: %s", hydra_cfg.job.num, message, exc_info=not isinstance(err, DlforgeError))
     record = run_record(hydra_cfg.job.name, {}, status="failed", error=message)
     write_json(Path(hydra_cfg.runtime.output_dir) / "metrics.json", record)
-    return float("nan")
+    return record
 
 
 def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
     """Turn ``task(cfg)`` into a Hydra main over ``conf/<config_name>.yaml``.
 
-    A :class:`DlforgeError` becomes one line on stderr and exit status 2, instead of a traceback.
-    In a multirun, a failing job (any error) is recorded as failed and the sweep goes on.
+    ``--help`` prints the tool's own options (:mod:`dlforge.usage`). Every error a user can cause ends in
+    one line ``error: <what is wrong>; <how to fix it>`` on stderr and exit status 2, with no traceback:
+    the command line is checked before Hydra runs (:func:`check_command_line`), a :class:`DlforgeError`
+    or Lightning's configuration error during the run is printed as one line, and a run dir that holds
+    nothing but Hydra's own records is removed. ``HYDRA_FULL_ERROR=1`` shows tracebacks instead. In a
+    multirun, a failing job (any error) is recorded as failed and the sweep goes on.
     """
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
@@ -62,27 +76,175 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
             multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
             try:
                 return task(cfg)
-            except DlforgeError as err:
-                if multirun:
-                    return record_failure(err)
-                print(f"error: {err}", file=sys.stderr, flush=True)
-                sys.exit(2)
             except Exception as err:
                 if multirun:
-                    return record_failure(err)
-                raise
+                    return record_failure(user_error(err) or err)
+                problem = user_error(err)
+                if problem is None or debugging():
+                    raise
+                remove_empty_run_dir()
+                if isinstance(problem, DlforgeError):
+                    fail(str(problem))
+                fail(f"{first_line(problem)}; check the trainer.* options")
 
         main = hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(guarded)
 
         @functools.wraps(task)
         def entry() -> Any:
             os.environ.setdefault("MPLBACKEND", "Agg")  # pictures go to files: no window system needed
+            args = sys.argv[1:]
+            if any(arg in ("-h", "--help") for arg in args):
+                print(tool_help(config_name), end="")
+                return None
+            if not debugging():
+                problem = check_command_line(config_name, args)
+                if problem:
+                    fail(problem)
             quiet_library_chatter()  # before Hydra loads its plugins
             return main()
 
         return entry
 
     return decorate
+
+
+def user_error(err: BaseException | None) -> BaseException | None:
+    """The error a user caused (a :class:`DlforgeError`, or Lightning's configuration error), also when
+    Hydra's ``instantiate`` wrapped it; None for a bug."""
+    while err is not None:
+        if isinstance(err, (DlforgeError, MisconfigurationException)):
+            return err
+        err = err.__cause__
+    return None
+
+
+def debugging() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def remove_empty_run_dir() -> None:
+    """Remove the run dir of a run that failed before it wrote anything to keep (a checkpoint, a
+    result): what is left would be half a run (Hydra's records, a config, a log)."""
+    if not HydraConfig.initialized():
+        return
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    kept = [p for p in run_dir.rglob("*") if p.suffix in (".ckpt", ".png", ".onnx", ".pt", ".wav")]
+    if run_dir.is_dir() and not kept and not (run_dir / "metrics.json").exists():
+        root = logging.getLogger()
+        for handler in list(root.handlers):  # the run's log file goes with its run dir
+            log_file = getattr(handler, "baseFilename", None)
+            if log_file and Path(log_file).is_relative_to(run_dir):
+                root.removeHandler(handler)
+                handler.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def check_command_line(config_name: str, args: list[str]) -> str | None:
+    """What is wrong with a command line's overrides, as one line, or None.
+
+    Composes the config as Hydra will (unknown keys, unknown options, syntax) and compares each new
+    value with the type of the value it replaces (``data.batch_size=abc``); also names mandatory values
+    left unset (``ckpt_path=???``). Command lines with Hydra flags other than ``-m`` are left to Hydra.
+    """
+    multirun = any(arg in MULTIRUN_FLAGS for arg in args)
+    args = [arg for arg in args if arg not in MULTIRUN_FLAGS]
+    if any(arg.startswith("-") for arg in args):
+        return None
+    try:
+        overrides = OverridesParser.create().parse_overrides(args)
+    except OverrideParseException as err:
+        return f"cannot read the command line ({first_line(err)}); write key=value, lists as key=[a,b]"
+    checked = [o for o in overrides if not o.key_or_group.startswith("hydra")]
+    for override in checked:
+        if override.is_sweep_override() and not multirun:
+            return (
+                f"{override.input_line} gives several values: add -m to run one job per value, "
+                f"write a list as {override.key_or_group}=[...], or quote a text with commas"
+            )
+    single = [o for o in checked if not o.is_sweep_override()]
+    groups = [o.input_line for o in single if is_group(o.key_or_group)]
+    values = [o for o in single if not (o.is_add() or o.is_delete() or is_group(o.key_or_group))]
+    try:
+        cfg = compose_config(config_name, [o.input_line for o in single])
+        base = compose_config(config_name, groups) if values else cfg
+    except Exception as err:  # Hydra's composition errors come in several types
+        return composition_error(err, single, config_name)
+    for override in values:
+        problem = type_error(override, base, cfg)
+        if problem:
+            return problem
+    missing = list(missing_keys(cfg))
+    if missing:
+        key = missing[0]
+        described = dict(
+            (k, d) for k, _, d in options((Path(CONF_DIR) / f"{config_name}.yaml").read_text().splitlines())
+        )
+        what = described.get(key) or f"see {command(config_name)} --help"
+        return f"{key} is required: pass {key}=<...> ({what})"
+    return None
+
+
+def missing_keys(node: DictConfig, prefix: str = "") -> Iterator[str]:
+    """The dotted keys of mandatory values (``???``) left unset, without resolving interpolations."""
+    for key in node:
+        if OmegaConf.is_missing(node, key):
+            yield f"{prefix}{key}"
+        elif not OmegaConf.is_interpolation(node, key) and isinstance(node[key], DictConfig):
+            yield from missing_keys(node[key], f"{prefix}{key}.")
+
+
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        return compose(config_name, overrides=overrides)
+
+
+def is_group(key: str) -> bool:
+    return (Path(CONF_DIR) / key.lstrip("+~").replace(".", "/")).is_dir()
+
+
+def composition_error(err: Exception, overrides: list[Any], config_name: str) -> str:
+    """Hydra's multi-line composition errors as one line naming the valid keys or options."""
+    text = str(err)
+    missing = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
+    if isinstance(err, MissingConfigException) and missing:
+        group, choice = missing.groups()
+        options = sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+        return f"{group}={choice}: no such option; choose one of {', '.join(options)}"
+    unknown = re.search(r"Key '([^']+)' is not in struct\s+full_key: (\S+)", f"{err.__cause__}")
+    if unknown:
+        key, full_key = unknown.groups()
+        parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
+        line = next((o.input_line for o in overrides if o.key_or_group == full_key), full_key)
+        groups = [o.input_line for o in overrides if is_group(o.key_or_group)]
+        node = OmegaConf.select(compose_config(config_name, groups), parent) if parent else None
+        keys = ", ".join(str(k) for k in node) if isinstance(node, DictConfig) else "see --help"
+        where = parent or "the config"
+        return f"{line}: {where} has no option {key!r}; its options: {keys} (a new key needs +{line})"
+    return f"cannot compose the config: {first_line(err)}"
+
+
+def type_error(override: Any, base: DictConfig, cfg: DictConfig) -> str | None:
+    """A new value whose type cannot replace the default's (a word for a number, a number for a flag)."""
+    key = override.key_or_group
+    old, new = OmegaConf.select(base, key, default=None), OmegaConf.select(cfg, key, default=None)
+    if new is None or old is None:
+        return None
+    if isinstance(old, bool):
+        expected, ok = "true or false", isinstance(new, bool)
+    elif isinstance(old, (int, float)):  # counts may also be fractions (data.val_size=0.1)
+        expected, ok = "a number", isinstance(new, (int, float)) and not isinstance(new, bool)
+    else:
+        return None
+    default = str(old).lower() if isinstance(old, bool) else old
+    return None if ok else f"{override.input_line}: {key} takes {expected} (default {default})"
 
 
 class SweepSummary(Callback):

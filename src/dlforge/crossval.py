@@ -14,12 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from dlforge.cli import hydra_entry
 from dlforge.errors import DlforgeError
-from dlforge.outputs import write_json
+from dlforge.outputs import run_record, write_json
 from dlforge.train import train
 
 log = logging.getLogger("dlforge")
@@ -52,21 +51,18 @@ def crossval(cfg: DictConfig) -> dict[str, Any]:
         runs.append({"fold": fold, "run_dir": str(out / f"fold_{fold}"), **summary})
         log.info("fold %d: test/acc %s", fold, summary["metrics"].get("test/acc"))
     mean, std = aggregate(runs)
-    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    result = {
-        "status": "ok",
-        "model": choices.get("model"),
-        "data": choices.get("data"),
-        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
-        "folds": folds,
-        "metrics": mean,
-        "metrics_std": std,
-        "per_fold": [
+    result = run_record(
+        "crossval",
+        mean,
+        time.perf_counter() - start,
+        kind=runs[0].get("kind"),
+        folds=folds,
+        metrics_std=std,
+        per_fold=[
             {k: r[k] for k in ("fold", "run_dir", "metrics", "epochs", "wall_time_s", "best_checkpoint")}
             for r in runs
         ],
-        "wall_time_s": round(time.perf_counter() - start, 3),
-    }
+    )
     write_json(out / "metrics.json", result)
     if "test/acc" in mean:
         log.info("%d-fold test/acc: %.4f +- %.4f", folds, mean["test/acc"], std["test/acc"])

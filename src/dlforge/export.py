@@ -35,7 +35,8 @@ from dlforge.inference import (
 )
 from dlforge.models import DlforgeModule
 from dlforge.models.base import GenerativeModule
-from dlforge.outputs import write_json
+from dlforge.models.classical import ClassicalClassifier
+from dlforge.outputs import atomic_write, write_json
 
 log = logging.getLogger("dlforge")
 
@@ -143,35 +144,38 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     if fmt not in FORMATS:
         raise DlforgeError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     model = load_model(cfg.ckpt_path)
+    if isinstance(model, ClassicalClassifier):
+        raise DlforgeError(
+            "a scikit-learn baseline is not a torch graph and cannot be exported; predict, evaluate and "
+            "the app take its checkpoint itself (ckpt_path=...)"
+        )
     card = describe(model)
     graph = graph_of(model)
     inputs, what = check_inputs(model, cfg)
     output = Path(cfg.output or Path(cfg.paths.output_dir) / f"model{FORMATS[fmt]}").expanduser()
     if output.suffix == ".json":
         raise DlforgeError(f"output={output} is where the card goes; name the model file .onnx or .pt")
-    output.parent.mkdir(parents=True, exist_ok=True)
     example = tuple(x[:2] for x in inputs)  # batch 2: the batch size stays a free dimension
-    try:
-        if fmt == "onnx":
-            write_onnx(graph, example, output, card, cfg.opset)
-        else:
-            write_torchscript(graph, example, output)
-    except Exception as err:
-        hint = "; format=torchscript traces it instead" if fmt == "onnx" else ""
-        raise DlforgeError(f"{fmt} export of this {model.kind} failed: {root_cause(err)}{hint}") from None
-
-    arrays = [x.numpy() for x in inputs]
-    expected = torch_runner(graph)(*arrays)
-    got = (onnx_runner if fmt == "onnx" else torchscript_runner)(output)(*arrays)
-    names = [item["name"] for item in card["outputs"]]
     atol, rtol = float(cfg.check.atol), float(cfg.check.rtol)
-    diffs, failed = compare(names, expected, got, atol, rtol)
-    if failed:
-        output.unlink(missing_ok=True)
-        raise DlforgeError(
-            f"the exported {fmt} model does not match the checkpoint: {failed} on {what} "
-            f"(tolerance {atol:g} + {rtol:g} * |expected|); nothing was written"
-        )
+    with atomic_write(output) as tmp:  # kept only once written and checked
+        try:
+            if fmt == "onnx":
+                write_onnx(graph, example, tmp, card, cfg.opset)
+            else:
+                write_torchscript(graph, example, tmp)
+        except Exception as err:
+            hint = "; format=torchscript traces it instead" if fmt == "onnx" else ""
+            raise DlforgeError(f"{fmt} export of this {model.kind} failed: {root_cause(err)}{hint}") from None
+        arrays = [x.numpy() for x in inputs]
+        expected = torch_runner(graph)(*arrays)
+        got = (onnx_runner if fmt == "onnx" else torchscript_runner)(tmp)(*arrays)
+        names = [item["name"] for item in card["outputs"]]
+        diffs, failed = compare(names, expected, got, atol, rtol)
+        if failed:
+            raise DlforgeError(
+                f"the exported {fmt} model does not match the checkpoint: {failed} on {what} "
+                f"(tolerance {atol:g} + {rtol:g} * |expected|); nothing was written"
+            )
     card = {
         **card,
         "format": fmt,

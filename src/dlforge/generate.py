@@ -1,4 +1,4 @@
-"""Draw from any generative checkpoint (GAN, VAE): ``python -m dlforge.generate ckpt_path=... n=64``.
+"""Draw from any generative checkpoint (GAN, VAE, WaveNet): ``python -m dlforge.generate ckpt_path=... n=64``.
 
 Modes (``mode=``):
 
@@ -13,11 +13,17 @@ Modes (``mode=``):
 
 The image goes to ``output`` (default: ``samples.png``, ``interpolation.png`` or ``arithmetic.png``
 in the run dir ``outputs/generate/<time>/``); its path is printed.
+
+A WaveNet speaks ``n`` clips of ``seconds`` (``label=7``: all that digit; without it, the digits in
+turn) at ``temperature``, with the fast sampler (``sampler=naive``: the reference one, same clips):
+``output`` (default ``samples.wav``) holds them one after another, ``<output stem>/NNNN.wav`` each
+one, and ``<output stem>.png`` shows the waveforms and spectrograms of the first 16.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -25,16 +31,19 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from dlforge.audio import joined, sound_figure, write_wav
 from dlforge.checkpoint import check_same_data, class_index, class_names, load_model, pick_device
 from dlforge.cli import hydra_entry
-from dlforge.errors import DlforgeError
-from dlforge.models import GenerativeModule, ImageClassifier
+from dlforge.errors import CheckpointError, DlforgeError
+from dlforge.models import DlforgeModule, GenerativeModule, ImageClassifier, WaveNetModel
 from dlforge.outputs import write_json
-from dlforge.viz import save_grid
+from dlforge.viz import save_figure, save_grid
 
 log = logging.getLogger("dlforge")
 
 DEFAULT_NAMES = {"grid": "samples.png", "interpolate": "interpolation.png", "arithmetic": "arithmetic.png"}
+SAMPLERS = ("fast", "naive")
+PICTURED_CLIPS = 16
 
 
 def seed_latents(model: GenerativeModule, seeds: list[int]) -> torch.Tensor:
@@ -215,14 +224,59 @@ def arithmetic(cfg: DictConfig, model: GenerativeModule, out: Path) -> torch.Ten
     return images
 
 
+# --- audio ---------------------------------------------------------------------------------
+def speak(cfg: DictConfig, model: WaveNetModel) -> Path:
+    """Write a WaveNet's clips (one file, one file each, a picture); return the joined file's path."""
+    if cfg.mode != "grid":
+        raise DlforgeError(f"mode={cfg.mode}: a WaveNet speaks clips (mode=grid with n=, label=, seconds=)")
+    out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / "samples.wav"
+    if out.suffix.lower() != ".wav":
+        raise DlforgeError(f"output={out}: give a .wav path for a WaveNet's clips")
+    if cfg.sampler not in SAMPLERS:
+        raise DlforgeError(f"sampler={cfg.sampler}: choose one of {', '.join(SAMPLERS)}")
+    if cfg.n < 1 or cfg.seconds <= 0:
+        raise DlforgeError(f"n={cfg.n} seconds={cfg.seconds}: ask for at least one clip of a positive length")
+    names = class_names(model)
+    if cfg.label is None:
+        labels = torch.arange(cfg.n) % len(names)
+    else:
+        labels = torch.full((cfg.n,), class_index(cfg.label, names, "label"))
+    start = time.perf_counter()
+    waves = model.generate(
+        labels, cfg.seconds, cfg.seed, cfg.temperature, cfg.speaker, naive=cfg.sampler == "naive"
+    ).cpu()
+    elapsed = time.perf_counter() - start
+    rate = model.sample_rate
+    folder = out.with_suffix("")
+    for i, wave in enumerate(waves):
+        write_wav(folder / f"{i:04d}.wav", wave, rate)
+    shown = list(waves[:PICTURED_CLIPS])
+    titles = [f"{i:04d}: digit {names[k]}" for i, k in enumerate(labels[:PICTURED_CLIPS].tolist())]
+    save_figure(sound_figure(shown, rate, titles), out.with_suffix(".png"))
+    write_wav(out, joined(waves, rate), rate)
+    samples = waves.numel()
+    log.info(
+        "%d clips of %.2f s with the %s sampler in %.1f s: %.0f samples/s, %.2fx real time; "
+        "each clip in %s/, picture %s",
+        len(waves), cfg.seconds, cfg.sampler, elapsed, samples / elapsed, samples / elapsed / rate, folder,
+        out.with_suffix(".png"),
+    )  # fmt: skip
+    return out
+
+
 # --- the tool -------------------------------------------------------------------------------
 def generate(cfg: DictConfig) -> Path:
-    """Write the image ``cfg.mode`` asks for and return its path."""
+    """Write the image (or a WaveNet's clips) ``cfg.mode`` asks for and return its path."""
     if cfg.mode not in DEFAULT_NAMES:
         raise DlforgeError(f"mode={cfg.mode}: choose one of {', '.join(DEFAULT_NAMES)}")
-    model = load_model(
-        cfg.ckpt_path, GenerativeModule, pick_device(cfg.device), "a generative model (GAN, VAE)"
-    )
+    model = load_model(cfg.ckpt_path, DlforgeModule, pick_device(cfg.device))
+    if isinstance(model, WaveNetModel):
+        return speak(cfg, model)
+    if not isinstance(model, GenerativeModule):
+        raise CheckpointError(
+            f"{cfg.ckpt_path} holds a {model.kind} model; "
+            "this tool needs a generative model (GAN, VAE, WaveNet)"
+        )
     out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / DEFAULT_NAMES[cfg.mode]
     if out.suffix.lower() != ".png":
         raise DlforgeError(f"output={out}: give a .png path")

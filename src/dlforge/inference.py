@@ -7,8 +7,8 @@ exported file; for a checkpoint it is built from the hyper-parameters. The netwo
 *graph*: a module with plain tensor inputs and outputs (normalization inside), which is what gets
 exported and what runs a checkpoint, so a checkpoint and its export compute the same function:
 
-- classifiers: ``images`` float (N, C, H, W) in [0, 1], or ``tokens`` int64 (N, max_len)
-  -> ``logits``, ``probabilities`` (N, classes);
+- classifiers: ``images`` float (N, C, H, W) in [0, 1], ``tokens`` int64 (N, max_len), or ``waves``
+  float (N, samples) in [-1, 1] at the card's sample rate -> ``logits``, ``probabilities`` (N, classes);
 - generators (GAN, VAE): ``z`` float (N, latent_dim) [+ ``labels`` int64 (N,)] -> ``images`` in [0, 1].
 """
 
@@ -22,15 +22,17 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dlforge import __version__
+from dlforge.audio import AudioInputError, read_wav
 from dlforge.checkpoint import load_model
 from dlforge.data.text import TextEncoder
 from dlforge.errors import CheckpointError, DlforgeError, first_line
-from dlforge.models import DlforgeModule, ImageClassifier
+from dlforge.models import AudioClassifier, DlforgeModule
 from dlforge.models.base import GenerativeModule
-from dlforge.models.text_classifier import TextClassifier
+from dlforge.models.classifier import ClassifierModule
 from dlforge.preprocess import style_for
 
 CARD_VERSION = 1
@@ -79,7 +81,8 @@ def describe(model: DlforgeModule) -> dict[str, Any]:
     """The card of a loaded model: what its graph takes and gives, and how to prepare its inputs."""
     data = dict(model.hparams.get("data") or {})
     card: dict[str, Any] = {"card_version": CARD_VERSION, "dlforge_version": __version__, "kind": model.kind}
-    if isinstance(model, TextClassifier):
+    classifier = isinstance(model, ClassifierModule)  # networks and scikit-learn baselines alike
+    if classifier and "vocab" in data:
         return {
             **card,
             "task": "text_classification",
@@ -89,7 +92,7 @@ def describe(model: DlforgeModule) -> dict[str, Any]:
             "inputs": [{"name": "tokens", "dtype": "int64", "shape": ["batch", data["max_len"]]}],
             "outputs": CLASSIFIER_OUTPUTS,
         }
-    if isinstance(model, ImageClassifier):
+    if classifier and "channels" in data:
         shape = [data["channels"], data["height"], data["width"]]
         return {
             **card,
@@ -99,6 +102,24 @@ def describe(model: DlforgeModule) -> dict[str, Any]:
             "normalization": "in the graph: inputs are pixels in [0, 1] (data.mean/std for reference)",
             "preprocess": style_for(data),
             "inputs": [{"name": "images", "dtype": "float32", "shape": ["batch", *shape], "range": [0, 1]}],
+            "outputs": CLASSIFIER_OUTPUTS,
+        }
+    if isinstance(model, AudioClassifier):
+        rate = data["sample_rate"]
+        return {
+            **card,
+            "task": "audio_classification",
+            "class_names": list(data["class_names"]),
+            "data": {key: data[key] for key in ("name", "sample_rate", "clip_samples")},
+            "inputs": [
+                {
+                    "name": "waves",
+                    "dtype": "float32",
+                    "shape": ["batch", "samples"],
+                    "range": [-1, 1],
+                    "rate": rate,
+                }
+            ],
             "outputs": CLASSIFIER_OUTPUTS,
         }
     if isinstance(model, GenerativeModule):
@@ -122,7 +143,7 @@ def describe(model: DlforgeModule) -> dict[str, Any]:
             ],
         }
     raise DlforgeError(
-        f"{model.kind} models cannot be exported or served: that takes a classifier (image or text) "
+        f"{model.kind} models cannot be exported or served: that takes a classifier (image, text or audio) "
         "or a generative model (GAN, VAE)"
     )
 
@@ -223,6 +244,35 @@ class TextClassifierModel(ServedModel):
         return torch.from_numpy(np.concatenate(parts))
 
 
+class AudioClassifierModel(ServedModel):
+    @property
+    def sample_rate(self) -> int:
+        return int(self.card["data"]["sample_rate"])
+
+    def read(self, source: str | Path | bytes) -> torch.Tensor:
+        """A mono PCM WAV file (path or bytes) at the model's rate as a (T,) waveform; anything else
+        raises :class:`dlforge.audio.AudioInputError` saying what is wrong."""
+        return read_wav(source, self.sample_rate)
+
+    @property
+    def clip_samples(self) -> int:
+        return int(self.card["data"]["clip_samples"])
+
+    def classify(self, waves: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Class probabilities (N, classes) for waveforms, each (T,) in [-1, 1]: clips shorter than the
+        training clips are padded with silence, as those were; a checkpoint also takes longer ones,
+        an exported graph (fixed length) refuses them."""
+        longest = max(self.clip_samples, *(len(wave) for wave in waves))
+        if longest > self.clip_samples and self.backend != "pytorch":
+            raise AudioInputError(
+                f"a clip of {longest / self.sample_rate:.2f} s: this exported model takes at most "
+                f"{self.clip_samples / self.sample_rate:.2f} s; trim it (sox in.wav out.wav trim 0 1) or use "
+                "the checkpoint"
+            )
+        batch = torch.stack([F.pad(wave.float().cpu(), (0, longest - len(wave))) for wave in waves])
+        return torch.from_numpy(self.run(batch.numpy())[1])
+
+
 class GeneratorModel(ServedModel):
     @property
     def latent_dim(self) -> int:
@@ -249,6 +299,7 @@ class GeneratorModel(ServedModel):
 MODEL_TYPES: dict[str, type[ServedModel]] = {
     "image_classification": ImageClassifierModel,
     "text_classification": TextClassifierModel,
+    "audio_classification": AudioClassifierModel,
     "image_generation": GeneratorModel,
 }
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,35 @@ def plain_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same suffix, so writers pick the same format) to write to:
+    renamed to ``path`` when the block completes, removed when it fails, so no reader ever sees half a
+    file. An unwritable place is a one-line :class:`DlforgeError`."""
+    path = Path(path).expanduser()
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise DlforgeError(f"cannot write {path}: {err.strerror or err}; choose a writable place") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a text file atomically (see :func:`atomic_write`)."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
 def write_json(path: str | Path, payload: Mapping[str, Any]) -> Path:
-    """Write JSON atomically (a reader never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write JSON atomically (see :func:`atomic_write`)."""
+    return write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
 def run_record(
@@ -46,7 +68,8 @@ def run_record(
 ) -> dict[str, Any]:
     """The one schema of every ``metrics.json`` (train, evaluate, crossval, a failed sweep job).
 
-    Always: ``tool``, ``status`` (ok | failed), ``error``, the config choices ``experiment``, ``model``
+    Always: ``tool``, ``status`` (ok | failed | pruned: a search's pruner stopped the run), ``error``,
+    the config choices ``experiment``, ``model``
     and ``data`` (None where the tool has no such group), the command-line ``overrides``, ``metrics``
     (logged name -> float or None) and ``wall_time_s``; then the tool's own ``facts`` (``kind``,
     ``epochs``, checkpoints, per-fold values, ...).

@@ -3,14 +3,16 @@
 The model is a checkpoint (``ckpt_path=``) or a file written by ``python -m dlforge.export``
 (``model_path=``, its JSON card beside it). Inputs:
 
-- ``text=...`` (text classifiers) or ``image=<file>`` (image classifiers): prints the ``top_k`` best
-  classes, one ``label<TAB>probability`` line each (a two-class model prints its one label);
-- ``input=<file>`` (one text a line, ``-``: stdin) or ``image=<folder>`` (every image in it): writes
-  a CSV (``output=...``, default ``predictions.csv`` in the run dir; ``-``: stdout).
+- ``text=...`` (text classifiers), ``image=<file>`` (image classifiers) or ``audio=<file.wav>`` (audio
+  classifiers): prints the ``top_k`` best classes, one ``label<TAB>probability`` line each (a
+  two-class model prints its one label);
+- ``input=<file>`` (one text a line, ``-``: stdin), ``image=<folder>`` (every image in it) or
+  ``audio=<folder>`` (every .wav in it): writes a CSV (``output=...``, default ``predictions.csv`` in
+  the run dir; ``-``: stdout).
 
 ``json=true`` prints (or writes to ``output=``) one JSON document instead. Images of any size and
 colour mode are prepared as the training images were (:mod:`dlforge.preprocess`). The tool
-dispatches on the model's kind through :data:`PREDICTORS`.
+dispatches on the model's task (its card's) through :data:`PREDICTORS`.
 """
 
 from __future__ import annotations
@@ -27,9 +29,17 @@ from typing import IO, Any
 import torch
 from omegaconf import DictConfig
 
+from dlforge.audio import AudioInputError
 from dlforge.cli import hydra_entry
 from dlforge.errors import DlforgeError
-from dlforge.inference import ImageClassifierModel, ServedModel, TextClassifierModel, load
+from dlforge.inference import (
+    AudioClassifierModel,
+    ImageClassifierModel,
+    ServedModel,
+    TextClassifierModel,
+    load,
+)
+from dlforge.outputs import atomic_write, write_text
 from dlforge.preprocess import ImageInputError, load_image
 
 log = logging.getLogger("dlforge")
@@ -93,8 +103,7 @@ def report(
         document = {"model": model.source, "kind": model.kind, "predictions": results}
         text = json.dumps(results[0] if single else document, indent=2)
         if output and output != "-":
-            Path(output).parent.mkdir(parents=True, exist_ok=True)
-            Path(output).write_text(text + "\n", encoding="utf-8")
+            write_text(output, text + "\n")
         else:
             print(text, flush=True)
         return document
@@ -106,8 +115,7 @@ def report(
     if output == "-":
         write_predictions(sys.stdout, items, labels, rows, names, column)
     else:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        with open(output, "w", newline="", encoding="utf-8") as f:
+        with atomic_write(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             write_predictions(f, items, labels, rows, names, column)
         counts = ", ".join(f"{labels.count(name)} {name}" for name in names if name in labels)
         print(f"{len(items)} {column}s: {counts}; predictions in {output}", flush=True)
@@ -116,8 +124,8 @@ def report(
 
 def predict_text(cfg: DictConfig, model: ServedModel) -> dict[str, Any]:
     """Classify ``cfg.text`` (printed) or the lines of ``cfg.input`` (a CSV) with a text classifier."""
-    if cfg.get("image") is not None:
-        raise DlforgeError(f"{model.source} is a text classifier: pass text=... or input=<file>, not image=")
+    if cfg.get("image") is not None or cfg.get("audio") is not None:
+        raise DlforgeError(f"{model.source} is a text classifier: pass text=... or input=<file>")
     assert isinstance(model, TextClassifierModel)
     single = cfg.get("text") is not None
     texts = [str(cfg.text)] if single else read_texts(str(cfg.input))
@@ -158,30 +166,58 @@ def predict_images(cfg: DictConfig, model: ServedModel) -> dict[str, Any]:
     return report(cfg, model, paths, probs, "image", single)
 
 
-#: What predicts with each model kind.
+def predict_audio(cfg: DictConfig, model: ServedModel) -> dict[str, Any]:
+    """Classify ``cfg.audio`` (a WAV file: printed) or every ``.wav`` in it (a folder: a CSV)."""
+    if cfg.get("audio") is None:
+        raise DlforgeError(f"{model.source} is an audio classifier: pass audio=<WAV file or folder of them>")
+    assert isinstance(model, AudioClassifierModel)
+    source = Path(str(cfg.audio)).expanduser()
+    single = source.is_file()
+    if not single and not source.is_dir():
+        raise DlforgeError(f"no WAV file or folder at {source}")
+    paths, clips = [], []
+    for path in [source] if single else sorted(source.glob("*.wav")):
+        try:
+            clips.append(model.read(path))
+            paths.append(str(path))
+        except AudioInputError as err:
+            if single:
+                raise
+            log.warning("skipping %s: %s", path, err)
+    if not clips:
+        raise DlforgeError(f"no usable .wav clips in {source}")
+    probs = torch.cat(
+        [model.classify(clips[i : i + cfg.batch_size]) for i in range(0, len(clips), cfg.batch_size)]
+    )
+    return report(cfg, model, paths, probs, "clip", single)
+
+
+#: What predicts for each task (a network or a scikit-learn baseline, from a checkpoint or an export).
 PREDICTORS: dict[str, Callable[[DictConfig, ServedModel], dict[str, Any]]] = {
-    "text_classifier": predict_text,
-    "image_classifier": predict_images,
+    "text_classification": predict_text,
+    "image_classification": predict_images,
+    "audio_classification": predict_audio,
 }
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Load the checkpoint or exported file and dispatch on its model kind."""
-    if sum(cfg.get(key) is not None for key in ("text", "input", "image")) != 1:
+    if sum(cfg.get(key) is not None for key in ("text", "input", "image", "audio")) != 1:
         raise DlforgeError(
             'pass either text="..." or input=<file, one text a line> (input=- reads stdin) to a text '
-            "classifier, or image=<image file or folder> to an image classifier"
+            "classifier, image=<image file or folder> to an image classifier, or audio=<WAV file or "
+            "folder> to an audio classifier"
         )
     if (cfg.get("ckpt_path") is None) == (cfg.get("model_path") is None):
         raise DlforgeError("pass either ckpt_path=<checkpoint> or model_path=<file from dlforge.export>")
     model = load(cfg.get("ckpt_path") or cfg.model_path)
-    if model.kind not in PREDICTORS:
+    if model.task not in PREDICTORS:
         generator = model.task == "image_generation"
         hint = "; sample a generator with python -m dlforge.generate" if generator else ""
         raise DlforgeError(
-            f"predict does not handle {model.kind} models; it takes: {', '.join(PREDICTORS)}{hint}"
+            f"predict does not handle {model.kind} models; it takes image and text classifiers{hint}"
         )
-    return PREDICTORS[model.kind](cfg, model)
+    return PREDICTORS[model.task](cfg, model)
 
 
 def verbatim_text(arg: str) -> str:

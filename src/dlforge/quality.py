@@ -128,3 +128,51 @@ class SampleQuality(nn.Module):
         self.kid.reset()
         self.inception.reset()
         self.class_counts.zero_()
+
+
+class DigitRecognition:
+    """How a separately trained audio classifier hears generated clips: the share recognized as the
+    digit asked for (``digit_acc``), its mean confidence (the top class's probability), the mean
+    probability of the digit asked for, and the histogram of what it heard.
+
+    Args:
+        classifier_ckpt: an ``audio_classifier`` checkpoint (``model=audio_cnn``) of the same data set.
+        sample_rate: the generator's rate, which the classifier must share.
+    """
+
+    def __init__(self, classifier_ckpt: str | Path, sample_rate: int) -> None:
+        from dlforge.models import AudioClassifier
+
+        self.classifier = load_model(
+            classifier_ckpt, AudioClassifier, what="an audio classifier (model=audio_cnn)"
+        ).requires_grad_(False)
+        if self.classifier.sample_rate != sample_rate:
+            raise ValueError(
+                f"the quality classifier hears {self.classifier.sample_rate} Hz audio, the generator makes "
+                f"{sample_rate} Hz; use a classifier trained on the same data set"
+            )
+        data = self.classifier.hparams.data
+        self.extractor = (
+            f"{Path(classifier_ckpt).name} ({self.classifier.hparams.net['name']} on {data['name']})"
+        )
+
+    @torch.no_grad()
+    def judge(self, waves: torch.Tensor, labels: torch.Tensor) -> dict[str, float | list[int] | str]:
+        """Scores of clips (N, T) generated for ``labels`` (N,)."""
+        self.classifier.eval()
+        device = self.classifier.device
+        probs = torch.cat([self.classifier(part.to(device)).softmax(-1).cpu() for part in waves.split(256)])
+        confidence, heard = probs.max(dim=1)
+        labels = labels.cpu()
+        return {
+            "digit_acc": float((heard == labels).float().mean()),
+            "confidence": float(confidence.mean()),
+            "digit_prob": float(probs[torch.arange(len(labels)), labels].mean()),
+            "class_counts": torch.bincount(heard, minlength=probs.shape[1]).tolist(),
+            "num_samples": len(labels),
+            "extractor": self.extractor,
+        }
+
+    def to(self, device: torch.device) -> DigitRecognition:
+        self.classifier.to(device)
+        return self

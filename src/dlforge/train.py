@@ -12,7 +12,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from optuna import TrialPruned
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from torchmetrics import Metric
 
 from dlforge.build import (
@@ -21,9 +22,9 @@ from dlforge.build import (
     model_options,
     prepare_data,
 )
+from dlforge.checkpoint import check_resumable
 from dlforge.cli import hydra_entry
 from dlforge.data.base import DataModule
-from dlforge.errors import DlforgeError
 from dlforge.models import DlforgeModule, build_model
 from dlforge.outputs import run_record, write_json
 from dlforge.speed import keep_freed_memory
@@ -36,6 +37,17 @@ def compile_networks(model: pl.LightningModule) -> None:
     for child in model.children():
         if not isinstance(child, Metric) and any(True for _ in child.parameters()):
             child.compile()
+
+
+def search_callbacks(options: dict[str, Any]) -> list[Callback]:
+    """Optuna's pruning callback on the model's monitored metric, when this run is a trial of a search
+    with a pruner (``hparams_search=``, docs/search.md)."""
+    if not HydraConfig.initialized() or not HydraConfig.get().sweeper.get("pruner"):
+        return []
+    from dlforge.pruning import trial_pruning  # Optuna's storage and Lightning integration: searches only
+
+    pruning = trial_pruning(options.get("monitor"), options.get("monitor_mode"))
+    return [pruning] if pruning else []
 
 
 def build_run(cfg: DictConfig) -> tuple[DataModule, DlforgeModule, pl.Trainer]:
@@ -51,7 +63,7 @@ def build_run(cfg: DictConfig) -> tuple[DataModule, DlforgeModule, pl.Trainer]:
         model = model.to(memory_format=torch.channels_last)
     if cfg.get("compile"):
         compile_networks(model)
-    trainer = build_trainer(cfg, type(model), options)
+    trainer = build_trainer(cfg, type(model), options, extra_callbacks=search_callbacks(options))
     return datamodule, model, trainer
 
 
@@ -76,6 +88,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
     datamodule, model, trainer = build_run(cfg)
+    if cfg.get("ckpt_path"):
+        check_resumable(model, cfg.ckpt_path)
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, out / "config.yaml", resolve=True)
@@ -85,11 +99,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
     checkpoints = checkpoint_paths(trainer)
+    status = "ok"
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        except TrialPruned as pruned:  # a search's pruner stopped this trial: not an error
+            log.info("%s", pruned)
+            status = "pruned"
         metrics.update(trainer.callback_metrics)
         checkpoints = checkpoint_paths(trainer)  # testing restores older callback state: read them now
-    if cfg.test:
+    if cfg.test and status == "ok":
         best = checkpoints["best_checkpoint"]
         ckpt = best if cfg.train else cfg.get("ckpt_path")
         if cfg.train and not best:
@@ -100,12 +119,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "train",
         metrics,
         time.perf_counter() - start,
+        status=status,
         kind=model.kind,
         reference=OmegaConf.to_container(cfg.reference, resolve=True) if cfg.get("reference") else None,
-        epochs=trainer.current_epoch,
+        # epochs trained: a trial is pruned after its epoch's validation, before the epoch count moves on
+        epochs=trainer.current_epoch + (status == "pruned"),
         global_step=trainer.global_step,
         device=f"{trainer.strategy.root_device.type} x{trainer.world_size}",
         precision=str(trainer.precision),
+        parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         **checkpoints,
     )
     if trainer.is_global_zero:
@@ -115,16 +137,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra_entry("train")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> dict[str, Any]:
+    """Train; return the run record, from which a search's sweeper reads the ``optimized_metric``."""
     summary = train(cfg)
-    metric = cfg.get("optimized_metric")
-    if not metric:
-        return None
-    if summary["metrics"].get(metric) is None:
-        raise DlforgeError(
-            f"optimized_metric={metric} was not logged; logged: {', '.join(summary['metrics'])}"
-        )
-    return summary["metrics"][metric]  # the value a Hydra sweeper (e.g. Optuna) optimizes
+    if cfg.get("optimized_metric") and summary["status"] == "ok":
+        from dlforge.study import metric_names, objective_values
+
+        objective_values(summary, metric_names(cfg.optimized_metric))  # fail now if one is missing
+    return summary
 
 
 if __name__ == "__main__":

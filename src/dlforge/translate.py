@@ -24,6 +24,7 @@ from dlforge.cli import hydra_entry
 from dlforge.data.paired import make_input, match_channels, to_grey
 from dlforge.errors import DlforgeError, first_line
 from dlforge.models.pix2pix import Pix2Pix
+from dlforge.outputs import atomic_write
 
 log = logging.getLogger("dlforge")
 
@@ -67,11 +68,10 @@ def translate(cfg: DictConfig) -> Path:
             0, 1
         )
     run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     target = Path(cfg.output).expanduser() if cfg.output else run_dir / "translated.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    save_image(output.cpu(), str(target))
-    save_image(inputs.cpu(), str(run_dir / "model_input.png"))
+    for image, path in ((output, target), (inputs, run_dir / "model_input.png")):
+        with atomic_write(path) as tmp:
+            save_image(image.cpu(), str(tmp))
     log.info(
         "%s -> %s (%s model, input as the model saw it: %s)",
         cfg.input,

@@ -15,12 +15,14 @@ from matplotlib.figure import Figure
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torchvision.utils import make_grid, save_image
 
+from dlforge.outputs import atomic_write
+
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, padding: int = 2) -> torch.Tensor:
     """Save a (N, C, H, W) batch in [0, 1] as one PNG grid; returns the grid (C, H, W)."""
     grid = make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=padding, pad_value=1.0)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_image(grid, str(path))
+    with atomic_write(path) as tmp:
+        save_image(grid, str(tmp))
     return grid
 
 
@@ -34,8 +36,8 @@ def figure_to_tensor(fig: Figure) -> torch.Tensor:
 
 def save_figure(fig: Figure, path: str | Path) -> torch.Tensor:
     """Save a figure as PNG, close it, and return it as an image tensor for the loggers."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
     image = figure_to_tensor(fig)
     plt.close(fig)  # a no-op for figures made without pyplot
     return image

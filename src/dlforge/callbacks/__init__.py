@@ -11,7 +11,7 @@ from typing import Any
 
 from pytorch_lightning.callbacks import Callback
 
-from dlforge.callbacks import autoencoder, classifier, generative, pix2pix, word2vec  # noqa: F401  (they register)
+from dlforge.callbacks import autoencoder, classifier, generative, pix2pix, wavenet, word2vec  # noqa: F401  (they register)
 from dlforge.callbacks.progress import ProgressBar
 from dlforge.callbacks.reliability import FiniteLossGuard
 from dlforge.registry import CALLBACKS

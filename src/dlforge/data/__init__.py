@@ -1,5 +1,6 @@
 """Data modules: each hands what its models need over through ``model_kwargs()``."""
 
+from dlforge.data.audio import SpokenDigitsDataModule
 from dlforge.data.corpora import (
     CSVTextDataModule,
     IMDBDataModule,
@@ -7,17 +8,21 @@ from dlforge.data.corpora import (
     MRDataModule,
     SubjDataModule,
 )
+from dlforge.data.first_token import FirstTokenDataModule
 from dlforge.data.folder import ImageFolderDataModule
 from dlforge.data.images import ImageDataModule
 from dlforge.data.paired import PairedDataModule
 from dlforge.data.standard import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
+from dlforge.data.table import CSVTableDataModule
 from dlforge.data.text_corpus import TextCorpusDataModule
 from dlforge.data.text_datamodule import TextDataModule
 
 __all__ = [
     "CIFAR10DataModule",
+    "CSVTableDataModule",
     "CSVTextDataModule",
     "FashionMNISTDataModule",
+    "FirstTokenDataModule",
     "IMDBDataModule",
     "ImageDataModule",
     "ImageFolderDataModule",
@@ -25,6 +30,7 @@ __all__ = [
     "MRDataModule",
     "MovieReviewsDataModule",
     "PairedDataModule",
+    "SpokenDigitsDataModule",
     "SubjDataModule",
     "TextCorpusDataModule",
     "TextDataModule",

@@ -50,6 +50,10 @@ class _LineFilesDataModule(TextDataModule):
     def is_present(self) -> bool:
         return all((self.data_dir / self.folder / f).is_file() for f in self.files.values())
 
+    def missing(self) -> str:
+        absent = [f for f in self.files.values() if not (self.data_dir / self.folder / f).is_file()]
+        return f" (no {', '.join(absent)})" if absent else ""
+
     def load_corpus(self) -> dict[str, Texts]:
         self.class_names = list(self.files)
         texts: list[str] = []

@@ -67,7 +67,12 @@ class ImageFolderDataModule(ImageDataModule):
                 f"no image folder at {train_dir}: expected {self.root}/train/<class>/*.png|jpg; "
                 "set data.root (or DATA_DIR) to the folder holding train/ and test/"
             )
-        self.class_names, class_to_idx = find_classes(str(train_dir))
+        try:
+            self.class_names, class_to_idx = find_classes(str(train_dir))
+        except FileNotFoundError:
+            raise DlforgeError(
+                f"no class folders in {train_dir}: put each class's images in {train_dir}/<class name>/"
+            ) from None
         train = self._decode_tree(train_dir, class_to_idx)
         if test_dir.is_dir():
             self._splits = {True: train, False: self._decode_tree(test_dir, class_to_idx)}

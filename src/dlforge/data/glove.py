@@ -176,6 +176,11 @@ def read_glove_text(source: Path, member: str | None = None) -> tuple[list[str],
         if first is None:
             raise DlforgeError(f"{source} holds no vectors")
         dim = len(first.rstrip().split(" ")) - 1
+        if dim < 1:
+            raise DlforgeError(
+                f"{source}: the first line holds no numbers ({first.strip()[:80]!r}); "
+                "data.glove.path needs GloVe's text format (word v1 ... vN per line)"
+            )
         chunk = [first]
         for line in lines:
             chunk.append(line)

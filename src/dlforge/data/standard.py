@@ -28,6 +28,10 @@ class _TorchvisionDataModule(ImageDataModule):
             raise self._unreadable(err) from None
         except (ValueError, IndexError, KeyError, AssertionError, EOFError, pickle.UnpicklingError) as err:
             raise self._unreadable(err) from None
+        if len(ds.data) != len(ds.targets):
+            split = "train" if train else "test"
+            counts = f"{len(ds.data)} images but {len(ds.targets)} labels in the {split} files"
+            raise self._unreadable(ValueError(counts))
         images = torch.as_tensor(ds.data)
         images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
         self.class_names = self.names(ds)

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dlforge.data.base import DataModule
+from dlforge.errors import DlforgeError
 
 
 class TensorBatches(Dataset):
@@ -58,6 +59,11 @@ class TensorDataModule(DataModule):
         on_device: bool = False,
     ) -> None:
         super().__init__()
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size or batch_size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise DlforgeError(f"data.{name}={value}: use a whole number of examples, at least 1")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise DlforgeError(f"data.num_workers={num_workers}: use 0 (in-process) or a positive number")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers

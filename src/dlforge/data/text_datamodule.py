@@ -150,7 +150,7 @@ class TextDataModule(TensorDataModule):
         """Download and extract the upstream archive when the corpus is missing (and allowed)."""
         if self.is_present():
             return
-        where = self.data_dir / self.folder
+        where = f"{self.data_dir / self.folder}{self.missing()}"
         if not (self.download and self.url):
             how = "download is off (data.download=false)" if self.url else "it has no download"
             raise DataNotFoundError(
@@ -172,6 +172,10 @@ class TextDataModule(TensorDataModule):
 
     def extract_root(self) -> Path:
         return self.data_dir
+
+    def missing(self) -> str:
+        """What of the corpus is missing, for the not-found message (e.g. one of its files)."""
+        return ""
 
     def adopt_spec(self, spec: dict[str, Any]) -> None:
         """Encode with a trained model's vocabulary and settings (evaluating a checkpoint)."""
@@ -208,6 +212,11 @@ class TextDataModule(TensorDataModule):
         """Train / val / test texts and labels: the corpus's own test split, fold ``fold`` of
         ``folds``, or a stratified seeded hold-out; validation is held out of the rest."""
         texts, labels = corpus["train"][0], torch.tensor(corpus["train"][1], dtype=torch.long)
+        if not texts:
+            raise DlforgeError(
+                f"{self.name} holds no texts (its files under {self.data_dir / self.folder} are empty); "
+                "put the corpus there or point DATA_DIR at a folder that holds it"
+            )
         if self.folds >= 2:
             if "test" in corpus:
                 raise DlforgeError(

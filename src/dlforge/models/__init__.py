@@ -7,12 +7,16 @@ import inspect
 from typing import Any
 
 from dlforge.errors import DlforgeError
+from dlforge.models.audio import AudioClassifier
 from dlforge.models.autoencoder import VAE, Autoencoder
 from dlforge.models.base import DlforgeModule, GenerativeModule
+from dlforge.models.classical import ClassicalClassifier
 from dlforge.models.classifier import ImageClassifier
 from dlforge.models.gan import GAN
 from dlforge.models.pix2pix import Pix2Pix
-from dlforge.models.text_classifier import TextClassifier
+from dlforge.models.tabular import TabularClassifier
+from dlforge.models.text import TextClassifier
+from dlforge.models.wavenet import WaveNetModel
 from dlforge.models.word2vec import Word2Vec
 from dlforge.registry import MODELS
 
@@ -43,12 +47,16 @@ __all__ = [
     "GAN",
     "MODELS",
     "VAE",
+    "AudioClassifier",
     "Autoencoder",
+    "ClassicalClassifier",
     "DlforgeModule",
     "GenerativeModule",
     "ImageClassifier",
     "Pix2Pix",
+    "TabularClassifier",
     "TextClassifier",
+    "WaveNetModel",
     "Word2Vec",
     "build_model",
     "model_class",

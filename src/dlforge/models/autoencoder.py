@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
-from dlforge.models.base import DlforgeModule, GenerativeModule
+from dlforge.models.base import IMAGE_DATA, DlforgeModule, GenerativeModule
 from dlforge.nets import build_net
 from dlforge.registry import register_model
 
@@ -86,6 +86,7 @@ class Autoencoder(DlforgeModule):
         monitor_mode: str = "min",
     ) -> None:
         super().__init__()
+        self.require_data(data, ("channels", "height", "width", "mean"), IMAGE_DATA)
         self.save_hyperparameters()
         if reconstruction not in RECONSTRUCTIONS:
             raise ValueError(f"unknown reconstruction {reconstruction!r}; choose one of {RECONSTRUCTIONS}")

@@ -13,7 +13,10 @@ import torch
 from hydra.utils import get_class, instantiate
 
 from dlforge import __version__
-from dlforge.errors import DlforgeError
+from dlforge.errors import DlforgeError, first_line
+
+#: what image models say they need when given other data
+IMAGE_DATA = "an image data set (data=mnist, fashion_mnist, cifar10, cifar10_jpeg, image_folder)"
 
 
 class DlforgeModule(pl.LightningModule):
@@ -87,6 +90,12 @@ class DlforgeModule(pl.LightningModule):
             self.log(key, total / samples, prog_bar=prog_bar, sync_dist=True)
         self._train_sums.clear()
 
+    @staticmethod
+    def require_data(data: dict[str, Any], keys: tuple[str, ...], needs: str) -> None:
+        """Refuse a data set that lacks what the model is built from (pix2pix on unpaired images, ...)."""
+        if not all(key in data for key in keys):
+            raise DlforgeError(f"this model needs {needs}, not data={data.get('name')}")
+
     @property
     def run_dir(self) -> Path:
         """The run's output folder (the trainer's ``default_root_dir``), or ``.`` outside a trainer."""
@@ -110,9 +119,17 @@ class DlforgeModule(pl.LightningModule):
         ``trainer.gradient_clip_val`` set it stays unfused.
         """
         params = list(params)
-        if not {"fused", "foreach"} & set(config) and self._fuses(config, params):
-            return instantiate(config, params=params, fused=True)
-        return instantiate(config, params=params)
+        fused = (
+            {"fused": True} if not {"fused", "foreach"} & set(config) and self._fuses(config, params) else {}
+        )
+        try:
+            return instantiate(config, params=params, **fused)
+        except Exception as err:  # torch's checks (negative lr, ...) and bad arguments
+            cause = err.__cause__ or err
+            name = str(config.get("_target_", "?")).rsplit(".", 1)[-1]
+            raise DlforgeError(
+                f"cannot build the {name} optimizer: {first_line(cause)}; check its options"
+            ) from None
 
     def _fuses(self, config: dict[str, Any], params: list[Any]) -> bool:
         """Whether the optimizer of ``config`` can run fused here (see :meth:`build_optimizer`)."""
@@ -148,25 +165,11 @@ class DlforgeModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         """One optimizer over every parameter (``hparams.optimizer``) and the optional scheduler.
 
-        Models with several optimizers (GANs, pix2pix) override this with :meth:`build_optimizer` per
-        network and step their schedulers with :meth:`step_schedulers`.
+        Models with several optimizers (GANs, pix2pix: :class:`AdversarialModule`) override this.
         """
         optimizer = self.build_optimizer(self.hparams.optimizer, self.parameters())
         scheduler = self.build_scheduler(self.hparams.get("scheduler"), optimizer)
         return {"optimizer": optimizer, **({"lr_scheduler": scheduler} if scheduler else {})}
-
-    def step_schedulers(self, interval: str = "epoch") -> None:
-        """Manual optimization: step the schedulers whose interval is ``interval`` (call it at epoch end,
-        or after each batch for ``step``); a plateau scheduler steps on its monitored metric."""
-        for config in self.trainer.lr_scheduler_configs:
-            if config.interval != interval:
-                continue
-            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                value = self.trainer.callback_metrics.get(config.monitor)
-                if value is not None:
-                    config.scheduler.step(value)
-            else:
-                config.scheduler.step()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["dlforge"] = {"model": self.kind, "version": __version__, "rng": rng_states()}
@@ -237,6 +240,7 @@ class AdversarialModule(DlforgeModule):
     def __init__(self) -> None:
         super().__init__()
         self.automatic_optimization = False
+        self.scheduler_monitor: str | None = None
 
     def configure_optimizers(self) -> Any:
         optimizers = [
@@ -244,7 +248,24 @@ class AdversarialModule(DlforgeModule):
             self.build_optimizer(self.hparams.optimizer_d, self.discriminator.parameters()),
         ]
         schedulers = [self.build_scheduler(self.hparams.get("scheduler"), opt) for opt in optimizers]
-        return (optimizers, schedulers) if schedulers[0] else optimizers
+        if not schedulers[0]:
+            return optimizers
+        # Lightning ignores a monitor under manual optimization: step_schedulers reads it from here
+        self.scheduler_monitor = schedulers[0].get("monitor")
+        return optimizers, [{k: v for k, v in s.items() if k != "monitor"} for s in schedulers]
+
+    def step_schedulers(self, interval: str) -> None:
+        """Step the schedulers whose interval is ``interval`` (``epoch`` | ``step``), as automatic
+        optimization would; a plateau scheduler steps on the monitored metric."""
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval != interval:
+                continue
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                value = self.trainer.callback_metrics.get(self.scheduler_monitor)
+                if value is not None:
+                    config.scheduler.step(value)
+            else:
+                config.scheduler.step()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.step_schedulers("step")

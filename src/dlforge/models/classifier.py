@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from dlforge.models.base import DlforgeModule
+from dlforge.models.base import IMAGE_DATA, DlforgeModule
 from dlforge.nets import build_net
 from dlforge.registry import register_model
 
@@ -94,6 +94,7 @@ class ImageClassifier(ClassifierModule):
         monitor_mode: str = "max",
     ) -> None:
         super().__init__()
+        self.require_data(data, ("channels", "height", "width", "num_classes", "mean"), IMAGE_DATA)
         self.save_hyperparameters()
         self.net = build_net(
             in_channels=data["channels"],

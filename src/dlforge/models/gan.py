@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAccuracy
 
-from dlforge.models.base import AdversarialModule, GenerativeModule
+from dlforge.models.base import IMAGE_DATA, AdversarialModule, GenerativeModule
 from dlforge.nets import build_net
 from dlforge.registry import register_model
 
@@ -91,6 +91,7 @@ class GAN(GenerativeModule, AdversarialModule):
             raise ValueError(f"d_steps={d_steps}: need at least one discriminator step per generator step")
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing={label_smoothing}: use a value in [0, 1), e.g. 0.1")
+        self.require_data(data, ("channels", "height", "width", "num_classes"), IMAGE_DATA)
         self.save_hyperparameters()
         pair = build_net(
             in_channels=data["channels"],

@@ -55,6 +55,8 @@ class Pix2Pix(AdversarialModule):
         monitor_mode: str = "min",
     ) -> None:
         super().__init__()
+        pairs = "a paired data set (data=edges2mnist, edges2fashion, grey2cifar10, grey2cifar10_jpeg)"
+        self.require_data(data, ("in_channels", "out_channels", "task"), pairs)
         self.save_hyperparameters()
         shape = {
             "in_channels": data["in_channels"],

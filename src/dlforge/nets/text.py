@@ -124,10 +124,19 @@ class TextMLP(nn.Module):
 
 @register_net("text_rnn")
 class TextRNN(nn.Module):
-    """LSTM or GRU over the embedded tokens, packed so that padding never reaches the state.
+    """A recurrent network over the embedded tokens, packed so that padding never reaches the state
+    (a batch without padding skips the packing, which only costs time then).
+
+    ``cell``: ``rnn`` (Elman's plain RNN, ``h_t = tanh(W x_t + U h_{t-1} + b)``), ``lstm`` or ``gru``.
 
     ``readout``: ``last`` (the final hidden state of the last layer, both directions), ``mean`` or
     ``max`` (pooled over the real tokens' outputs).
+
+    ``chrono_init``: None (PyTorch's initialization), or T: Tallec & Ollivier (2018)'s chrono
+    initialization for dependencies up to T steps back. Each unit's keep-gate bias (LSTM: forget
+    gate, GRU: update gate) is log U(1, T - 1), so at initialization the units remember over 1 to
+    T steps instead of about 2 (PyTorch's zero-centred biases keep half the state per step); the
+    LSTM's input gate gets the opposite bias. A plain RNN has no gate: it is left as it is.
     """
 
     def __init__(
@@ -142,11 +151,12 @@ class TextRNN(nn.Module):
         bidirectional: bool = False,
         readout: str = "last",
         dropout: float = 0.0,
+        chrono_init: float | None = None,
     ) -> None:
         super().__init__()
-        rnn = {"lstm": nn.LSTM, "gru": nn.GRU}.get(cell)
+        rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}.get(cell)
         if rnn is None:
-            raise ValueError(f"cell must be lstm or gru, not {cell!r}")
+            raise ValueError(f"cell must be rnn, lstm or gru, not {cell!r}")
         if readout not in ("last", "mean", "max"):
             raise ValueError(f"readout must be last, mean or max, not {readout!r}")
         self.rnn = rnn(
@@ -157,20 +167,47 @@ class TextRNN(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
             batch_first=True,
         )
+        if chrono_init is not None and cell != "rnn":
+            self.init_chrono(chrono_init)
         self.readout = readout
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
 
+    @torch.no_grad()
+    def init_chrono(self, max_steps: float) -> None:
+        """Chrono initialization of the gate biases (see the class docstring), every layer and direction."""
+        if max_steps <= 2:
+            raise ValueError(f"chrono_init needs a horizon of more than 2 steps, not {max_steps}")
+        size = self.rnn.hidden_size
+        keep, write = slice(size, 2 * size), slice(0, size)  # LSTM gates: i, f, g, o; GRU: r, z, n
+        for name, input_bias in self.rnn.named_parameters():
+            if name.startswith("bias_ih"):
+                hidden_bias = self.rnn.get_parameter(name.replace("bias_ih", "bias_hh"))
+                bias = torch.empty(size).uniform_(1, max_steps - 1).log()
+                input_bias[keep], hidden_bias[keep] = bias, 0.0
+                if isinstance(self.rnn, nn.LSTM):
+                    input_bias[write], hidden_bias[write] = -bias, 0.0
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 2, 1, 3).flatten(2)  # (N, L, C * D)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        outputs, state = self.rnn(packed)
+        lengths = lengths.cpu()
+        # packing costs time (benchmarks/rnn_packing.py); a traced graph (export) keeps it for every input
+        unpadded = not torch.jit.is_tracing() and bool((lengths == x.shape[1]).all())
+        if unpadded:
+            outputs, state = self.rnn(x)
+        else:
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            outputs, state = self.rnn(packed)
         if self.readout == "last":
             hidden = state[0] if isinstance(state, tuple) else state  # LSTM: (h, c)
             directions = 2 if self.rnn.bidirectional else 1
             features = hidden[-directions:].transpose(0, 1).flatten(1)  # last layer, all directions
         else:
-            padded, _ = pad_packed_sequence(outputs, batch_first=True, total_length=x.shape[1])
+            padded = (
+                outputs
+                if unpadded
+                else pad_packed_sequence(outputs, batch_first=True, total_length=x.shape[1])[0]
+            )
             mask = (torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None].to(x.device))[
                 ..., None
             ]

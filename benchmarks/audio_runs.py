@@ -1,0 +1,93 @@
+"""Training runs of the audio models on the real spoken digits, with their wall time and metrics.
+
+    DATA_DIR=../shared/data python -m benchmarks.audio_runs classifier [--threads 2] [overrides ...]
+    DATA_DIR=../shared/data python -m benchmarks.audio_runs wavenet quality_classifier=<audio_cnn ckpt>
+
+``classifier`` trains ``experiment=seed002_audio_cnn_digits`` (test/acc on held-out voices);
+``wavenet`` trains ``experiment=seed002_wavenet_digits`` (test/nll in bits per sample and, with a
+quality classifier, quality/digit_acc of generated digits); ``ckpt_path=<its last.ckpt>
+trainer.max_time=...`` resumes a run for longer. Writes ``results/audio_<case>.json`` (or
+``--name``) with the run's metrics, its sample-quality record, the wall time and the run dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from benchmarks.common import write
+from dlforge import CONF_DIR
+from dlforge.train import train
+
+EXPERIMENTS = {"classifier": "seed002_audio_cnn_digits", "wavenet": "seed002_wavenet_digits"}
+HISTORY = ("val/acc", "val/nll", "quality/digit_acc", "quality/confidence")
+
+
+def history(run_dir: Path) -> list[dict[str, float]]:
+    """The run's validation values after each epoch, from its ``metrics.csv``."""
+    with open(run_dir / "metrics.csv") as f:
+        rows = [row for row in csv.DictReader(f) if any(row.get(key) for key in HISTORY)]
+    return [
+        {"epoch": int(row["epoch"]), **{key: float(row[key]) for key in HISTORY if row.get(key)}}
+        for row in rows
+        if not row.get("test/nll") and not row.get("test/acc")
+    ]
+
+
+def confusion(run_dir: Path) -> list[list[int]] | None:
+    """A classifier's test confusion matrix (rows: true digit), from its ``confusion_matrix.csv``."""
+    path = run_dir / "confusion_matrix.csv"
+    if not path.exists():
+        return None
+    with open(path) as f:
+        return [[int(cell) for cell in row[1:]] for row in list(csv.reader(f))[1:]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("case", choices=EXPERIMENTS)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1: steadier on a shared machine)"
+    )
+    parser.add_argument("--out", default="outputs/benchmarks", help="where the run dir goes")
+    parser.add_argument("--name", help="results/<name>.json (default: audio_<case>)")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_intermixed_args()
+    torch.set_num_threads(args.threads)
+    run_dir = Path(args.out).resolve() / f"audio_{args.case}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+    overrides = [f"experiment={EXPERIMENTS[args.case]}", f"threads={args.threads}", *args.overrides]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    cfg.paths.output_dir = str(run_dir)
+    start = time.perf_counter()
+    summary = train(cfg)
+    wall = time.perf_counter() - start
+    quality = run_dir / "sample_quality.json"
+    payload = {
+        "case": args.case,
+        "overrides": overrides,
+        "wall_time_s": round(wall, 1),
+        "epochs": summary["epochs"],
+        "global_step": summary["global_step"],
+        "tested_checkpoint": summary["best_checkpoint"] or summary["last_checkpoint"],
+        "metrics": summary["metrics"],
+        "sample_quality": json.loads(quality.read_text()) if quality.exists() else None,
+        "history": history(run_dir),
+        "confusion_matrix": confusion(run_dir),
+        "run_dir": str(run_dir),
+    }
+    path = write(args.name or f"audio_{args.case}", payload)
+    print(json.dumps({k: payload[k] for k in ("wall_time_s", "epochs", "metrics")}, indent=2))
+    print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()

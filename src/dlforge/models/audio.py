@@ -1,0 +1,63 @@
+"""Audio classification: raw waveforms in, classes out (the front end lives inside the network)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from dlforge.data.audio import random_shift
+from dlforge.models.classifier import ClassifierModule
+from dlforge.nets import build_net
+from dlforge.registry import register_model
+
+
+@register_model("audio_classifier")
+class AudioClassifier(ClassifierModule):
+    """Softmax classifier of clips, e.g. spoken digits, over any registered audio network.
+
+    Batches are ``(waves, labels, lengths, speakers)`` (:class:`dlforge.data.audio.SpokenDigitsDataModule`).
+    Inputs shorter than the training clips are padded with silence to their length, so a model reads
+    a short clip as it read the padded training clips. ``shift`` moves each training clip to a random
+    start within its padded window: the classifier learns digits wherever they are spoken.
+
+    Args:
+        net: ``{"name": audio_cnn, **its options}``.
+        data: the data module's ``spec`` (sample rate, clip length, classes).
+        optimizer, scheduler: optimizer and optional learning-rate scheduler configs.
+        shift: random time shifts of the training clips.
+        label_smoothing: cross-entropy label smoothing.
+        monitor, monitor_mode: the metric that picks the best checkpoint.
+    """
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        data: dict[str, Any],
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        shift: bool = True,
+        label_smoothing: float = 0.0,
+        monitor: str = "val/acc",
+        monitor_mode: str = "max",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.sample_rate, self.clip_samples = data["sample_rate"], data["clip_samples"]
+        self.net = build_net(sample_rate=self.sample_rate, num_classes=data["num_classes"], **net)
+        self.setup_metrics(data["num_classes"])
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        """Logits for waveforms (N, T) in [-1, 1] at the training data's sample rate."""
+        if waves.shape[-1] < self.clip_samples:
+            waves = F.pad(waves, (0, self.clip_samples - waves.shape[-1]))
+        return self.net(waves)
+
+    def _step(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        waves, labels, lengths, _ = batch
+        if self.training and self.hparams.shift:
+            waves = random_shift(waves, lengths)
+        logits = self(waves)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        return loss, logits, labels

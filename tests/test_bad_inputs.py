@@ -1,0 +1,581 @@
+"""Every error a user can cause ends in one line ``error: <what>; <how to fix>``, exit status 2, no
+traceback, and nothing half-written: a table of malformed inputs across data files, configs,
+checkpoints and tools (docs/reliability.md lists the same cases).
+
+The tools run in this process (``sys.argv`` as typed, ``main()`` as the command calls it) so that the
+table stays fast; ``test_the_table_holds_through_real_processes`` runs a sample as real commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pickle
+import struct
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+
+from dlforge.train import train
+from tests.conftest import FAST, write_cifar_like, write_mnist_like
+from tests.text_fixtures import write_csv, write_glove, write_mr
+
+
+@dataclass
+class Case:
+    """A command (``tool`` and its arguments, where ``{root}`` is a data root and ``{ckpt:<name>}`` a
+    trained checkpoint) that must fail with a line containing ``expect``."""
+
+    name: str
+    tool: str
+    args: tuple[str, ...]
+    expect: str
+    setup: Callable[[Path], None] = field(default=lambda root: None)
+
+
+def idx(path: Path, array: np.ndarray, magic: int = 0x08) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">BBBB", 0, 0, magic, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def mnist(root: Path) -> None:
+    write_mnist_like(root, "MNIST", n_train=64, n_test=32)
+
+
+def truncated_images(root: Path) -> None:
+    mnist(root)
+    path = root / "MNIST/raw/train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def fewer_labels(root: Path) -> None:
+    mnist(root)
+    idx(root / "MNIST/raw/train-labels-idx1-ubyte", np.zeros(50))
+
+
+def bad_magic(root: Path) -> None:
+    mnist(root)
+    idx(root / "MNIST/raw/t10k-images-idx3-ubyte", np.zeros((32, 28, 28)), magic=0x0D)
+
+
+def cifar_not_pickled(root: Path) -> None:
+    write_cifar_like(root, n_per_batch=8, n_test=8)
+    (root / "cifar-10-batches-py/data_batch_3").write_bytes(b"not a pickle at all")
+
+
+def cifar_missing_batch(root: Path) -> None:
+    write_cifar_like(root, n_per_batch=8, n_test=8)
+    (root / "cifar-10-batches-py/data_batch_5").unlink()
+
+
+def cifar_wrong_shape(root: Path) -> None:
+    write_cifar_like(root, n_per_batch=8, n_test=8)
+    with open(root / "cifar-10-batches-py/test_batch", "wb") as f:
+        pickle.dump({"data": np.zeros((8, 100), np.uint8), "labels": [0] * 8}, f)
+
+
+def folder_without_classes(root: Path) -> None:
+    (root / "shapes/train").mkdir(parents=True)
+    (root / "shapes/train/loose.png").write_bytes(b"")
+
+
+def folder_without_images(root: Path) -> None:
+    (root / "shapes/train/cats").mkdir(parents=True)
+    (root / "shapes/train/cats/readme.txt").write_text("no pictures here")
+
+
+def folder_of_broken_images(root: Path) -> None:
+    for name in ("a", "b"):
+        path = root / f"shapes/train/{name}/0.png"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"\x89PNG\r\n\x1a\n but then nothing")
+
+
+def mr(root: Path) -> None:
+    write_mr(root, n=30)
+    write_glove(root / "glove" / "tiny.txt")
+
+
+def mr_one_file(root: Path) -> None:
+    mr(root)
+    (root / "rt-polaritydata/rt-polarity.neg").unlink()
+
+
+def mr_empty(root: Path) -> None:
+    mr(root)
+    for polarity in ("pos", "neg"):
+        (root / f"rt-polaritydata/rt-polarity.{polarity}").write_text("")
+
+
+def mr_binary(root: Path) -> None:
+    mr(root)
+    (root / "rt-polaritydata/rt-polarity.pos").write_bytes(bytes(range(256)) * 4)
+
+
+def glove_ragged(root: Path) -> None:
+    mr(root)
+    (root / "glove/tiny.txt").write_text("good 0.1 0.2 0.3\nbad 0.1 0.2\n")
+
+
+def glove_words_only(root: Path) -> None:
+    mr(root)
+    (root / "glove/tiny.txt").write_text("good\nbad\n")
+
+
+def csv_table(root: Path, header: str | None = None, rows: list[str] | None = None) -> None:
+    write_glove(root / "glove" / "tiny.txt")
+    path = write_csv(root / "reviews.csv")
+    if header is not None or rows is not None:
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join([header or lines[0], *(rows if rows is not None else lines[1:])]) + "\n")
+
+
+def not_a_checkpoint(root: Path) -> None:
+    (root / "junk.ckpt").write_bytes(b"definitely not a zip or a pickle")
+
+
+def foreign_checkpoint(root: Path) -> None:
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, root / "foreign.ckpt")
+
+
+def text_file(root: Path) -> None:
+    (root / "notes.png").write_text("a text file with a picture's name")
+
+
+def runs_dir(root: Path) -> None:
+    (root / "sweep" / "0").mkdir(parents=True)
+
+
+TEXT = ("data=mr", "data.glove.path={root}/glove/tiny.txt", "data.max_len=8", *FAST)
+CSV = ("data=csv_text", "data.path={root}/reviews.csv", "data.glove.path={root}/glove/tiny.txt", *FAST)
+
+CASES = [
+    # --- data files: IDX, pickles, image folders, text corpora, CSV, GloVe ---------------------------
+    Case("idx-missing", "train", ("model=lenet", "data.download=false", *FAST), "mnist not found in"),
+    Case(
+        "idx-truncated",
+        "train",
+        ("model=lenet", "data.download=false", *FAST),
+        "truncated or not",
+        truncated_images,
+    ),
+    Case("idx-label-count", "train", ("model=lenet", *FAST), "64 images but 50 labels", fewer_labels),
+    Case("idx-magic", "train", ("model=lenet", *FAST), "truncated or not in the expected format", bad_magic),
+    Case(
+        "cifar-not-pickled",
+        "train",
+        ("model=cifar_cnn", "data=cifar10", *FAST),
+        "cifar-10-batches-py",
+        cifar_not_pickled,
+    ),
+    Case(
+        "cifar-missing-batch",
+        "train",
+        ("model=cifar_cnn", "data=cifar10", "data.download=false", *FAST),
+        "cifar10 not found in",
+        cifar_missing_batch,
+    ),
+    Case(
+        "cifar-wrong-shape",
+        "train",
+        ("model=cifar_cnn", "data=cifar10", *FAST),
+        "cifar-10-batches-py",
+        cifar_wrong_shape,
+    ),
+    Case(
+        "folder-missing",
+        "train",
+        ("model=lenet", "data=image_folder", "data.root={root}/nowhere", *FAST),
+        "no image folder at",
+    ),
+    Case(
+        "folder-no-classes",
+        "train",
+        ("model=lenet", "data=image_folder", "data.root={root}/shapes", *FAST),
+        "no class folders in",
+        folder_without_classes,
+    ),
+    Case(
+        "folder-no-images",
+        "train",
+        ("model=lenet", "data=image_folder", "data.root={root}/shapes", *FAST),
+        "no images (.png, .jpg, ...) found",
+        folder_without_images,
+    ),
+    Case(
+        "folder-broken-images",
+        "train",
+        ("model=lenet", "data=image_folder", "data.root={root}/shapes", *FAST),
+        "decode",
+        folder_of_broken_images,
+    ),
+    Case("mr-missing", "train", ("model=textcnn_kim", *TEXT, "data.download=false"), "mr not found in"),
+    Case(
+        "mr-one-polarity",
+        "train",
+        ("model=textcnn_kim", *TEXT, "data.download=false"),
+        "rt-polarity.neg",
+        mr_one_file,
+    ),
+    Case("mr-empty", "train", ("model=textcnn_kim", *TEXT), "holds no texts", mr_empty),
+    Case("mr-not-text", "train", ("model=textcnn_kim", *TEXT, "data.encoding=utf-8"), "utf-8", mr_binary),
+    Case(
+        "glove-missing",
+        "train",
+        (
+            "model=textcnn_kim",
+            *TEXT[:1],
+            "data.glove.path={root}/glove/none.txt",
+            "data.download=false",
+            *TEXT[2:],
+        ),
+        "none.txt",
+        mr,
+    ),
+    Case("glove-ragged", "train", ("model=textcnn_kim", *TEXT), "GloVe", glove_ragged),
+    Case("glove-no-vectors", "train", ("model=textcnn_kim", *TEXT), "GloVe", glove_words_only),
+    Case("csv-missing", "train", ("model=textcnn_kim", *CSV), "reviews.csv"),
+    Case(
+        "csv-no-text-column",
+        "train",
+        ("model=textcnn_kim", *CSV, "data.text_column=body"),
+        "'body'",
+        csv_table,
+    ),
+    Case(
+        "csv-no-label",
+        "train",
+        ("model=textcnn_kim", *CSV),
+        "label",
+        lambda r: csv_table(r, rows=["a fine film,", "a dull film,"]),
+    ),
+    # --- configs --------------------------------------------------------------------------------
+    Case("unknown-option", "train", ("model=lenett",), "model=lenett: no such option; choose one of"),
+    Case(
+        "unknown-key",
+        "train",
+        ("model.nonexistent=1",),
+        "model has no option 'nonexistent'; its options: kind, net",
+    ),
+    Case(
+        "unknown-trainer-key",
+        "train",
+        ("trainer.max_epoch=3",),
+        "its options: _target_, default_root_dir, max_epochs",
+    ),
+    Case("batch-size-word", "train", ("data.batch_size=abc",), "data.batch_size takes a number"),
+    Case(
+        "batch-size-negative",
+        "train",
+        ("model=lenet", "data.batch_size=-1", *FAST[:-2]),
+        "data.batch_size=-1: use a whole number",
+        mnist,
+    ),
+    Case(
+        "lr-negative",
+        "train",
+        ("model=lenet", "optimizer.lr=-1", *FAST),
+        "cannot build the Adam optimizer: Invalid learning rate: -1",
+        mnist,
+    ),
+    Case("lr-word", "train", ("optimizer.lr=fast",), "optimizer.lr takes a number"),
+    Case("flag-word", "train", ("test=maybe",), "test takes true or false"),
+    Case("sweep-without-m", "train", ("optimizer.lr=0.1,0.01",), "gives several values: add -m"),
+    Case("override-syntax", "train", ("data.batch_size=[1",), "cannot read the command line"),
+    Case(
+        "pix2pix-unpaired",
+        "train",
+        ("model=pix2pix", *FAST),
+        "needs a paired data set (data=edges2mnist",
+        mnist,
+    ),
+    Case(
+        "classifier-on-pairs",
+        "train",
+        ("model=lenet", "data=edges2mnist", *FAST),
+        "needs an image data set",
+        mnist,
+    ),
+    Case("text-model-on-images", "train", ("model=textcnn_kim", *FAST), "needs a text data set", mnist),
+    Case(
+        "no-gpu",
+        "train",
+        ("model=lenet", "trainer.accelerator=gpu", *FAST[1:]),
+        "check the trainer.* options",
+        mnist,
+    ),
+    Case("gan-optimizer-group", "train", ("optimizer=sgd", *FAST), "one optimizer per network", mnist),
+    Case(
+        "val-size-too-big",
+        "train",
+        ("model=lenet", "data.val_size=1000000", *FAST[:-1]),
+        "leaves no training images",
+        mnist,
+    ),
+    Case(
+        "plateau-without-metric",
+        "train",
+        ("scheduler=plateau", *FAST),
+        "scheduler.monitor=<logged metric>",
+        mnist,
+    ),
+    Case(
+        "impossible-network",
+        "train",
+        ("model=lenet", "model.net.blocks=[[4],[6],[8]]", *FAST),
+        "shrink",
+        mnist,
+    ),
+    # --- checkpoints ----------------------------------------------------------------------------
+    Case("evaluate-no-ckpt", "evaluate", (), "ckpt_path is required: pass ckpt_path=<...>"),
+    Case("evaluate-missing-ckpt", "evaluate", ("ckpt_path={root}/none.ckpt",), "no checkpoint at"),
+    Case(
+        "evaluate-junk-ckpt",
+        "evaluate",
+        ("ckpt_path={root}/junk.ckpt",),
+        "pass a .ckpt file that dlforge wrote",
+        not_a_checkpoint,
+    ),
+    Case(
+        "evaluate-foreign-ckpt",
+        "evaluate",
+        ("ckpt_path={root}/foreign.ckpt",),
+        "is not a dlforge model checkpoint",
+        foreign_checkpoint,
+    ),
+    Case(
+        "evaluate-other-data",
+        "evaluate",
+        ("ckpt_path={ckpt:lenet}", "data=cifar10", "trainer=cpu"),
+        "use the data set it was trained on (data=mnist)",
+        lambda r: write_cifar_like(r, 8, 8),
+    ),
+    Case(
+        "resume-other-network",
+        "train",
+        ("model=cifar_cnn", "ckpt_path={ckpt:lenet}", *FAST),
+        "other network shapes",
+        mnist,
+    ),
+    Case(
+        "resume-other-kind",
+        "train",
+        ("ckpt_path={ckpt:lenet}", *FAST),
+        "holds a image_classifier model but this run builds a gan",
+        mnist,
+    ),
+    Case("export-no-ckpt", "export", (), "ckpt_path is required"),
+    Case("generate-no-ckpt", "generate", (), "ckpt_path is required"),
+    Case("dream-no-ckpt", "dream", (), "ckpt_path is required"),
+    Case("translate-no-ckpt", "translate", ("input=x.png",), "ckpt_path is required"),
+    Case(
+        "generate-a-classifier", "generate", ("ckpt_path={ckpt:lenet}",), "this tool needs a generative model"
+    ),
+    Case(
+        "translate-a-classifier",
+        "translate",
+        ("ckpt_path={ckpt:lenet}", "input=x.png"),
+        "this tool needs a pix2pix model",
+    ),
+    Case("dream-a-gan", "dream", ("ckpt_path={ckpt:dcgan}",), "this tool needs an image classifier"),
+    # --- tools ----------------------------------------------------------------------------------
+    Case(
+        "export-format",
+        "export",
+        ("ckpt_path={ckpt:lenet}", "format=tflite"),
+        "format must be one of onnx, torchscript",
+    ),
+    Case(
+        "export-unwritable",
+        "export",
+        ("ckpt_path={ckpt:lenet}", "output=/proc/dlforge/model.onnx", "check.samples=4"),
+        "cannot write /proc/dlforge/model.onnx",
+    ),
+    Case(
+        "generate-not-png", "generate", ("ckpt_path={ckpt:dcgan}", "output=samples.jpg"), "give a .png path"
+    ),
+    Case(
+        "generate-label-unconditional",
+        "generate",
+        ("ckpt_path={ckpt:dcgan}", "label=7"),
+        "is not conditional",
+    ),
+    Case(
+        "generate-mode",
+        "generate",
+        ("ckpt_path={ckpt:dcgan}", "mode=collage"),
+        "mode=collage: choose one of grid",
+    ),
+    Case(
+        "translate-missing-picture",
+        "translate",
+        ("ckpt_path={ckpt:pix2pix}", "input={root}/none.png"),
+        "no picture at",
+    ),
+    Case(
+        "translate-not-a-picture",
+        "translate",
+        ("ckpt_path={ckpt:pix2pix}", "input={root}/notes.png"),
+        "cannot decode",
+        text_file,
+    ),
+    Case(
+        "dream-unknown-class",
+        "dream",
+        ("ckpt_path={ckpt:lenet}", "target=11", "steps=1"),
+        "target=11: not a class of this model",
+    ),
+    Case("predict-nothing", "predict", ("ckpt_path={ckpt:lenet}",), "image="),
+    Case(
+        "predict-not-an-image",
+        "predict",
+        ("ckpt_path={ckpt:lenet}", "image={root}/notes.png"),
+        "notes.png",
+        text_file,
+    ),
+    Case(
+        "crossval-one-fold",
+        "crossval",
+        ("model=textcnn_kim", *TEXT, "data.folds=1"),
+        "needs data.folds >= 2",
+        mr,
+    ),
+]
+
+TOOLS = {
+    "train": "dlforge.train",
+    "evaluate": "dlforge.evaluate",
+    "export": "dlforge.export",
+    "generate": "dlforge.generate",
+    "dream": "dlforge.dream",
+    "translate": "dlforge.translate",
+    "predict": "dlforge.predict",
+    "crossval": "dlforge.crossval",
+}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Tiny trained checkpoints of a classifier, a GAN and pix2pix on MNIST-like data."""
+    from hydra import compose, initialize_config_dir
+
+    from dlforge import CONF_DIR
+
+    root = tmp_path_factory.mktemp("ckpt_data")
+    mnist(root)
+    runs = {
+        "lenet": ("model=lenet",),
+        "dcgan": ("model.net.features=8",),
+        "pix2pix": (
+            "model=pix2pix",
+            "data=edges2mnist",
+            "model.generator.channels=8",
+            "model.generator.depth=3",
+        ),
+    }
+    found = {}
+    for name, overrides in runs.items():
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose(
+                "train", overrides=[f"paths.data_dir={root}", *overrides, *FAST, "trainer.max_epochs=1"]
+            )
+        cfg.paths.output_dir = str(root / name)
+        found[name] = train(cfg)["last_checkpoint"]
+    return found
+
+
+def run_tool(tool: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    """Run a tool in this process as ``python -m dlforge.<tool> *args``; its exit status."""
+    monkeypatch.setattr(sys, "argv", [f"dlforge {tool}", *args])
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    try:
+        importlib.import_module(TOOLS[tool]).main()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    finally:  # what a real process drops when it exits: Hydra's state and its log handlers
+        GlobalHydra.instance().clear()
+        for handler in set(root.handlers) - set(handlers):
+            root.removeHandler(handler)
+    return 0
+
+
+def fill(args: tuple[str, ...], root: Path, checkpoints: dict[str, str] | None) -> list[str]:
+    out = []
+    for arg in args:
+        for name in ("lenet", "dcgan", "pix2pix"):
+            if f"{{ckpt:{name}}}" in arg:
+                assert checkpoints is not None
+                arg = arg.replace(f"{{ckpt:{name}}}", checkpoints[name])
+        out.append(arg.replace("{root}", str(root)))
+    return out
+
+
+def test_the_table_has_at_least_forty_cases_with_unique_names() -> None:
+    names = [case.name for case in CASES]
+    assert len(names) >= 40 and len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_bad_input_is_one_line_and_exit_2(
+    case: Case, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    ckpts = request.getfixturevalue("checkpoints") if any("{ckpt:" in a for a in case.args) else None
+    root = tmp_path / "data"
+    root.mkdir()
+    case.setup(root)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATA_DIR", str(root))
+    monkeypatch.setenv("DLFORGE_CACHE", str(tmp_path / "cache"))
+    code = run_tool(case.tool, fill(case.args, root, ckpts), monkeypatch)
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err and last.startswith("error: "), err[-2000:]
+    assert case.expect in last, last
+    outputs = tmp_path / "outputs"
+    left = [p for p in outputs.rglob("*") if p.is_file()] if outputs.exists() else []
+    assert not left, f"half-written run dir: {left[:5]}"
+
+
+def test_the_table_holds_through_real_processes(run_cli, tmp_path: Path) -> None:
+    """A sample of the table as real commands: the same one line, exit 2, and no run dir left."""
+    for tool, args, expect in [
+        ("train.py", ("model.nonexistent=1",), "model has no option 'nonexistent'"),
+        ("train.py", ("data.download=false", "model=lenet"), "mnist not found in"),
+        ("dlforge.evaluate", (), "ckpt_path is required"),
+    ]:
+        argv = [tool, *args] if tool.endswith(".py") else ["-m", tool, *args]
+        result = run_cli(*argv, env={"DATA_DIR": str(tmp_path / "empty")})
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert result.stderr.strip().splitlines()[-1].startswith("error: ") and expect in result.stderr
+    assert (
+        not [p for p in (tmp_path / "outputs").rglob("*") if p.is_file()]
+        if (tmp_path / "outputs").exists()
+        else True
+    )
+
+
+def test_full_traceback_for_developers(run_cli) -> None:
+    result = run_cli("-m", "dlforge.evaluate", "ckpt_path=/nonexistent.ckpt", env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode != 0 and "Traceback" in result.stderr and "CheckpointError" in result.stderr
+
+
+def test_every_tool_in_the_table_is_a_command() -> None:
+    from dlforge.__main__ import COMMANDS
+
+    assert set(TOOLS) <= set(COMMANDS)
+
+
+def test_docs_list_every_case() -> None:
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "reliability.md").read_text()
+    assert [case.name for case in CASES if f"| `{case.name}` |" not in doc] == []
