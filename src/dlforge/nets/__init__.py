@@ -6,7 +6,18 @@ from typing import Any
 
 from torch import nn
 
-from dlforge.nets import audio, autoencoder, classical, classifiers, gan, pix2pix, tabular, text, wavenet, word2vec  # noqa: F401  (they register)
+from dlforge.nets import (  # noqa: F401  (they register)
+    audio,
+    autoencoder,
+    classical,
+    classifiers,
+    gan,
+    pix2pix,
+    tabular,
+    text,
+    wavenet,
+    word2vec,
+)
 from dlforge.registry import NETS
 
 
