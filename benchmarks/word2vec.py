@@ -1,7 +1,7 @@
 """Word2vec against gensim's ``Word2Vec`` on the same text, settings and threads: scores and words/s.
 
     DATA_DIR=../shared/data python -m benchmarks.word2vec [--models skipgram cbow] [--threads 1]
-        [--gensim-workers 1 2] [--epochs 5] [--probe-threads 2] [--repeats 1]
+        [--gensim-workers 1 2] [--epochs 5] [--probe-threads 2] [--repeats 1] [--batch-size 4096]
 
 Needs ``pip install -e '.[benchmarks]'`` (gensim). Both sides train on the same text: the training
 lines of ``data=text_corpus`` (the three files of ``$DATA_DIR/english-corpus/``, its seeded
@@ -46,6 +46,7 @@ DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))
 BENCHMARKS = {"folder": str(DATA_DIR / "word-benchmarks"), "analogies": "questions-words.txt"}
 BENCHMARKS["similarity"] = ["wordsim353.tsv", "simlex999.txt"]  # type: ignore[assignment]
 GLOVE_REFERENCE = {"wordsim353": 0.520, "simlex999": 0.265, "analogy_acc": 0.497, "analogy_questions": 14877}
+BATCH: list[str] = []  # data.batch_size=<--batch-size>, when given
 PROBES = ["king", "france", "dog", "red", "run", "computer"]
 
 
@@ -67,7 +68,7 @@ def config(model: str, threads: int, epochs: int, out: Path, *extra: str) -> Any
         f"model={model}", "data=text_corpus", f"paths.data_dir={DATA_DIR}", "trainer=cpu",
         f"trainer.max_epochs={epochs}", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
         "trainer.enable_model_summary=false", "data.benchmarks.folder=null", f"threads={threads}",
-        "test=false", *extra,
+        "test=false", *BATCH, *extra,
     ]  # fmt: skip
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
@@ -200,8 +201,10 @@ def main() -> None:
     parser.add_argument("--probe-threads", type=int, default=2, help="0: no probe")
     parser.add_argument("--probe-steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, help="our data.batch_size (default: data=text_corpus's)")
     parser.add_argument("--name", default="word2vec")
     args = parser.parse_args()
+    BATCH[:] = [f"data.batch_size={args.batch_size}"] if args.batch_size else []
     benchmarks = read_benchmarks(BENCHMARKS)
     assert benchmarks is not None
     results: dict[str, Any] = {"settings": vars(args), "runs": [], "probes": []}

@@ -23,6 +23,7 @@ COMMANDS = {
     "export": ("dlforge.export", "export a checkpoint to ONNX or TorchScript, checked"),
     "app": ("dlforge.app", "serve the web app"),
     "report": ("dlforge.report", "tabulate and plot runs and sweeps"),
+    "embeddings": ("dlforge.embeddings", "score, explore, map and export word vectors"),
 }
 
 
