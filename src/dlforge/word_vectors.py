@@ -264,4 +264,14 @@ def load_vectors(path: str | Path, cache_dir: str | Path | None = None) -> WordV
         vectors = from_model(load_model(path, Word2Vec, what="a word2vec model (model=skipgram or cbow)"))
         vectors.source = str(path)
         return vectors
-    return from_glove(path, cache_dir)
+    if not Path(path).is_file():
+        raise DlforgeError(
+            f"no word vectors at {path}; pass a GloVe-format .txt or a word2vec checkpoint (.ckpt)"
+        )
+    try:
+        return from_glove(path, cache_dir)
+    except DlforgeError as err:  # the GloVe reader's hint names the classifiers' option
+        what = str(err).rsplit("; ", 1)[0]
+        raise DlforgeError(
+            f"{what}; word vectors are GloVe's text format (a word and its numbers a line)"
+        ) from None
