@@ -180,16 +180,43 @@ def run_model(
     return runs
 
 
+class StepTimer(Callback):
+    """The time of the training steps after the first ``warmup`` ones."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.start, self.end, self.steps = warmup, 0.0, 0.0, 0
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if batch_idx == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, i: int
+    ) -> None:
+        self.end, self.steps = time.perf_counter(), i + 1 - self.warmup
+
+
 def probe_ours(model: str, threads: int, steps: int) -> dict[str, Any]:
-    """Milliseconds per step over ``steps`` training steps at ``threads`` threads (no full run)."""
+    """Milliseconds per training step (and per 1,024 centre words) at ``threads`` threads, over
+    ``steps`` steps after 5 warm-up steps (no full run)."""
     with tempfile.TemporaryDirectory(prefix="w2v_probe_") as tmp:
         torch.set_num_threads(threads)
-        cfg = config(model, threads, 1, Path(tmp), f"trainer.limit_train_batches={steps}", "logger=[]")
+        cfg = config(model, threads, 1, Path(tmp), f"trainer.limit_train_batches={steps + 5}", "logger=[]")
         datamodule, net, trainer = build_run(cfg)
-        start = time.perf_counter()
+        timer = StepTimer(5)
+        trainer.callbacks.append(timer)
+        load = os.getloadavg()[0]
         trainer.fit(net, datamodule=datamodule)
-        seconds = time.perf_counter() - start
-    return {"model": model, "threads": threads, "steps": steps, "ms_per_step": 1000 * seconds / steps}
+    ms = 1000 * (timer.end - timer.start) / timer.steps
+    return {
+        "model": model,
+        "threads": threads,
+        "steps": timer.steps,
+        "batch_size": datamodule.batch_size,
+        "ms_per_step": ms,
+        "ms_per_1024_centres": ms * 1024 / datamodule.batch_size,
+        "load": load,
+    }
 
 
 def main() -> None:
@@ -199,7 +226,7 @@ def main() -> None:
     parser.add_argument("--gensim-workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--probe-threads", type=int, default=2, help="0: no probe")
-    parser.add_argument("--probe-steps", type=int, default=300)
+    parser.add_argument("--probe-steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--batch-size", type=int, help="our data.batch_size (default: data=text_corpus's)")
     parser.add_argument("--name", default="word2vec")

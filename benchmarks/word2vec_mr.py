@@ -1,13 +1,17 @@
 """Trained word vectors for the text classifiers: skip-gram on the English corpus, exported, then MR.
 
     DATA_DIR=../shared/data python -m benchmarks.word2vec_mr [--out outputs/benchmarks/word2vec_mr]
+        [--epochs 5] [--seeds 42] [--maps docs/img]
 
 1. ``train.py model=skipgram data=text_corpus trainer.max_epochs=5 threads=1`` as a user runs it
    (validation loss and the word benchmarks every epoch): its scores and wall time;
 2. ``python -m dlforge.embeddings export`` of its checkpoint to ``<out>/skipgram_vectors.txt``;
 3. ``train.py model=textcnn_kim data=mr trainer.max_epochs=5 threads=1`` with random vectors (50 and
-   100 dimensions), the shared GloVe 50d vectors and the trained 100d vectors (``data.glove.path``):
-   test accuracy of the best-``val/acc`` checkpoint, and how many MR vocabulary words each file covers.
+   100 dimensions), the shared GloVe 50d vectors and the trained 100d vectors (``data.glove.path``),
+   fine-tuned (``non_static``, the default) and frozen (``model.embedding=static``), for each seed:
+   test accuracy of the best-``val/acc`` checkpoint, and how many MR vocabulary words each file covers;
+4. ``python -m dlforge.embeddings map`` of the checkpoint: the 150 most frequent words by PCA and by
+   t-SNE, PNGs in ``--maps``.
 
 The run dirs stay under ``--out`` (the skip-gram checkpoint is the one the docs explore).
 """
@@ -58,8 +62,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/word2vec_mr"))
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42])
+    parser.add_argument("--maps", type=Path, default=Path("docs/img"), help="where the 2-D maps go")
     args = parser.parse_args()
     out = args.out.resolve()
+    load = os.getloadavg()[0]
     skipgram = run(
         out / "skipgram",
         "model=skipgram",
@@ -82,6 +89,14 @@ def main() -> None:
         f"ckpt_path={skipgram['last_checkpoint']}",
     ]
     subprocess.run([*command, f"output={exported}", f"hydra.run.dir={out / 'export'}"], check=True)
+    maps = {}
+    for method in ("pca", "tsne"):
+        maps[method] = str(args.maps.resolve() / f"word2vec_map_{method}.png")
+        subprocess.run(
+            [sys.executable, "-m", "dlforge.embeddings", "map", f"vectors={skipgram['last_checkpoint']}",
+             "n=150", f"method={method}", f"output={maps[method]}", f"hydra.run.dir={out / 'map'}"],
+            check=True,
+        )  # fmt: skip
 
     glove = DATA_DIR / "glove" / "glove.6B.50d.top50k.txt"
     sources = {
@@ -92,26 +107,32 @@ def main() -> None:
     }
     results = []
     for name, (vectors, overrides) in sources.items():
-        folder = out / "mr" / name.split(",")[0].replace(" ", "_")
-        summary = run(
-            folder,
-            "model=textcnn_kim",
-            "data=mr",
-            f"trainer.max_epochs={args.epochs}",
-            "threads=1",
-            *overrides,
-        )
-        metrics = summary["metrics"]
-        results.append(
-            {"vectors": name, "coverage": coverage(vectors)}
-            | {k: metrics.get(k) for k in ("test/acc", "val/acc_best")}
-        )
-        print(results[-1], flush=True)
+        for embedding in ("non_static", "static") if vectors else ("non_static",):
+            for seed in args.seeds:
+                folder = out / "mr" / f"{name.split(',')[0].replace(' ', '_')}_{embedding}_{seed}"
+                summary = run(
+                    folder,
+                    "model=textcnn_kim",
+                    "data=mr",
+                    f"model.embedding={embedding}",
+                    f"trainer.max_epochs={args.epochs}",
+                    "threads=1",
+                    f"seed={seed}",
+                    *overrides,
+                )
+                metrics = summary["metrics"]
+                results.append(
+                    {"vectors": name, "embedding": embedding, "seed": seed, "coverage": coverage(vectors)}
+                    | {k: metrics.get(k) for k in ("test/acc", "val/acc_best")}
+                    | {"wall_time_s": summary["wall_time_s"]}
+                )
+                print(results[-1], flush=True)
     rows = [
-        [r["vectors"], f"{100 * r['test/acc']:.2f}", "" if r["coverage"] is None else f"{r['coverage']:.1%}"]
+        [r["vectors"], r["embedding"], r["seed"], f"{100 * r['test/acc']:.2f}",
+         "" if r["coverage"] is None else f"{r['coverage']:.1%}"]
         for r in results
-    ]
-    print(table(["vectors", "MR test acc.", "MR vocabulary covered"], rows))
+    ]  # fmt: skip
+    print(table(["vectors", "embedding", "seed", "MR test acc.", "MR vocabulary covered"], rows))
     skipgram_record = {
         k: skipgram[k] for k in ("metrics", "wall_time_s", "epochs", "global_step", "last_checkpoint")
     }
@@ -119,7 +140,14 @@ def main() -> None:
         "wrote",
         write(
             "word2vec_mr",
-            {"settings": vars(args) | {"out": str(out)}, "skipgram": skipgram_record, "mr": results},
+            {
+                "settings": vars(args) | {"out": str(out), "maps": str(args.maps)},
+                "load_before": load,
+                "load_after": os.getloadavg()[0],
+                "skipgram": skipgram_record,
+                "maps": maps,
+                "mr": results,
+            },
         ),
     )
 

@@ -3,6 +3,7 @@ evaluators on answers known by construction, the dlforge.embeddings tool, export
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
@@ -21,6 +23,7 @@ from dlforge.data.text_corpus import TextCorpusDataModule, Windows, keep_probabi
 from dlforge.data.word_benchmarks import read_analogies, read_pairs
 from dlforge.embeddings import hydra_arguments
 from dlforge.errors import DlforgeError
+from dlforge.models.word2vec import Word2Vec
 from dlforge.nets.word2vec import CBOW, SkipGram
 from dlforge.train import build_run, train
 from dlforge.word_vectors import WordVectors, load_vectors, parse_expression
@@ -216,6 +219,36 @@ def test_sparse_gradients_move_only_the_batchs_rows(optimizer) -> None:
     moved_outputs = (net.outputs.weight != before[1]).any(1).nonzero()[:, 0]
     assert moved_inputs.tolist() == list(range(10, 20))
     assert moved_outputs.tolist() == [*range(5), *range(20, 30)]
+
+
+def test_a_batch_is_applied_in_update_size_chunks_one_after_the_other(tmp_path: Path) -> None:
+    """One training step of 12 centre words with update_size=4 is three SGD updates in a row."""
+    torch.manual_seed(0)
+    vocab = {"name": "text_corpus", "vocab": [f"w{i}" for i in range(30)]}
+    sgd = {"_target_": "torch.optim.SGD", "lr": 0.5}
+    model = Word2Vec({"name": "cbow", "dim": 8}, vocab, sgd, scheduler=None, update_size=4)
+    torch.nn.init.normal_(model.net.outputs.weight, std=0.3)
+    reference = copy.deepcopy(model.net)
+    before = model.net.inputs.weight.detach().clone()
+    batch = (
+        torch.randint(30, (12,)),
+        torch.randint(30, (12, 4)),
+        torch.rand(12, 4) < 0.7,
+        torch.randint(30, (12, 3)),
+    )
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(model, torch.utils.data.DataLoader([batch], batch_size=None))
+    assert trainer.global_step == 3  # optimizer updates
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.5)
+    for chunk in zip(*(t.split(4) for t in batch), strict=True):
+        reference.set_gradients(*chunk)
+        optimizer.step()
+    for ours, expected in zip(model.net.parameters(), reference.parameters(), strict=True):
+        assert torch.allclose(ours, expected, atol=1e-6)
+    assert not torch.allclose(model.net.inputs.weight, before)  # it trained
 
 
 # --- training -----------------------------------------------------------------------------------------

@@ -250,7 +250,7 @@ class TextCorpusDataModule(TensorDataModule):
         sample: float = 1e-3,
         val_size: float = 0.002,
         test_size: float = 0.002,
-        batch_size: int = 1024,
+        batch_size: int = 8192,
         eval_batch_size: int | None = 4096,
         benchmarks: dict[str, Any] | None = None,
         on_device: bool = False,

@@ -18,12 +18,16 @@ from dlforge.registry import register_model
 class Word2Vec(DlforgeModule):
     """Word vectors trained by predicting words from their neighbours (``dlforge.nets.word2vec``).
 
-    Training is word2vec's: the closed-form gradients of the summed negative-sampling loss of a
-    batch (:meth:`~dlforge.nets.word2vec.Word2VecNet.set_gradients`) go, as sparse gradients of the
-    rows the batch touched, to the optimizer: plain SGD whose learning rate falls linearly over the
-    run (word2vec's alpha 0.025 -> 0.0001), or any optimizer taking sparse gradients (SparseAdam,
-    Adagrad). Logged: ``train/loss`` and ``val/loss``, ``test/loss`` (mean loss per prediction on
-    held-out text); the benchmark scores come from the family's callback.
+    Training is word2vec's: the closed-form gradients of the summed negative-sampling loss of
+    ``update_size`` centre words (:meth:`~dlforge.nets.word2vec.Word2VecNet.set_gradients`) go, as
+    sparse gradients of the rows they touched, to the optimizer: plain SGD whose learning rate falls
+    linearly over the run (word2vec's alpha 0.025 -> 0.0001), or any optimizer taking sparse
+    gradients (SparseAdam, Adagrad). A training step's batch is applied in chunks of ``update_size``,
+    one update after the other (word2vec updates after every word: a larger update scores worse), so
+    the loop's per-step cost is paid once per batch; the learning rate steps once per batch, as
+    gensim's alpha falls once per job of 10,000 words. Logged: ``train/loss`` and ``val/loss``,
+    ``test/loss`` (mean loss per prediction on held-out text); the benchmark scores come from the
+    family's callback.
 
     Args:
         net: ``{"name": skipgram | cbow, "dim": ...}``.
@@ -32,6 +36,7 @@ class Word2Vec(DlforgeModule):
         scheduler: a learning-rate scheduler config; a ``LinearLR`` whose ``total_iters`` is null
             runs over every step of the run (``trainer.estimated_stepping_batches``).
         evaluation: the callback's options (benchmarks' vocabulary limit, the map's words).
+        update_size: centre words per optimizer update (null: the whole batch).
         monitor, monitor_mode: the metric that picks the best checkpoint.
     """
 
@@ -42,12 +47,15 @@ class Word2Vec(DlforgeModule):
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
         evaluation: dict[str, Any] | None = None,
+        update_size: int | None = 1024,
         monitor: str = "val/loss",
         monitor_mode: str = "min",
     ) -> None:
         super().__init__()
         if "vocab" not in data or "max_len" in data:
             raise ValueError(f"word2vec trains on plain text (data=text_corpus), not {data.get('name')}")
+        if update_size is not None and update_size < 1:
+            raise ValueError(f"update_size must be 1 or more (or null: the whole batch), not {update_size}")
         # the vocabulary stays out of the loggers (train.py logs the run config to them)
         self.save_hyperparameters(logger=False)
         self.automatic_optimization = False  # the gradients are written in closed form
@@ -67,12 +75,16 @@ class Word2Vec(DlforgeModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         optimizer = self.optimizers()
+        size = self.hparams.update_size or len(batch[0])
+        total = predictions = torch.zeros((), device=self.device)
         with torch.autocast(self.device.type, enabled=False):  # lookups and dot products: fp32
-            loss, predictions = self.net.set_gradients(*batch)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+            for chunk in zip(*(t.split(size) for t in batch), strict=True):
+                loss, count = self.net.set_gradients(*chunk)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                total, predictions = total + loss, predictions + count
         self.step_scheduler("step")
-        loss = loss / predictions.clamp(min=1)
+        loss = total / predictions.clamp(min=1)
         self.log_train_step({"loss": loss}, batch_size=len(batch[0]), prog_bar=["loss"])
         return loss
 
