@@ -108,7 +108,8 @@ def draw_map(cfg: DictConfig, vectors: WordVectors) -> dict[str, Any]:
     if len(words) < 3:
         raise DlforgeError(f"a map needs 3 words or more, got {words}")
     points = vectors.project(words, cfg.method, cfg.seed)
-    title = f"{len(words)} words of {Path(vectors.source).name} ({cfg.method.upper()} of unit vectors)"
+    method = {"pca": "PCA", "tsne": "t-SNE"}.get(cfg.method, cfg.method)
+    title = f"{len(words)} words of {Path(vectors.source).name} ({method} of unit vectors)"
     output = Path(cfg.output or Path(cfg.paths.output_dir) / "word_map.png")
     save_figure(map_figure(words, points, title), output)
     print(output, flush=True)
