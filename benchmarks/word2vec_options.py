@@ -8,9 +8,10 @@ Part 1 (a minute): milliseconds per training step on real batches of ``data=text
 at 1 and 2 torch threads. Each case runs ``--steps`` steps per timed window after a warm-up
 window; the cases are interleaved window by window (the machine is shared) and the median kept.
 
-Part 2 (``--batch-sizes``; minutes each): skip-gram trained 5 epochs as ``train.py`` does at each
-batch size with word2vec's SGD (lr 0.025 -> 0.0001), and its benchmark scores: summing a batch's
-updates of a frequent word into one step stops working when batches grow.
+Part 2 (``--batch-sizes``; minutes each): skip-gram trained 5 epochs as ``train.py`` does, one
+update per batch (``model.update_size=null``), at each batch size with word2vec's SGD (lr 0.025 ->
+0.0001), and its benchmark scores: summing a batch's updates of a frequent word into one step stops
+working when batches grow.
 """
 
 from __future__ import annotations
@@ -86,7 +87,15 @@ def batch_size_run(batch_size: int, epochs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="w2v_batch_") as tmp:
         torch.set_num_threads(1)
         pl.seed_everything(42, verbose=False)
-        cfg = config("skipgram", 1, epochs, Path(tmp), "logger=[]", f"data.batch_size={batch_size}")
+        cfg = config(
+            "skipgram",
+            1,
+            epochs,
+            Path(tmp),
+            "logger=[]",
+            f"data.batch_size={batch_size}",
+            "model.update_size=null",
+        )  # one update per batch
         datamodule, net, trainer = build_run(cfg)
         start = time.perf_counter()
         trainer.fit(net, datamodule=datamodule)
