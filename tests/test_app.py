@@ -481,3 +481,63 @@ def test_a_clip_the_speech_model_cannot_take_is_still_said(audio_models) -> None
     answer = client.post("/api/speak", json={"seconds": 0.3}).json()
     assert played(answer["audio"]).shape == (2400,) and answer["verdict"] is None
     assert answer["verdict_error"].startswith("the speech model cannot judge this clip: a clip of 0.30 s")
+
+
+# --- the embeddings panel: neighbours and analogies of word vectors --------------------------------
+def write_royal_glove(path: Path) -> Path:
+    """A GloVe-format file where king - man + woman is queen: each word is the sum of two of five
+    orthonormal axes (royal, human, male, female, fruit); pear is apple's nearest word."""
+    axes = {"royal": 0, "human": 1, "male": 2, "female": 3, "fruit": 4}
+    table = {
+        "king": ("royal", "male"),
+        "queen": ("royal", "female"),
+        "man": ("human", "male"),
+        "woman": ("human", "female"),
+        "apple": ("fruit", "fruit"),
+        "pear": ("fruit", "female"),
+    }
+    lines = []
+    for word, (a, b) in table.items():
+        row = [0.0] * 5
+        row[axes[a]] += 1
+        row[axes[b]] += 1
+        lines.append(word + " " + " ".join(str(x) for x in row))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_the_embeddings_panel_finds_neighbours_and_analogies(tmp_path: Path) -> None:
+    from dlforge.word_vectors import from_glove
+
+    vectors = from_glove(write_royal_glove(tmp_path / "royal.txt"))
+    client = TestClient(create_app({}, vectors=vectors), raise_server_exceptions=False)
+    assert client.get("/api/embeddings").json() == {"source": "royal.txt", "words": 6, "dim": 5}
+    assert 'id="emb-query"' in client.get("/").text
+    answer = client.post("/api/embeddings", json={"query": "king - man + woman", "k": 2}).json()
+    assert answer["positive"] == ["king", "woman"] and answer["negative"] == ["man"]
+    assert answer["results"][0]["word"] == "queen" and len(answer["results"]) == 2
+    assert answer["results"][0]["cosine"] == pytest.approx(
+        vectors.analogy(["king", "woman"], ["man"])[0][1], abs=1e-4
+    )
+    neighbours = client.post("/api/embeddings", json={"query": "Apple"}).json()["results"]
+    assert neighbours[0]["word"] == "pear" and neighbours[0]["cosine"] == pytest.approx(1 / 2**0.5, abs=1e-4)
+    assert "apple" not in [r["word"] for r in neighbours] and len(neighbours) == 5  # all but the word
+    for query, status, message in [
+        ("unicorn", 400, "'unicorn' is not among the 6 words of"),
+        ("   ", 400, "type a word, or an analogy"),
+        ("- man", 400, "write words joined by + and -"),
+    ]:
+        bad = client.post("/api/embeddings", json={"query": query})
+        assert bad.status_code == status and message in bad.json()["error"], bad.json()
+    assert client.post("/api/embeddings", json={"query": "king", "k": 0}).status_code == 422
+    assert client.post("/api/embeddings", json={"query": "king"}).status_code == 200  # it goes on
+
+
+def test_without_vectors_the_embeddings_panel_says_so(tmp_path: Path, make_cfg) -> None:
+    client = TestClient(create_app({}))
+    assert client.get("/api/embeddings").json() is None
+    answer = client.post("/api/embeddings", json={"query": "king"})
+    assert answer.status_code == 404 and "start the app with vectors=" in answer.json()["error"]
+    cfg = make_cfg(f"vectors={tmp_path / 'nothing.txt'}", config_name="app")
+    with pytest.raises(DlforgeError, match=r"^vectors=.*nothing\.txt: "):
+        serve(cfg)

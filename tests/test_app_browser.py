@@ -338,3 +338,51 @@ def test_say_a_digit_hear_it_and_see_the_verdict(page, models, screenshots: Path
     assert page.inner_text("#say-label").split()[0] == expected
     assert page.inner_text("#wavenet-error") == ""
     page.locator("#wavenet").screenshot(path=screenshots / "wavenet.png")
+
+
+# --- the embeddings panel: neighbours and analogies of word vectors --------------------------------
+def test_explore_word_vectors_neighbours_and_analogies(browser, tmp_path: Path, screenshots: Path) -> None:
+    """The app started as typed with word vectors only: ``python -m dlforge.app vectors=<GloVe .txt>``."""
+    from tests.test_app import write_royal_glove
+
+    glove = write_royal_glove(tmp_path / "royal.txt")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlforge.app", f"vectors={glove}", "port=0"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    page = browser.new_page(viewport={"width": 1280, "height": 960})
+    page.set_default_timeout(60_000)
+    try:
+        lines: list[str] = []
+        while not (
+            found := re.search(r"dlforge app on (http://127\.0\.0\.1:\d+/)", lines[-1] if lines else "")
+        ):
+            line = process.stdout.readline()
+            assert line or process.poll() is None, f"the app exited:\n{''.join(lines)[-3000:]}"
+            lines.append(line)
+        assert "(panels: embeddings)" in lines[-1]
+        threading.Thread(target=process.stdout.read, daemon=True).start()
+        page.goto(found.group(1))
+        page.wait_for_selector("#embeddings[data-ready=true]")
+        assert "6 words" in page.inner_text("#embeddings .model")
+        page.wait_for_function("document.querySelectorAll('#emb-results li').length > 0")
+        assert page.inner_text("#emb-results li >> nth=0").split()[0] == "queen"  # king - man + woman
+        page.fill("#emb-query", "apple")
+        page.press("#emb-query", "Enter")
+        page.wait_for_function("document.querySelector('#emb-results li').textContent.startsWith('pear')")
+        assert page.locator("#emb-results li").count() == 5
+        page.locator("#embeddings").screenshot(path=screenshots / "embeddings.png")
+        page.fill("#emb-query", "unicorn")
+        page.click("#emb-submit")
+        page.wait_for_function("document.getElementById('embeddings-error').textContent.length > 0")
+        assert "'unicorn' is not among the 6 words" in page.inner_text("#embeddings-error")
+        assert page.locator("#emb-results li").count() == 0
+        assert page.locator("#digit .missing").is_visible()  # the model panels say they have none
+    finally:
+        page.close()
+        process.terminate()
+        process.wait(timeout=20)

@@ -654,6 +654,105 @@ TOOLS = {
 }
 
 
+# --- word embeddings: text corpora, word-benchmark files, word-vector files -------------------------
+def corpus(root: Path, content: bytes = b"the cat sat on the mat and the dog sat on the cat\n" * 20) -> None:
+    (root / "corpus.txt").write_bytes(content)
+
+
+def word_benchmarks(root: Path, name: str = "", content: str = "") -> None:
+    corpus(root)
+    folder = root / "word-benchmarks"
+    folder.mkdir()
+    (folder / "questions-words.txt").write_text(": s\ncat dog mat sat\n")
+    for similarity in ("wordsim353.tsv", "simlex999.txt"):
+        (folder / similarity).write_text("cat\tdog\t7\ncat\tmat\t2\nsat\ton\t1\n")
+    if name:
+        (folder / name).write_text(content)
+
+
+def vectors_file(root: Path, content: str = "king 1 0\nqueen 0 1\nman 1 1\n") -> None:
+    (root / "vectors.txt").write_text(content)
+
+
+W2V = ("model=skipgram", "data=text_corpus", "data.paths=[{root}/corpus.txt]", "data.min_count=1")
+W2V += ("trainer=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=2")
+NO_BENCHMARKS = (*W2V, "data.benchmarks.folder=null")
+EMBED = ("vectors={root}/vectors.txt",)
+
+CASES += [
+    Case("corpus-missing", "train", NO_BENCHMARKS, "no text file"),
+    Case("corpus-empty", "train", NO_BENCHMARKS, "0 words, 0 of them seen 1 times", lambda r: corpus(r, b"")),
+    Case(
+        "corpus-not-utf8", "train", NO_BENCHMARKS, "is not UTF-8", lambda r: corpus(r, b"caf\xe9 au lait\n")
+    ),
+    Case(
+        "corpus-no-repeated-words",
+        "train",
+        (*NO_BENCHMARKS, "data.min_count=2"),
+        "word2vec needs text with repeated words",
+        lambda r: corpus(r, b"one two three four\n"),
+    ),
+    Case("word-benchmarks-missing", "train", W2V, "word-benchmarks", corpus),
+    Case(
+        "analogies-three-words",
+        "train",
+        W2V,
+        "questions-words.txt:2: an analogy question is four words",
+        lambda r: word_benchmarks(r, "questions-words.txt", ": s\ncat dog mat\n"),
+    ),
+    Case(
+        "similarity-score-not-a-number",
+        "train",
+        W2V,
+        "wordsim353.tsv:1: a similarity line is",
+        lambda r: word_benchmarks(r, "wordsim353.tsv", "cat\tdog\tvery\n"),
+    ),
+    Case(
+        "similarity-too-few-pairs",
+        "embeddings",
+        ("evaluate", *EMBED, "benchmarks.folder={root}/word-benchmarks"),
+        "holds 2 scored word pairs",
+        lambda r: (vectors_file(r), word_benchmarks(r, "simlex999.txt", "cat\tdog\t7\ncat\tmat\t2\n")),
+    ),
+    Case("vectors-missing", "embeddings", ("neighbours", "king", *EMBED), "no word vectors at"),
+    Case(
+        "vectors-ragged",
+        "embeddings",
+        ("neighbours", "king", *EMBED),
+        "a line does not hold a word and 2 numbers",
+        lambda r: vectors_file(r, "king 1 0\nqueen 0\n"),
+    ),
+    Case(
+        "vectors-not-word2vec",
+        "embeddings",
+        ("neighbours", "king", "vectors={ckpt:lenet}"),
+        "a word2vec model",
+    ),
+    Case(
+        "vectors-unknown-word",
+        "embeddings",
+        ("neighbours", "unicorn", *EMBED),
+        "'unicorn' is not",
+        vectors_file,
+    ),
+    Case(
+        "analogy-nothing-to-add",
+        "embeddings",
+        ("analogy", "- king", *EMBED),
+        "words joined by + and -",
+        vectors_file,
+    ),
+    Case("export-not-a-checkpoint", "embeddings", ("export", *EMBED), "is not a .ckpt", vectors_file),
+    Case(
+        "app-vectors-missing",
+        "app",
+        ("vectors={root}/vectors.txt", "port=0"),
+        "vectors.txt: no word vectors at",
+    ),
+]
+TOOLS |= {"embeddings": "dlforge.embeddings", "app": "dlforge.app"}
+
+
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Tiny trained checkpoints of a classifier, a GAN and pix2pix on MNIST-like data, a seq2seq on

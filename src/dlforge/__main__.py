@@ -16,13 +16,17 @@ COMMANDS = {
     "train": ("dlforge.train", "train a model (python train.py)"),
     "evaluate": ("dlforge.evaluate", "test a checkpoint on a data set"),
     "crossval": ("dlforge.crossval", "k-fold cross-validation of a text classifier"),
-    "generate": ("dlforge.generate", "draw samples from a GAN or VAE checkpoint"),
+    "generate": ("dlforge.generate", "draw samples from a GAN, VAE or WaveNet checkpoint"),
     "dream": ("dlforge.dream", "optimize noise until a classifier sees a class"),
     "translate": ("dlforge.translate", "translate a picture with a pix2pix checkpoint"),
-    "predict": ("dlforge.predict", "classify images or texts with a checkpoint or an exported file"),
+    "predict": (
+        "dlforge.predict",
+        "classify images, texts or clips, or translate, with a checkpoint or an export",
+    ),
     "export": ("dlforge.export", "export a checkpoint to ONNX or TorchScript, checked"),
     "app": ("dlforge.app", "serve the web app"),
     "report": ("dlforge.report", "tabulate and plot runs and sweeps"),
+    "embeddings": ("dlforge.embeddings", "score, explore, map and export word vectors"),
 }
 
 

@@ -18,7 +18,10 @@ JSON API (FastAPI), which the tests and ``benchmarks/app_latency.py`` call direc
 - ``POST /api/hear``: multipart ``audio`` WAV file -> top classes, probabilities, and a picture of
   what the model hears (any rate and channel count is converted to the model's mono rate);
 - ``POST /api/speak``: ``{"label", "seed", "temperature", "seconds"}`` -> a WAV clip, its picture, the
-  generation time, and the speech model's verdict on it.
+  generation time, and the speech model's verdict on it;
+- ``GET /api/embeddings``: the word vectors of the embeddings panel (``vectors=``: a word2vec checkpoint
+  or a GloVe-format file), or null; ``POST /api/embeddings``: ``{"query": "king - man + woman", "k"}``
+  -> the nearest words of one word, or an analogy's answers (3CosAdd).
 
 Bad input (not an image, too large, a decompression bomb, an empty text) gets a 4xx answer with
 ``{"error": "<one line>"}``; an unexpected failure a 500 with the same shape; the server goes on.
@@ -59,6 +62,7 @@ from dlforge.inference import (
     load,
 )
 from dlforge.preprocess import ImageInputError, ImageTooLarge, load_image, to_png
+from dlforge.word_vectors import WordVectors, load_vectors
 
 log = logging.getLogger("dlforge")
 
@@ -199,9 +203,12 @@ def describe_panel(panel: str, model: ServedModel) -> dict[str, Any]:
 
 
 def create_app(
-    models: dict[str, ServedModel], limits: Limits = Limits(), preprocess: str = "auto"
+    models: dict[str, ServedModel],
+    limits: Limits = Limits(),
+    preprocess: str = "auto",
+    vectors: WordVectors | None = None,
 ) -> BodyLimit:
-    """The FastAPI application serving ``models`` (panel name -> model)."""
+    """The FastAPI application serving ``models`` (panel name -> model) and word ``vectors``."""
     app = FastAPI(title="dlforge", docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -401,7 +408,48 @@ def create_app(
             "ms": round(1000 * (time.perf_counter() - start), 2),
         }
 
+    add_embeddings_routes(app, vectors)
+
     return BodyLimit(app, limits.upload_bytes + 64_000)
+
+
+# --- the embeddings panel: neighbours and analogies of word vectors -------------------------------
+class Explore(BaseModel):
+    query: str = Field(max_length=500)
+    k: int = Field(10, ge=1, le=100)
+
+
+def describe_vectors(vectors: WordVectors) -> dict[str, Any]:
+    return {"source": Path(vectors.source).name, "words": len(vectors), "dim": vectors.dim}
+
+
+def load_word_vectors(path: str | None, cache_dir: str | None) -> WordVectors | None:
+    """The embeddings panel's vectors (``vectors=``: a word2vec checkpoint or a GloVe-format file)."""
+    if not path:
+        return None
+    try:
+        return load_vectors(path, cache_dir)
+    except DlforgeError as err:
+        raise DlforgeError(f"vectors={path}: {err}") from None
+
+
+def add_embeddings_routes(app: FastAPI, vectors: WordVectors | None) -> None:
+    @app.get("/api/embeddings")
+    def embeddings_panel() -> dict[str, Any] | None:
+        return describe_vectors(vectors) if vectors is not None else None
+
+    @app.post("/api/embeddings")
+    def explore(body: Explore) -> dict[str, Any]:
+        start = time.perf_counter()
+        if vectors is None:
+            raise BadRequest("the embeddings panel has no vectors: start the app with vectors=<file>", 404)
+        if not body.query.strip():
+            raise BadRequest("type a word, or an analogy such as king - man + woman")
+        try:
+            answer = vectors.explore(body.query, body.k)
+        except DlforgeError as err:
+            raise BadRequest(str(err)) from None
+        return {**answer, "ms": round(1000 * (time.perf_counter() - start), 2)}
 
 
 class BodyLimit:
@@ -470,9 +518,11 @@ def serve(cfg: DictConfig) -> None:
     import uvicorn
 
     models = load_panels({panel: cfg.get(panel) for panel in PANELS})
-    if not models:
+    vectors = load_word_vectors(cfg.get("vectors"), cfg.paths.cache_dir)
+    if not models and vectors is None:
+        options = ", ".join(f"{panel}=" for panel in [*PANELS, "vectors"])
         raise DlforgeError(
-            f"no model configured: pass at least one of {', '.join(f'{panel}=' for panel in PANELS)} "
+            f"no model configured: pass at least one of {options} "
             "(a checkpoint or a file from python -m dlforge.export)"
         )
     limits = Limits(
@@ -482,14 +532,15 @@ def serve(cfg: DictConfig) -> None:
         audio_seconds=float(cfg.limits.audio_seconds),
         speech_seconds=float(cfg.limits.speech_seconds),
     )
-    app = create_app(models, limits, cfg.preprocess)
+    app = create_app(models, limits, cfg.preprocess, vectors)
     sock = listening_socket(cfg.host, cfg.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     for panel in PANELS:
         model = models.get(panel)
         log.info("%s panel: %s", panel, f"{model.kind} from {model.source}" if model else "not configured")
-    print(f"dlforge app on http://{shown}:{port}/ (panels: {', '.join(models)}); Ctrl+C stops it", flush=True)
+    served = [*models, *(["embeddings"] if vectors is not None else [])]
+    print(f"dlforge app on http://{shown}:{port}/ (panels: {', '.join(served)}); Ctrl+C stops it", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level=cfg.log_level, timeout_graceful_shutdown=2))
     server.run(sockets=[sock])
 

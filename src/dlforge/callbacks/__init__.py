@@ -11,7 +11,15 @@ from typing import Any
 
 from pytorch_lightning.callbacks import Callback
 
-from dlforge.callbacks import autoencoder, classifier, generative, pix2pix, seq2seq, wavenet  # noqa: F401  (they register)
+from dlforge.callbacks import (  # noqa: F401  (they register)
+    autoencoder,
+    classifier,
+    generative,
+    pix2pix,
+    seq2seq,
+    wavenet,
+    word2vec,
+)
 from dlforge.callbacks.progress import ProgressBar
 from dlforge.callbacks.reliability import FiniteLossGuard
 from dlforge.registry import CALLBACKS

@@ -15,6 +15,7 @@ from dlforge.data.paired import PairedDataModule
 from dlforge.data.piglatin import PigLatinDataModule
 from dlforge.data.standard import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
 from dlforge.data.table import CSVTableDataModule
+from dlforge.data.text_corpus import TextCorpusDataModule
 from dlforge.data.text_datamodule import TextDataModule
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "PigLatinDataModule",
     "SpokenDigitsDataModule",
     "SubjDataModule",
+    "TextCorpusDataModule",
     "TextDataModule",
 ]

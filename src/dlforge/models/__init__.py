@@ -18,6 +18,7 @@ from dlforge.models.seq2seq import Seq2Seq
 from dlforge.models.tabular import TabularClassifier
 from dlforge.models.text import TextClassifier
 from dlforge.models.wavenet import WaveNetModel
+from dlforge.models.word2vec import Word2Vec
 from dlforge.registry import MODELS
 
 
@@ -58,6 +59,7 @@ __all__ = [
     "TabularClassifier",
     "TextClassifier",
     "WaveNetModel",
+    "Word2Vec",
     "build_model",
     "model_class",
 ]

@@ -17,6 +17,7 @@ from dlforge.nets import (  # noqa: F401  (they register)
     tabular,
     text,
     wavenet,
+    word2vec,
 )
 from dlforge.registry import NETS
 

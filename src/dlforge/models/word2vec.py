@@ -1,0 +1,139 @@
+"""Word2vec (skip-gram or CBOW with negative sampling) as a LightningModule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from torchmetrics import MeanMetric
+
+from dlforge.errors import DlforgeError
+from dlforge.models.base import DlforgeModule
+from dlforge.nets import build_net
+from dlforge.registry import register_model
+
+
+@register_model("word2vec")
+class Word2Vec(DlforgeModule):
+    """Word vectors trained by predicting words from their neighbours (``dlforge.nets.word2vec``).
+
+    Training is word2vec's: the closed-form gradients of the summed negative-sampling loss of
+    ``update_size`` centre words (:meth:`~dlforge.nets.word2vec.Word2VecNet.set_gradients`) go, as
+    sparse gradients of the rows they touched, to the optimizer: plain SGD whose learning rate falls
+    linearly over the run (word2vec's alpha 0.025 -> 0.0001), or any optimizer taking sparse
+    gradients (SparseAdam, Adagrad). A training step's batch is applied in chunks of ``update_size``,
+    one update after the other (word2vec updates after every word: a larger update scores worse), so
+    the loop's per-step cost is paid once per batch; the learning rate steps once per batch, as
+    gensim's alpha falls once per job of 10,000 words. Logged: ``train/loss`` and ``val/loss``,
+    ``test/loss`` (mean loss per prediction on held-out text); the benchmark scores come from the
+    family's callback.
+
+    Args:
+        net: ``{"name": skipgram | cbow, "dim": ...}``.
+        data: the text corpus's ``spec`` (``vocab``: the words, most frequent first).
+        optimizer: an optimizer config taking sparse gradients (``_target_: torch.optim.SGD``, ...).
+        scheduler: a learning-rate scheduler config; a ``LinearLR`` whose ``total_iters`` is null
+            runs over every step of the run (``trainer.estimated_stepping_batches``).
+        evaluation: the callback's options (benchmarks' vocabulary limit, the map's words).
+        update_size: centre words per optimizer update (null: the whole batch).
+        monitor, monitor_mode: the metric that picks the best checkpoint.
+    """
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        data: dict[str, Any],
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        evaluation: dict[str, Any] | None = None,
+        update_size: int | None = 1024,
+        monitor: str = "val/loss",
+        monitor_mode: str = "min",
+    ) -> None:
+        super().__init__()
+        if "vocab" not in data or "max_len" in data:
+            raise ValueError(f"word2vec trains on plain text (data=text_corpus), not {data.get('name')}")
+        if update_size is not None and update_size < 1:
+            raise ValueError(f"update_size must be 1 or more (or null: the whole batch), not {update_size}")
+        # the vocabulary stays out of the loggers (train.py logs the run config to them)
+        self.save_hyperparameters(logger=False)
+        self.automatic_optimization = False  # the gradients are written in closed form
+        self.scheduler_monitor: str | None = None
+        self.net = build_net(vocab_size=len(data["vocab"]), **net)
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
+
+    @property
+    def words(self) -> list[str]:
+        """The vocabulary, most frequent first (row i of :meth:`vectors` is word i)."""
+        return list(self.hparams.data["vocab"])
+
+    def vectors(self) -> torch.Tensor:
+        """The word vectors: the input table, (vocabulary x dim)."""
+        return self.net.inputs.weight.detach()
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        optimizer = self.optimizers()
+        size = self.hparams.update_size or len(batch[0])
+        total = predictions = torch.zeros((), device=self.device)
+        with torch.autocast(self.device.type, enabled=False):  # lookups and dot products: fp32
+            for chunk in zip(*(t.split(size) for t in batch), strict=True):
+                loss, count = self.net.set_gradients(*chunk)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                total, predictions = total + loss, predictions + count
+        self.step_scheduler("step")
+        loss = total / predictions.clamp(min=1)
+        self.log_train_step({"loss": loss}, batch_size=len(batch[0]), prog_bar=["loss"])
+        return loss
+
+    def on_fit_start(self) -> None:
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            raise DlforgeError(
+                f"word2vec trains in 32 bits (its gradients are not loss-scaled), not trainer.precision="
+                f"{self.trainer.precision}; add trainer.precision=32"
+            )
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        self.step_scheduler("epoch")
+
+    def step_scheduler(self, interval: str) -> None:
+        """Manual optimization: step the scheduler if its interval is ``interval`` (``step`` | ``epoch``);
+        a plateau scheduler steps on the monitored metric."""
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval != interval:
+                continue
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                value = self.trainer.callback_metrics.get(self.scheduler_monitor)
+                if value is not None:
+                    config.scheduler.step(value)
+            else:
+                config.scheduler.step()
+
+    def evaluation_step(self, batch: tuple[torch.Tensor, ...], metric: MeanMetric, key: str) -> None:
+        with torch.autocast(self.device.type, enabled=False):
+            loss, predictions = self.net(*batch)
+        if predictions:
+            metric.update(loss / predictions, weight=predictions)
+        self.log(key, metric, on_epoch=True, prog_bar=key == "val/loss")
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        self.evaluation_step(batch, self.val_loss, "val/loss")
+
+    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        self.evaluation_step(batch, self.test_loss, "test/loss")
+
+    def configure_optimizers(self) -> Any:
+        """The optimizer of ``hparams.optimizer`` (unfused: the gradients are sparse) and the scheduler."""
+        optimizer = instantiate(self.hparams.optimizer, params=list(self.parameters()))
+        config = dict(self.hparams.get("scheduler") or {})
+        if config.get("total_iters", 0) is None:
+            config["total_iters"] = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = self.build_scheduler(config, optimizer)
+        if not scheduler:
+            return optimizer
+        # Lightning ignores a monitor under manual optimization: step_scheduler reads it from here
+        self.scheduler_monitor = scheduler.pop("monitor", None)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

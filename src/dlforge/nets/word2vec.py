@@ -1,0 +1,134 @@
+"""Word2vec's two networks (Mikolov et al. 2013): two embedding tables and a dot product.
+
+``inputs`` holds the word vectors, ``outputs`` each word as a prediction target. A batch is the data
+module's ``(centres (B,), contexts (B, C), mask (B, C), negatives (B, K))``; each prediction scores the
+true word against ``K`` noise words with the negative-sampling loss
+``-log sigmoid(x . v_true) - sum_k log sigmoid(-x . v_noise_k)``.
+
+- skip-gram: each context word's input vector predicts the centre word (the direction word2vec.c and
+  gensim train; the same pairs as the centre predicting each context);
+- CBOW: the mean of the context words' input vectors predicts the centre word.
+
+``forward`` computes the loss (autograd gives the gradients); :meth:`Word2VecNet.set_gradients`
+computes the same loss and writes its gradients, in closed form, as sparse ``.grad`` tensors of the
+touched rows (1.3-2x faster than autograd on a CPU; the tests check that both agree), for any
+optimizer that takes sparse gradients (SGD, SparseAdam, Adagrad).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dlforge.registry import register_net
+
+
+def negative_sampling_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Per prediction: logits ``(..., 1 + K)``, the true word first, then the noise words."""
+    signs = torch.ones(logits.shape[-1], device=logits.device, dtype=logits.dtype)
+    signs[1:] = -1
+    return -F.logsigmoid(logits * signs).sum(-1)  # (4x faster than softplus on a CPU)
+
+
+def logit_gradients(logits: torch.Tensor) -> torch.Tensor:
+    """d loss / d logits: sigmoid(x) - 1 for the true word, sigmoid(x) for the noise words."""
+    grad = torch.sigmoid(logits)
+    grad[..., 0] -= 1
+    return grad
+
+
+class Word2VecNet(nn.Module):
+    """The two tables, initialized as word2vec does (inputs uniform in +-0.5 / dim, outputs zero)."""
+
+    def __init__(self, vocab_size: int, dim: int = 100) -> None:
+        super().__init__()
+        self.inputs = nn.Embedding(vocab_size, dim, sparse=True)
+        self.outputs = nn.Embedding(vocab_size, dim, sparse=True)
+        nn.init.uniform_(self.inputs.weight, -0.5 / dim, 0.5 / dim)
+        nn.init.zeros_(self.outputs.weight)
+
+    @property
+    def dim(self) -> int:
+        return self.inputs.embedding_dim
+
+    def rows(self, table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+        """Rows of a table for ``ids`` of any shape, without autograd (one ``index_select``)."""
+        return table.weight.detach().index_select(0, ids.reshape(-1)).view(*ids.shape, self.dim)
+
+    def write_gradients(self, table: nn.Embedding, ids: torch.Tensor, grads: torch.Tensor) -> None:
+        """``grads`` (the rows of ``ids``) as the table's sparse gradient (repeated rows add up)."""
+        table.weight.grad = torch.sparse_coo_tensor(
+            ids.reshape(1, -1), grads.reshape(-1, self.dim), table.weight.shape, check_invariants=False
+        )
+
+    def set_gradients(
+        self, centres: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the gradients of the batch's summed loss; return (summed loss, predictions)."""
+        raise NotImplementedError
+
+
+@register_net("skipgram")
+class SkipGram(Word2VecNet):
+    """Skip-gram: every (context, centre) pair in the window is one prediction."""
+
+    def forward(
+        self, centres: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed loss over the batch's pairs, number of pairs)."""
+        targets = torch.cat([centres[:, None], negatives], dim=1)
+        logits = torch.bmm(self.inputs(contexts), self.outputs(targets).transpose(1, 2))  # (B, C, 1 + K)
+        return (negative_sampling_loss(logits) * mask).sum(), mask.sum()
+
+    @torch.no_grad()
+    def set_gradients(
+        self, centres: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        targets = torch.cat([centres[:, None], negatives], dim=1)
+        x, v = self.rows(self.inputs, contexts), self.rows(self.outputs, targets)
+        logits = torch.bmm(x, v.transpose(1, 2))
+        grad = logit_gradients(logits) * mask[..., None]
+        self.write_gradients(self.inputs, contexts, torch.bmm(grad, v))
+        self.write_gradients(self.outputs, targets, torch.bmm(grad.transpose(1, 2), x))
+        return (negative_sampling_loss(logits) * mask).sum(), mask.sum()
+
+
+@register_net("cbow")
+class CBOW(Word2VecNet):
+    """CBOW: the mean of the window's context vectors is one prediction of its centre word.
+
+    As word2vec.c and gensim (``cbow_mean=1``), each context vector receives the whole gradient of
+    the mean, not 1/n of it.
+    """
+
+    def forward(
+        self, centres: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed loss over the batch's windows that hold a context word, number of such windows)."""
+        total = (self.inputs(contexts) * mask[..., None]).sum(1)
+        count = mask.sum(1, keepdim=True)
+        hidden = total + (total / count.clamp(min=1) - total).detach()  # the mean; the sum's gradient
+        targets = torch.cat([centres[:, None], negatives], dim=1)
+        logits = torch.bmm(self.outputs(targets), hidden[:, :, None])[..., 0]  # (B, 1 + K)
+        used = count[:, 0] > 0
+        return (negative_sampling_loss(logits) * used).sum(), used.sum()
+
+    @torch.no_grad()
+    def set_gradients(
+        self, centres: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        window, slot = mask.nonzero(as_tuple=True)  # only the context words in the window
+        ids = contexts[window, slot]
+        count = torch.bincount(window, minlength=len(centres))[:, None]
+        total = torch.zeros(len(centres), self.dim, device=ids.device, dtype=self.inputs.weight.dtype)
+        hidden = total.index_add_(0, window, self.rows(self.inputs, ids)) / count.clamp(min=1)
+        targets = torch.cat([centres[:, None], negatives], dim=1)
+        v = self.rows(self.outputs, targets)
+        logits = (v * hidden[:, None, :]).sum(-1)  # (B, 1 + K): 3x faster than bmm on a CPU here
+        used = count > 0
+        grad = logit_gradients(logits) * used
+        hidden_grad = torch.bmm(grad[:, None, :], v)[:, 0]
+        self.write_gradients(self.inputs, ids, hidden_grad.index_select(0, window))
+        self.write_gradients(self.outputs, targets, grad[..., None] * hidden[:, None, :])
+        return (negative_sampling_loss(logits) * used[:, 0]).sum(), used.sum()
