@@ -78,6 +78,19 @@ def write_predictions(
         writer.writerow([item, label, f"{max(row):.6f}", *(f"{p:.6f}" for p in row)])
 
 
+def write_json_answer(
+    output: str | None, model: ServedModel, key: str, results: list[dict[str, Any]], single: bool
+) -> dict[str, Any]:
+    """``json=true``: one result (``single``) or the document of all, to ``output`` or stdout."""
+    document = {"model": model.source, "kind": model.kind, key: results}
+    text = json.dumps(results[0] if single else document, indent=2)
+    if output and output != "-":
+        write_text(output, text + "\n")
+    else:
+        print(text, flush=True)
+    return document
+
+
 def top_classes(row: list[float], names: list[str], k: int) -> list[tuple[str, float]]:
     """The ``k`` most probable classes, best first (of two classes only the best: the other is the rest)."""
     k = 1 if len(names) == 2 else max(1, min(k, len(names)))
@@ -104,13 +117,7 @@ def report(
     ]
     output = cfg.get("output")
     if cfg.get("json"):
-        document = {"model": model.source, "kind": model.kind, "predictions": results}
-        text = json.dumps(results[0] if single else document, indent=2)
-        if output and output != "-":
-            write_text(output, text + "\n")
-        else:
-            print(text, flush=True)
-        return document
+        return write_json_answer(output, model, "predictions", results, single)
     if single:
         for name, p in top_classes(rows[0], names, cfg.top_k):
             print(f"{name}\t{p:.4f}", flush=True)
@@ -152,13 +159,7 @@ def predict_translation(cfg: DictConfig, model: ServedModel) -> dict[str, Any]:
     results = [{"text": t, "translation": p} for t, p in zip(texts, translations, strict=True)]
     output = cfg.get("output")
     if cfg.get("json"):
-        document = {"model": model.source, "kind": model.kind, "translations": results}
-        text = json.dumps(results[0] if single else document, indent=2)
-        if output and output != "-":
-            write_text(output, text + "\n")
-        else:
-            print(text, flush=True)
-        return document
+        return write_json_answer(output, model, "translations", results, single)
     if single:
         print(translations[0], flush=True)
         return results[0]

@@ -181,6 +181,23 @@ class DlforgeModule(pl.LightningModule):
         if rng and trainer is not None and trainer.state.fn == "fit":
             set_rng_states(rng)
 
+    # Lightning ignores a scheduler's monitor under manual optimization: configure_optimizers keeps
+    # it here and step_schedulers reads it
+    scheduler_monitor: str | None = None
+
+    def step_schedulers(self, interval: str) -> None:
+        """Manual optimization: step the schedulers whose interval is ``interval`` (``epoch`` |
+        ``step``), as automatic optimization would; a plateau scheduler steps on the monitored metric."""
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval != interval:
+                continue
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                value = self.trainer.callback_metrics.get(self.scheduler_monitor)
+                if value is not None:
+                    config.scheduler.step(value)
+            else:
+                config.scheduler.step()
+
 
 def rng_states() -> dict[str, Any]:
     """Python's and torch's random states as checkpoint-safe values (tensors, tuples of ints)."""
@@ -240,7 +257,6 @@ class AdversarialModule(DlforgeModule):
     def __init__(self) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.scheduler_monitor: str | None = None
 
     def configure_optimizers(self) -> Any:
         optimizers = [
@@ -253,19 +269,6 @@ class AdversarialModule(DlforgeModule):
         # Lightning ignores a monitor under manual optimization: step_schedulers reads it from here
         self.scheduler_monitor = schedulers[0].get("monitor")
         return optimizers, [{k: v for k, v in s.items() if k != "monitor"} for s in schedulers]
-
-    def step_schedulers(self, interval: str) -> None:
-        """Step the schedulers whose interval is ``interval`` (``epoch`` | ``step``), as automatic
-        optimization would; a plateau scheduler steps on the monitored metric."""
-        for config in self.trainer.lr_scheduler_configs:
-            if config.interval != interval:
-                continue
-            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                value = self.trainer.callback_metrics.get(self.scheduler_monitor)
-                if value is not None:
-                    config.scheduler.step(value)
-            else:
-                config.scheduler.step()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.step_schedulers("step")

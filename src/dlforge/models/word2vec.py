@@ -59,7 +59,6 @@ class Word2Vec(DlforgeModule):
         # the vocabulary stays out of the loggers (train.py logs the run config to them)
         self.save_hyperparameters(logger=False)
         self.automatic_optimization = False  # the gradients are written in closed form
-        self.scheduler_monitor: str | None = None
         self.net = build_net(vocab_size=len(data["vocab"]), **net)
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
@@ -83,7 +82,7 @@ class Word2Vec(DlforgeModule):
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 total, predictions = total + loss, predictions + count
-        self.step_scheduler("step")
+        self.step_schedulers("step")
         loss = total / predictions.clamp(min=1)
         self.log_train_step({"loss": loss}, batch_size=len(batch[0]), prog_bar=["loss"])
         return loss
@@ -97,20 +96,7 @@ class Word2Vec(DlforgeModule):
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
-        self.step_scheduler("epoch")
-
-    def step_scheduler(self, interval: str) -> None:
-        """Manual optimization: step the scheduler if its interval is ``interval`` (``step`` | ``epoch``);
-        a plateau scheduler steps on the monitored metric."""
-        for config in self.trainer.lr_scheduler_configs:
-            if config.interval != interval:
-                continue
-            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                value = self.trainer.callback_metrics.get(self.scheduler_monitor)
-                if value is not None:
-                    config.scheduler.step(value)
-            else:
-                config.scheduler.step()
+        self.step_schedulers("epoch")
 
     def evaluation_step(self, batch: tuple[torch.Tensor, ...], metric: MeanMetric, key: str) -> None:
         with torch.autocast(self.device.type, enabled=False):
@@ -134,6 +120,6 @@ class Word2Vec(DlforgeModule):
         scheduler = self.build_scheduler(config, optimizer)
         if not scheduler:
             return optimizer
-        # Lightning ignores a monitor under manual optimization: step_scheduler reads it from here
+        # Lightning ignores a monitor under manual optimization: step_schedulers reads it from here
         self.scheduler_monitor = scheduler.pop("monitor", None)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
