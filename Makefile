@@ -1,5 +1,5 @@
 # make train [ARGS="model=lenet data=mnist"]   set up on first use, then train
-# make test                                    set up on first use, then run the test suite (three workers)
+# make test                                    set up on first use, then run the test suite (one worker a core)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,7 +20,7 @@ train: $(STAMP)
 	$(BIN)/python train.py $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 3 $(ARGS)
+	$(BIN)/python -m pytest -n auto $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
