@@ -296,6 +296,14 @@ AUDIO_CASES = [
 ]  # fmt: skip
 
 TEXT = ("data=mr", "data.glove.path={root}/glove/tiny.txt", "data.max_len=8", *FAST)
+TABLE = ("model=tabular_mlp", "data=csv_table", "data.path={root}/bad.csv", "data.label_column=class")
+
+
+def table_file(text: str) -> Callable[[Path], None]:
+    """``{root}/bad.csv`` holding ``text``."""
+    return lambda root: (root / "bad.csv").write_text(text)
+
+
 CSV = ("data=csv_text", "data.path={root}/reviews.csv", "data.glove.path={root}/glove/tiny.txt", *FAST)
 
 CASES = [
@@ -397,6 +405,35 @@ CASES = [
         ("model=textcnn_kim", *CSV),
         "label",
         lambda r: csv_table(r, rows=["a fine film,", "a dull film,"]),
+    ),
+    # --- tabular CSV (data=csv_table) -----------------------------------------------------------
+    Case(
+        "table-no-label-column",
+        "train",
+        TABLE,
+        "has no column 'class'",
+        table_file("id,amount,kind\n1,2.5,a\n2,3.5,b\n"),
+    ),
+    Case(
+        "table-text-in-a-number-column",
+        "train",
+        TABLE,
+        "line 4: column 'amount' holds '12a', not a number",
+        table_file("amount,class\n1.5,a\n2.5,b\n12a,a\n3.0,b\n"),
+    ),
+    Case(
+        "table-one-class",
+        "train",
+        TABLE,
+        "every row has class='a'",
+        table_file("amount,class\n1.5,a\n2.5,a\n3.5,a\n"),
+    ),
+    Case(
+        "table-unknown-categorical-column",
+        "train",
+        (*TABLE, "data.categorical_columns=[color]"),
+        "no column 'color'",
+        table_file("amount,colour,class\n1,red,a\n2,blue,b\n"),
     ),
     # --- configs --------------------------------------------------------------------------------
     Case("unknown-option", "train", ("model=lenett",), "model=lenett: no such option; choose one of"),

@@ -122,43 +122,6 @@ def test_class_weights_raise_the_minority_recall(make_cfg, tmp_path: Path, model
     assert recalls["balanced"] > recalls["none"] + 0.2, recalls
 
 
-@pytest.mark.parametrize(
-    ("table", "overrides", "message"),
-    [
-        ("id,amount,kind\n1,2.5,a\n2,3.5,b\n", (), "has no column 'class'"),
-        (
-            "amount,class\n1.5,a\n2.5,b\n12a,a\n3.0,b\n",
-            (),
-            "line 4: column 'amount' holds '12a', not a number",
-        ),
-        ("amount,class\n1.5,a\n2.5,a\n3.5,a\n", (), "every row has class='a'"),
-        (
-            "amount,colour,class\n1,red,a\n2,blue,b\n",
-            ("data.categorical_columns=[color]",),
-            "no column 'color'",
-        ),
-    ],
-)
-def test_a_bad_table_is_one_clear_error(
-    run_cli, tmp_path: Path, table: str, overrides: tuple, message: str
-) -> None:
-    path = tmp_path / "bad.csv"
-    path.write_text(table)
-    done = run_cli(
-        "train.py",
-        "model=tabular_mlp",
-        "data=csv_table",
-        f"data.path={path}",
-        "data.label_column=class",
-        *overrides,
-        "trainer=cpu",
-    )
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: ") and message in lines[-1], done.stderr[-2000:]
-    assert "Traceback" not in done.stderr
-
-
 def test_a_baseline_on_a_table_uses_its_class_weights(make_cfg, tmp_path: Path) -> None:
     path = write_table(tmp_path / "t.csv", n=400, positive=0.2)
     cfg = make_cfg(
