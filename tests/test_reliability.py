@@ -168,15 +168,6 @@ def test_damaged_idx_files_are_one_clear_error(tmp_path: Path, damage, expected:
         MNISTDataModule(data_dir=str(tmp_path), download=False).setup()
 
 
-def test_unknown_config_key_fails_before_running(run_cli) -> None:
-    result = run_cli("train.py", "trainer.max_epoch=3")
-    assert result.returncode != 0
-    assert (
-        "trainer has no option 'max_epoch'; its options:" in result.stderr
-        and "Traceback" not in result.stderr
-    )
-
-
 def test_checkpoint_of_another_kind_is_refused(make_cfg, tmp_path: Path) -> None:
     summary = train(make_cfg("model=cnn_seed000", *FAST, "trainer.max_epochs=1"))
     with pytest.raises(DlforgeError, match="holds a image_classifier model; this tool needs a GAN model"):
