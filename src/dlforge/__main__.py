@@ -32,7 +32,8 @@ COMMANDS = {
 
 def usage() -> str:
     lines = ["usage: dlforge <command> [key=value ...]   (dlforge <command> --help: its options)", ""]
-    lines += [f"  {name:<10} {description}" for name, (_, description) in COMMANDS.items()]
+    width = max(map(len, COMMANDS)) + 2
+    lines += [f"  {name:<{width}}{description}" for name, (_, description) in COMMANDS.items()]
     return "\n".join(lines) + "\n"
 
 
