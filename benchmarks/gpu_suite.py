@@ -556,27 +556,10 @@ class Suite:
 
 
 def machine() -> dict[str, Any]:
-    """``benchmarks.common.machine()`` without importing Lightning into this process (seconds on a CPU)."""
-    import platform
+    """What the parts ran on (imported here: ``pack`` runs without torch's import cost)."""
+    from benchmarks.common import machine as described
 
-    import torch
-
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": lightning_version(),
-    }
-
-
-def lightning_version() -> str | None:
-    try:
-        return importlib.metadata.version("pytorch-lightning")
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    return described()
 
 
 def running_parts(running: dict[str, Running]) -> list[Part]:

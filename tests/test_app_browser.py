@@ -9,6 +9,7 @@ Screenshots go to pytest's temp folder, and to ``$DLFORGE_SCREENSHOTS`` when set
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import shutil
@@ -59,13 +60,13 @@ def browser() -> Iterator:
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def server(models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app as a user starts it, on 127.0.0.1 and a free port; stopped at the end."""
-    args = [f"{panel}={path}" for panel, path in models.items()]
+@contextlib.contextmanager
+def running_app(args: list[str], cwd: Path) -> Iterator[tuple[str, str]]:
+    """``python -m dlforge.app *args port=0`` as a user starts it: its address and start-up line; stopped
+    at the end."""
     process = subprocess.Popen(
         [sys.executable, "-m", "dlforge.app", *args, "port=0"],
-        cwd=tmp_path_factory.mktemp("app"),
+        cwd=cwd,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -82,7 +83,7 @@ def server(models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             found = re.search(r"dlforge app on (http://127\.0\.0\.1:\d+/)", line)
             if found:
                 threading.Thread(target=process.stdout.read, daemon=True).start()  # keep the pipe drained
-                yield found.group(1)
+                yield found.group(1), line
                 break
         else:
             pytest.fail("the app did not start within 180 s")
@@ -93,6 +94,14 @@ def server(models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app as a user starts it, on 127.0.0.1 and a free port; stopped at the end."""
+    args = [f"{panel}={path}" for panel, path in models.items()]
+    with running_app(args, tmp_path_factory.mktemp("app")) as (address, _):
+        yield address
 
 
 @pytest.fixture(scope="module")
@@ -226,32 +235,8 @@ def piglatin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from tests.test_app import tiny_translator
 
     export = tiny_translator(tmp_path_factory)["export"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dlforge.app", f"piglatin={export}", "port=0"],
-        cwd=tmp_path_factory.mktemp("piglatin_app"),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        lines: list[str] = []
-        for line in process.stdout:
-            lines.append(line)
-            found = re.search(r"dlforge app on (http://127\.0\.0\.1:\d+/)", line)
-            if found:
-                threading.Thread(target=process.stdout.read, daemon=True).start()  # keep the pipe drained
-                yield found.group(1)
-                break
-        else:
-            pytest.fail(f"the app exited with {process.wait()}:\n{''.join(lines)[-3000:]}")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_app([f"piglatin={export}"], tmp_path_factory.mktemp("piglatin_app")) as (address, _):
+        yield address
 
 
 def test_type_english_and_get_pig_latin_with_its_attention(
@@ -346,43 +331,26 @@ def test_explore_word_vectors_neighbours_and_analogies(browser, tmp_path: Path, 
     from tests.test_app import write_royal_glove
 
     glove = write_royal_glove(tmp_path / "royal.txt")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dlforge.app", f"vectors={glove}", "port=0"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    page = browser.new_page(viewport={"width": 1280, "height": 960})
-    page.set_default_timeout(60_000)
-    try:
-        lines: list[str] = []
-        while not (
-            found := re.search(r"dlforge app on (http://127\.0\.0\.1:\d+/)", lines[-1] if lines else "")
-        ):
-            line = process.stdout.readline()
-            assert line or process.poll() is None, f"the app exited:\n{''.join(lines)[-3000:]}"
-            lines.append(line)
-        assert "(panels: embeddings)" in lines[-1]
-        threading.Thread(target=process.stdout.read, daemon=True).start()
-        page.goto(found.group(1))
-        page.wait_for_selector("#embeddings[data-ready=true]")
-        assert "6 words" in page.inner_text("#embeddings .model")
-        page.wait_for_function("document.querySelectorAll('#emb-results li').length > 0")
-        assert page.inner_text("#emb-results li >> nth=0").split()[0] == "queen"  # king - man + woman
-        page.fill("#emb-query", "apple")
-        page.press("#emb-query", "Enter")
-        page.wait_for_function("document.querySelector('#emb-results li').textContent.startsWith('pear')")
-        assert page.locator("#emb-results li").count() == 5
-        page.locator("#embeddings").screenshot(path=screenshots / "embeddings.png")
-        page.fill("#emb-query", "unicorn")
-        page.click("#emb-submit")
-        page.wait_for_function("document.getElementById('embeddings-error').textContent.length > 0")
-        assert "'unicorn' is not among the 6 words" in page.inner_text("#embeddings-error")
-        assert page.locator("#emb-results li").count() == 0
-        assert page.locator("#digit .missing").is_visible()  # the model panels say they have none
-    finally:
-        page.close()
-        process.terminate()
-        process.wait(timeout=20)
+    with running_app([f"vectors={glove}"], tmp_path) as (address, started):
+        assert "(panels: embeddings)" in started
+        page = browser.new_page(viewport={"width": 1280, "height": 960})
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(address)
+            page.wait_for_selector("#embeddings[data-ready=true]")
+            assert "6 words" in page.inner_text("#embeddings .model")
+            page.wait_for_function("document.querySelectorAll('#emb-results li').length > 0")
+            assert page.inner_text("#emb-results li >> nth=0").split()[0] == "queen"  # king - man + woman
+            page.fill("#emb-query", "apple")
+            page.press("#emb-query", "Enter")
+            page.wait_for_function("document.querySelector('#emb-results li').textContent.startsWith('pear')")
+            assert page.locator("#emb-results li").count() == 5
+            page.locator("#embeddings").screenshot(path=screenshots / "embeddings.png")
+            page.fill("#emb-query", "unicorn")
+            page.click("#emb-submit")
+            page.wait_for_function("document.getElementById('embeddings-error').textContent.length > 0")
+            assert "'unicorn' is not among the 6 words" in page.inner_text("#embeddings-error")
+            assert page.locator("#emb-results li").count() == 0
+            assert page.locator("#digit .missing").is_visible()  # the model panels say they have none
+        finally:
+            page.close()
