@@ -18,10 +18,23 @@ function postJSON(url, payload) {
   return call(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
 }
 
-function postImage(url, blob, name) {
+function postFile(url, field, blob, name) {
   const form = new FormData();
-  form.append("image", blob, name);
+  form.append(field, blob, name);
   return call(url, { method: "POST", body: form });
+}
+
+// A panel's file input and its drop zone (`<panel>-file`, `<panel>-drop`) both hand the file to `send`.
+function acceptFiles(panel, send) {
+  const drop = $(`${panel}-drop`);
+  $(`${panel}-file`).addEventListener("change", (event) => send(event.target.files[0]));
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    send(event.dataTransfer.files[0]);
+  });
 }
 
 // One request at a time per panel; while one runs, only the newest waiting call is kept.
@@ -93,7 +106,7 @@ function setupDigit() {
     if (!inked) return;
     const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
     try {
-      showClasses("digit", await postImage("/api/classify/digit", blob, "drawing.png"));
+      showClasses("digit", await postFile("/api/classify/digit", "image", blob, "drawing.png"));
       showError("digit", "");
     } catch (err) { showError("digit", err.message); }
   });
@@ -126,7 +139,6 @@ function setupDigit() {
 
 // --- classify a photo -----------------------------------------------------------------------
 function setupPhoto() {
-  const drop = $("photo-drop");
   const send = async (file) => {
     if (!file) return;
     const preview = $("photo-preview");
@@ -134,18 +146,11 @@ function setupPhoto() {
     preview.src = URL.createObjectURL(file);
     preview.hidden = false;
     try {
-      showClasses("photo", await postImage("/api/classify/photo", file, file.name));
+      showClasses("photo", await postFile("/api/classify/photo", "image", file, file.name));
       showError("photo", "");
     } catch (err) { preview.hidden = true; clearClasses("photo"); showError("photo", err.message); }
   };
-  $("photo-file").addEventListener("change", (event) => send(event.target.files[0]));
-  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (event) => {
-    event.preventDefault();
-    drop.classList.remove("over");
-    send(event.dataTransfer.files[0]);
-  });
+  acceptFiles("photo", send);
 }
 
 // --- sentiment of a review ------------------------------------------------------------------
@@ -261,14 +266,8 @@ function setupPiglatin() {
 }
 
 // --- spoken digits: classify an uploaded clip; hear a WaveNet say one ---------------------------
-function postFile(url, field, blob, name) {
-  const form = new FormData();
-  form.append(field, blob, name);
-  return call(url, { method: "POST", body: form });
-}
 
 function setupSpeech() {
-  const drop = $("speech-drop");
   const player = $("speech-audio");
   const send = async (file) => {
     if (!file) return;
@@ -284,14 +283,7 @@ function setupSpeech() {
       showError("speech", "");
     } catch (err) { player.hidden = true; clearClasses("speech"); showError("speech", err.message); }
   };
-  $("speech-file").addEventListener("change", (event) => send(event.target.files[0]));
-  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (event) => {
-    event.preventDefault();
-    drop.classList.remove("over");
-    send(event.dataTransfer.files[0]);
-  });
+  acceptFiles("speech", send);
 }
 
 function setupWavenet(info, panels) {
