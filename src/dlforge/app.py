@@ -269,16 +269,21 @@ def create_app(
         answer["ms"] = round(1000 * (time.perf_counter() - start), 2)
         return answer
 
+    def check_text(text: str, ask: str) -> None:
+        """A typed text must hold something and stay within ``limits.text_chars``."""
+        if not text.strip():
+            raise BadRequest(f"{ask}: the text is empty")
+        if len(text) > limits.text_chars:
+            raise BadRequest(
+                f"the text has {len(text):,} characters; the limit is {limits.text_chars:,}", 413
+            )
+
     @app.post("/api/review")
     def review(body: Review) -> dict[str, Any]:
         start = time.perf_counter()
         model = model_of("review")
         assert isinstance(model, TextClassifierModel)
-        if not body.text.strip():
-            raise BadRequest("type a review first: the text is empty")
-        if len(body.text) > limits.text_chars:
-            too_long = f"the text has {len(body.text):,} characters; the limit is {limits.text_chars:,}"
-            raise BadRequest(too_long, 413)
+        check_text(body.text, "type a review first")
         answer = classes(model, model.classify([body.text])[0])
         answer["tokens"] = model.encoder.tokenize(body.text)[: model.encoder.max_len]
         answer["ms"] = round(1000 * (time.perf_counter() - start), 2)
@@ -314,11 +319,7 @@ def create_app(
         start = time.perf_counter()
         model = model_of("piglatin")
         assert isinstance(model, TranslatorModel)
-        if not body.text.strip():
-            raise BadRequest("type some English first: the text is empty")
-        if len(body.text) > limits.text_chars:
-            too_long = f"the text has {len(body.text):,} characters; the limit is {limits.text_chars:,}"
-            raise BadRequest(too_long, 413)
+        check_text(body.text, "type some English first")
         try:
             translation = model.translate([body.text])[0]
         except DlforgeError as err:  # a word longer than the model takes
