@@ -62,7 +62,7 @@ def config(name: str, overrides: tuple[str, ...], config_name: str = "train") ->
 def extractor(data: str) -> str:
     """The recipe's LeNet for ``data`` (trained once, then reused)."""
     ckpt = RUNS / f"lenet20_{data}" / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
+    if not (RUNS / f"lenet20_{data}" / "metrics.json").is_file():  # written when training completed
         summary = train(config(f"lenet20_{data}", ("experiment=seed002_lenet_mnist", f"data={data}")))
         print(f"extractor lenet20_{data}: test/acc {summary['metrics']['test/acc']:.4f}", flush=True)
     return str(ckpt)

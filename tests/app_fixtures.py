@@ -1,14 +1,13 @@
 """Shared by the export, predict and app tests: tiny trained checkpoints (one of each kind the app
 serves), their exports, hand-drawn-like digit images, WAV files, and a headless Chromium for browser tests.
 
-Checkpoints and exports are made once per test session and kept under pytest's base temp folder,
-so every test module that needs them reuses the same files.
+Checkpoints and exports are made once per test session (``once_per_session``: once for all
+pytest-xdist workers), so every test module that needs them reuses the same files.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from PIL import Image, ImageDraw
 from dlforge import CONF_DIR
 from dlforge.export import export
 from dlforge.train import train
-from tests.conftest import FAST
+from tests.conftest import FAST, once_per_session
 from tests.test_audio import FAST_AUDIO, TINY_WAVENET, write_spoken_digits
 from tests.text_fixtures import text_overrides, write_text_data
 
@@ -64,12 +63,11 @@ def train_tiny(data_dir: Path, out: Path, panel: str) -> str:
 
 def tiny_checkpoints(data_dir: Path, factory: pytest.TempPathFactory) -> dict[str, str]:
     """Panel -> checkpoint of a tiny model trained on the test data (made once per session)."""
-    root = factory.getbasetemp() / "tiny_models"
-    index = root / "checkpoints.json"
-    if not index.is_file():
-        checkpoints = {panel: train_tiny(data_dir, root, panel) for panel in TINY_MODELS}
-        index.write_text(json.dumps(checkpoints))
-    return json.loads(index.read_text())
+
+    def build(root: Path) -> dict[str, str]:
+        return {panel: train_tiny(data_dir, root, panel) for panel in TINY_MODELS}
+
+    return once_per_session(factory, "tiny_models", build)
 
 
 def export_cfg(data_dir: Path, ckpt: str, output: Path, *overrides: str):
@@ -85,12 +83,14 @@ def export_cfg(data_dir: Path, ckpt: str, output: Path, *overrides: str):
 
 def tiny_export(data_dir: Path, factory: pytest.TempPathFactory, panel: str, fmt: str = "onnx") -> Path:
     """The ONNX (or TorchScript) export of a panel's tiny model (made once per session)."""
-    ckpt = tiny_checkpoints(data_dir, factory)[panel]
-    output = factory.getbasetemp() / "tiny_exports" / f"{panel}{'.onnx' if fmt == 'onnx' else '.pt'}"
-    if not output.with_suffix(".json").is_file():
+
+    def build(root: Path) -> dict[str, str]:
+        output = root / f"{panel}{'.onnx' if fmt == 'onnx' else '.pt'}"
         data = write_text_data(data_dir) if panel == "review" else data_dir
-        export(export_cfg(data, ckpt, output, f"format={fmt}"))
-    return output
+        export(export_cfg(data, tiny_checkpoints(data_dir, factory)[panel], output, f"format={fmt}"))
+        return {"export": str(output)}
+
+    return Path(once_per_session(factory, f"tiny_export_{panel}_{fmt}", build)["export"])
 
 
 def drawn_seven(size: int = 280, width: int = 20, offset: tuple[int, int] = (0, 0)) -> Image.Image:
@@ -150,9 +150,8 @@ TINY_AUDIO = {"speech": ("model=audio_cnn",), "wavenet": TINY_WAVENET}
 
 def tiny_audio_checkpoints(factory: pytest.TempPathFactory) -> dict[str, str]:
     """Panel -> checkpoint of a tiny audio model trained on tone-and-noise "digits" (once per session)."""
-    root = factory.getbasetemp() / "tiny_audio"
-    index = root / "checkpoints.json"
-    if not index.is_file():
+
+    def build(root: Path) -> dict[str, str]:
         digits = write_spoken_digits(root / "spoken-digits", takes=1)
         checkpoints = {}
         for panel, overrides in TINY_AUDIO.items():
@@ -167,8 +166,9 @@ def tiny_audio_checkpoints(factory: pytest.TempPathFactory) -> dict[str, str]:
             with open_dict(cfg):
                 cfg.paths.output_dir = str(root / panel)
             checkpoints[panel] = train(cfg)["last_checkpoint"]
-        index.write_text(json.dumps(checkpoints))
-    return json.loads(index.read_text())
+        return checkpoints
+
+    return once_per_session(factory, "tiny_audio", build)
 
 
 def wav_file(samples: np.ndarray, rate: int = 8000, channels: int = 1) -> bytes:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import json
+import logging
 import os
 import pickle
 import struct
@@ -9,14 +12,19 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
+from filelock import FileLock
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
 from dlforge import CONF_DIR
+from dlforge.__main__ import COMMANDS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,6 +85,22 @@ def write_image_folder(
             path = root / split / f"class_{label}" / f"{i:04d}.{'jpg' if i % 5 == 0 else 'png'}"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(path)
+
+
+def once_per_session(
+    factory: pytest.TempPathFactory, name: str, build: Callable[[Path], dict[str, Any]]
+) -> dict[str, Any]:
+    """``build(folder)`` run once for the whole test session, however many pytest-xdist workers ask
+    (pytest-xdist's recipe: a file lock in the temp dir the workers share); its JSON-able result."""
+    base = factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    done = root / name / "built.json"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.is_file():
+            done.parent.mkdir(parents=True, exist_ok=True)
+            result = build(done.parent)
+            done.write_text(json.dumps(result))
+    return json.loads(done.read_text())
 
 
 @pytest.fixture(scope="session")
@@ -152,3 +176,47 @@ FAST = (
     "data.batch_size=16",
     "data.val_size=32",
 )
+
+
+def run_tool(command: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    """Run ``dlforge <command> *args`` in this process (``sys.argv`` as typed, the tool's ``main()``);
+    its exit status. What a real process drops when it exits is dropped here: Hydra's state, the log
+    handlers the tool added, the thread count it set."""
+    monkeypatch.setattr(sys, "argv", [f"dlforge {command}", *args])
+    root = logging.getLogger()
+    handlers, threads = list(root.handlers), torch.get_num_threads()
+    try:
+        return int(importlib.import_module(COMMANDS[command][0]).main() or 0)  # report returns its status
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    finally:
+        GlobalHydra.instance().clear()
+        for handler in set(root.handlers) - set(handlers):
+            root.removeHandler(handler)
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def run_main(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., subprocess.CompletedProcess]:
+    """``run_cli`` for ``train.py ...`` and ``-m dlforge.<tool> ...`` without starting a process (6 s of
+    imports each):
+    the tool's ``main()`` runs here, from ``tmp_path``, with the same environment; its exit status and
+    output come back as a ``CompletedProcess``. Tests that need a real process use ``run_cli``."""
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        if argv[0] == "train.py":
+            command, args = "train", argv[1:]
+        else:
+            assert argv[0] == "-m" and argv[1].startswith("dlforge."), "train.py ... or -m dlforge.<tool> ..."
+            command, args = argv[1].removeprefix("dlforge."), argv[2:]
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("DATA_DIR", str(data_dir))
+        monkeypatch.setenv("DLFORGE_CACHE", str(tmp_path / "cache"))
+        capsys.readouterr()
+        code = run_tool(command, list(args), monkeypatch)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(argv), code, out, err)
+
+    return run

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import socket
 import struct
 import threading
@@ -244,21 +243,29 @@ def test_a_conditional_generator_exports_z_and_labels_and_samples_each_class(tmp
 # --- the pig-latin panel ------------------------------------------------------------------------
 def tiny_translator(factory: pytest.TempPathFactory) -> dict[str, str]:
     """The tiny seq2seq of tests/test_seq2seq.py (it translates "Hello, world!" right): its checkpoint
-    and its TorchScript export, made once per session."""
+    and its TorchScript export, made once per test session."""
     from dlforge.export import export
     from tests.app_fixtures import export_cfg
-    from tests.test_seq2seq import TINY_DATA, train_tiny_translator, write_corpus
+    from tests.conftest import once_per_session
+    from tests.test_seq2seq import TINY_DATA
+    from tests.test_seq2seq import tiny_translator as trained_translator
 
-    root = factory.getbasetemp() / "tiny_translator"
-    index = root / "models.json"
-    if not index.is_file():
-        corpus = write_corpus(root / "corpus" / "words.txt")
-        ckpt = train_tiny_translator(corpus, root)["best_checkpoint"]
-        output = root / "export" / "piglatin.pt"
-        data = [f"data.paths=[{corpus}]", *TINY_DATA, "seed=1"]
-        export(export_cfg(corpus.parent, ckpt, output, "format=torchscript", *data))
-        index.write_text(json.dumps({"ckpt": ckpt, "export": str(output)}))
-    return json.loads(index.read_text())
+    def build(folder: Path) -> dict[str, str]:
+        trained = trained_translator(factory)
+        output = folder / "piglatin.pt"
+        data = [f"data.paths=[{trained['corpus']}]", *TINY_DATA, "seed=1"]
+        export(
+            export_cfg(
+                Path(trained["corpus"]).parent,
+                trained["best_checkpoint"],
+                output,
+                "format=torchscript",
+                *data,
+            )
+        )
+        return {"ckpt": trained["best_checkpoint"], "export": str(output)}
+
+    return once_per_session(factory, "tiny_translator_export", build)
 
 
 @pytest.fixture(scope="module")

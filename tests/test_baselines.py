@@ -95,10 +95,10 @@ def test_text_baselines_on_tfidf_and_mean_word_vectors(
         assert loaded.embeddings.abs().sum() > 0
 
 
-def test_evaluate_and_predict_take_a_baseline_checkpoint(make_cfg, run_cli, tmp_path: Path) -> None:
+def test_evaluate_and_predict_take_a_baseline_checkpoint(make_cfg, run_main, tmp_path: Path) -> None:
     summary = train(make_cfg("model=decision_tree", "data=mnist", *QUICK))
     ckpt = summary["best_checkpoint"]
-    done = run_cli("-m", "dlforge.evaluate", f"ckpt_path={ckpt}", "data=mnist", "trainer=cpu")
+    done = run_main("-m", "dlforge.evaluate", f"ckpt_path={ckpt}", "data=mnist", "trainer=cpu")
     assert done.returncode == 0, done.stderr
     evaluated = json.loads(next((tmp_path / "outputs").rglob("metrics.json")).read_text())
     assert evaluated["metrics"]["test/acc"] == pytest.approx(summary["metrics"]["test/acc"])
@@ -112,12 +112,12 @@ def test_evaluate_and_predict_take_a_baseline_checkpoint(make_cfg, run_cli, tmp_
     for i, image in enumerate(images):
         Image.fromarray(image[..., 0]).save(folder / f"{i}_{labels[i]}.png")
     out = tmp_path / "predictions.csv"
-    done = run_cli(
+    done = run_main(
         "-m", "dlforge.predict", f"ckpt_path={ckpt}", f"image={folder}", f"output={out}", "preprocess=resize"
     )
     assert done.returncode == 0, done.stderr
     assert len(list(csv.DictReader(out.open()))) == 4
-    done = run_cli("-m", "dlforge.export", f"ckpt_path={ckpt}", "format=onnx")
+    done = run_main("-m", "dlforge.export", f"ckpt_path={ckpt}", "format=onnx")
     assert done.returncode == 2 and "cannot be exported" in done.stderr
 
 
@@ -139,7 +139,7 @@ class Exploit:
         return self
 
 
-def test_the_results_table_puts_baselines_beside_networks_measured_before(run_cli, tmp_path: Path) -> None:
+def test_the_results_table_puts_baselines_beside_networks_measured_before(run_main, tmp_path: Path) -> None:
     """``report --results`` over a folder of new baseline runs keeps the rows of the networks measured
     earlier (runs not under the folder) and adds the baselines, one table, ordered by run dir."""
     reference = {"source": "Fashion-MNIST benchmark", "metric": "test/acc", "value": 0.897, "setting": "best"}
@@ -160,7 +160,7 @@ def test_the_results_table_puts_baselines_beside_networks_measured_before(run_cl
     network = "| " + " | ".join(cells.split(",")) + "fashion_mnist_cnn |"
     separator = "|---" * 10 + "|"
     results.write_text(f"# Results\n\nold\n\n{header}\n{separator}\n{network}\n\n## Notes\n\nkept\n")
-    done = run_cli("-m", "dlforge.report", str(tmp_path / "runs"), "--results", str(results))
+    done = run_main("-m", "dlforge.report", str(tmp_path / "runs"), "--results", str(results))
     assert done.returncode == 0, done.stderr
     text = results.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith(header[:12])]
@@ -172,5 +172,5 @@ def test_the_results_table_puts_baselines_beside_networks_measured_before(run_cl
     assert "test/acc 0.8761" in rows[1] and "6.9 min" in rows[1] and "model=random_forest" in rows[1]
     assert "1 rows of runs not under" in text and text.endswith("## Notes\n\nkept\n")
     # the sweep report of the baselines lists their fit time beside the test accuracy
-    assert run_cli("-m", "dlforge.report", str(tmp_path / "runs")).returncode == 0
+    assert run_main("-m", "dlforge.report", str(tmp_path / "runs")).returncode == 0
     assert "train/fit_time_s" in (tmp_path / "runs" / "report.md").read_text()

@@ -110,8 +110,8 @@ def test_dream_cli_writes_grid_and_confidences(run_cli, classifier_run, tmp_path
     assert "| 7 |" in result.stdout and "judge confidence" in result.stdout
 
 
-def test_study_over_a_sweep_of_classifier_variants(run_cli, make_cfg, tmp_path: Path) -> None:
-    sweep = run_cli(
+def test_study_over_a_sweep_of_classifier_variants(run_main, make_cfg, tmp_path: Path) -> None:
+    sweep = run_main(
         "train.py",
         "-m",
         "experiment=seed000_dream_classifiers",

@@ -280,8 +280,8 @@ def test_untrained_vectors_do_not_show_the_groups(planted, tmp_path: Path) -> No
     assert within < across + 0.3
 
 
-def test_cbow_trains_from_the_command_line(planted, run_cli, tmp_path: Path) -> None:
-    result = run_cli(
+def test_cbow_trains_from_the_command_line(planted, run_main, tmp_path: Path) -> None:
+    result = run_main(
         "train.py", *planted_overrides(tmp_path, *planted, "cbow"), f"hydra.run.dir={tmp_path / 'run'}"
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -146,15 +146,6 @@ def test_manual_optimization_models_step_plateau_schedulers_on_their_metric(
     assert lrs == pytest.approx([2e-4 * 0.5**2] * 2)  # 2 epochs, generator and discriminator alike
 
 
-def test_optimizer_group_on_a_two_optimizer_model_is_an_error(run_cli) -> None:
-    result = run_cli("train.py", "model=dcgan", "optimizer=sgd", *FAST)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: optimizer=sgd: this model has one optimizer per network and does not use the optimizer= "
-        "group; set model.optimizer_g / model.optimizer_d instead (e.g. model.optimizer_g.lr=1e-4)"
-    )
-
-
 def test_checkpoint_reloads_weights_only_and_generates_the_same(make_cfg) -> None:
     cfg = make_cfg("model=cgan", *FAST, NARROW, "trainer.max_epochs=1", "test=false")
     summary = train(cfg)

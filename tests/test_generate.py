@@ -72,8 +72,8 @@ def test_cli_grid_and_single_images(run_cli, dcgan_ckpt: str, tmp_path: Path) ->
     assert len(singles) == 12 and Image.open(singles[0]).size == (28, 28)
 
 
-def test_cli_interpolation_strip(run_cli, dcgan_ckpt: str, tmp_path: Path) -> None:
-    result = run_cli(
+def test_cli_interpolation_strip(run_main, dcgan_ckpt: str, tmp_path: Path) -> None:
+    result = run_main(
         "-m", "dlforge.generate", f"ckpt_path={dcgan_ckpt}", "mode=interpolate", "seeds=[3,5,8]", "steps=6",
         "output=strips/walk.png",
     )  # fmt: skip
@@ -83,7 +83,7 @@ def test_cli_interpolation_strip(run_cli, dcgan_ckpt: str, tmp_path: Path) -> No
 
 
 def test_cli_arithmetic_with_a_classifier(
-    run_cli,
+    run_main,
     dcgan_ckpt: str,
     classifier_run,  # noqa: F811
     tmp_path: Path,
@@ -93,7 +93,7 @@ def test_cli_arithmetic_with_a_classifier(
     _, classes = grouped_codes(model, 300, 0, load_classifier(classifier_ckpt, model))
     present = (torch.bincount(classes, minlength=10) >= 2).nonzero().flatten().tolist()
     a, b, c = (present[k % len(present)] for k in (0, -1, 1))  # classes the barely trained GAN draws
-    result = run_cli(
+    result = run_main(
         "-m", "dlforge.generate", f"ckpt_path={dcgan_ckpt}", "mode=arithmetic", f"arithmetic.a={a}",
         f"arithmetic.b={b}", f"arithmetic.c={c}", f"arithmetic.classifier={classifier_ckpt}",
         "arithmetic.pool=300", "arithmetic.min_confidence=0", "arithmetic.rows=3", "arithmetic.group_size=2",

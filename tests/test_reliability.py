@@ -88,10 +88,10 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
     ],
 )
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
-    run_cli, tmp_path: Path, model: str, optimizer: str, hint: str
+    run_main, tmp_path: Path, model: str, optimizer: str, hint: str
 ) -> None:
     # a sane first epoch, then the learning rate jumps by 1e12 and the loss blows up
-    result = run_cli(
+    result = run_main(
         "train.py",
         f"model={model}",
         *FAST,

@@ -195,8 +195,10 @@ def test_two_machines_share_one_postgresql_study(
     ],
     ids=["median", "hyperband"],
 )
-def test_a_trial_that_cannot_learn_is_pruned(run_cli, tmp_path: Path, pruner: list[str], epochs: int) -> None:
-    result = run_cli(
+def test_a_trial_that_cannot_learn_is_pruned(
+    run_main, tmp_path: Path, pruner: list[str], epochs: int
+) -> None:
+    result = run_main(
         "train.py",
         *SEARCH,
         "optimizer.lr=choice(0.01,0.0)",  # a learning rate of 0 cannot learn
@@ -220,7 +222,7 @@ def test_a_trial_that_cannot_learn_is_pruned(run_cli, tmp_path: Path, pruner: li
     assert pruned.keys() == complete.keys()  # the one metrics.json schema
     assert pruned["metrics"]["val/acc"] < complete["metrics"]["val/acc"]
 
-    shown = run_cli("-m", "dlforge.report", str(sweep))
+    shown = run_main("-m", "dlforge.report", str(sweep))
     assert shown.returncode == 0, shown.stderr[-3000:]
     text = (sweep / "report.md").read_text()
     assert "2 trials finished: 1 complete, 1 pruned (50%)" in text
@@ -231,8 +233,8 @@ def test_a_trial_that_cannot_learn_is_pruned(run_cli, tmp_path: Path, pruner: li
     assert (sweep / "report.csv").read_text().count("\n") == 3
 
 
-def test_multi_objective_search_reports_the_pareto_front(run_cli, tmp_path: Path) -> None:
-    result = run_cli(
+def test_multi_objective_search_reports_the_pareto_front(run_main, tmp_path: Path) -> None:
+    result = run_main(
         "train.py",
         *SEARCH,
         "model.net.hidden=choice([8],[64])",
@@ -252,28 +254,6 @@ def test_multi_objective_search_reports_the_pareto_front(run_cli, tmp_path: Path
     text = (sweep / "report.md").read_text()
     assert "trials on the Pareto front" in text and "val/acc_best (maximize), parameters (minimize)" in text
     assert (sweep / "pareto_front.png").stat().st_size > 5000
-
-
-@pytest.mark.parametrize(
-    ("args", "code", "message"),
-    [
-        (["hydra.sweeper.storage=nosuchdb://host/x"], 2, "cannot open the study storage nosuchdb://host/x"),
-        (["model.net.nosuch=choice(1,2)"], 2, "the search space does not fit the config: Could not override"),
-        (
-            ["hparams_search=nosuch"],
-            2,
-            "hparams_search=nosuch: no such option; choose one of lenet_mnist_optuna",
-        ),
-    ],
-    ids=["bad_storage_url", "unknown_key_in_search_space", "unknown_search"],
-)
-def test_search_errors_are_one_clear_message(
-    run_cli, tmp_path: Path, args: list[str], code: int, message: str
-) -> None:
-    result = run_cli("train.py", *SEARCH, *args)
-    assert result.returncode == code and message in result.stderr, result.stderr[-3000:]
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
-    assert not list(tmp_path.glob("outputs/**/metrics.json"))
 
 
 def test_search_space_from_config_and_command_line() -> None:

@@ -42,7 +42,7 @@ from dlforge.nets.seq2seq import beam_search
 from dlforge.predict import main as predict_main
 from dlforge.train import train
 from tests.app_fixtures import export_cfg
-from tests.conftest import FAST
+from tests.conftest import FAST, once_per_session
 
 RULE_CASES = [
     ("string", "ingstray"),
@@ -129,36 +129,47 @@ def compose_train(corpus: Path, out: Path, *overrides: str) -> Any:
     return cfg
 
 
-def train_tiny_translator(corpus: Path, out: Path) -> dict[str, Any]:
-    """A small GRU seq2seq with Luong attention trained on the made-up words: 400 steps of 64 words
-    (8 s of one CPU core); its config and run summary. The app tests serve it too."""
-    cfg = compose_train(
-        corpus,
-        out,
-        "model=seq2seq",
-        "model.net.hidden=64",
-        "model.net.embed_dim=32",
-        "model.pictures.every_n_epochs=10",
-        "optimizer.lr=0.005",
-        "scheduler=cosine",
-        "trainer=cpu",
-        "trainer.max_epochs=36",
-        "trainer.enable_model_summary=false",
-        "callbacks.progress_bar=null",
-        "threads=1",  # a small network: a second thread costs more than it gains (shared machine: far more)
-        "seed=1",
-    )
-    threads = torch.get_num_threads()
-    try:
-        summary = train(cfg)
-    finally:
-        torch.set_num_threads(threads)
-    return {"cfg": cfg, "out": out, **summary}
+TINY_TRANSLATOR = (
+    "model=seq2seq",
+    "model.net.hidden=64",
+    "model.net.embed_dim=32",
+    "model.pictures.every_n_epochs=10",
+    "optimizer.lr=0.005",
+    "scheduler=cosine",
+    "trainer=cpu",
+    "trainer.max_epochs=36",
+    "trainer.enable_model_summary=false",
+    "callbacks.progress_bar=null",
+    "threads=1",  # a small network: a second thread costs more than it gains (shared machine: far more)
+    "seed=1",
+)
+
+
+def tiny_translator(factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A small GRU seq2seq with Luong attention trained on made-up words: 400 steps of 64 words (8 s
+    of one CPU core), once per test session (the app tests serve it too). Its corpus, run dir, best
+    checkpoint and test metrics, and ``cfg``, the config it was trained with."""
+
+    def build(folder: Path) -> dict[str, Any]:
+        corpus = write_corpus(folder / "corpus" / "words.txt")
+        threads = torch.get_num_threads()
+        try:
+            summary = train(compose_train(corpus, folder, *TINY_TRANSLATOR))
+        finally:
+            torch.set_num_threads(threads)
+        return {
+            "corpus": str(corpus),
+            "out": str(folder),
+            **{k: summary[k] for k in ("best_checkpoint", "metrics")},
+        }
+
+    built = once_per_session(factory, "tiny_translator", build)
+    return {**built, "cfg": compose_train(Path(built["corpus"]), Path(built["out"]), *TINY_TRANSLATOR)}
 
 
 @pytest.fixture(scope="module")
-def trained(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return train_tiny_translator(corpus, tmp_path_factory.mktemp("seq2seq_run"))
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return tiny_translator(tmp_path_factory)
 
 
 # --- the rule and the encoding -----------------------------------------------------------------
@@ -416,8 +427,8 @@ def test_export_keeps_the_decoding_loop_and_matches_pytorch_on_the_test_set(
         export(export_cfg(Path(corpus).parent, ckpt, tmp_path / "x.onnx", "format=onnx"))
 
 
-def test_train_cli_as_typed_with_the_transformer(corpus: Path, run_cli, tmp_path: Path) -> None:
-    result = run_cli(
+def test_train_cli_as_typed_with_the_transformer(corpus: Path, run_main, tmp_path: Path) -> None:
+    result = run_main(
         "train.py", "model=seq2seq_transformer", f"data.paths=[{corpus}]", *TINY_DATA, *FAST_RUN,
         "model.net.dim=16", "model.net.ff=32", "optimizer.lr=0.003", "hydra.run.dir=outputs/run",
     )  # fmt: skip

@@ -17,12 +17,12 @@ def statuses(sweep: Path) -> list[str]:
     return [json.loads(p.read_text())["status"] for p in sorted(sweep.glob("*/metrics.json"))]
 
 
-def test_multirun_then_report_table_and_plot(run_cli, tmp_path: Path) -> None:
+def test_multirun_then_report_table_and_plot(run_cli, run_main, tmp_path: Path) -> None:
     result = run_cli("train.py", "-m", "optimizer.lr=0.1,0.001", *ONE_EPOCH, "hydra.sweep.dir=outputs/sweep")
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "outputs" / "sweep"
     assert "python -m dlforge.report" in result.stderr + result.stdout
-    report = run_cli("-m", "dlforge.report", str(sweep))
+    report = run_main("-m", "dlforge.report", str(sweep))
     assert report.returncode == 0, report.stderr
     table = (sweep / "report.md").read_text().splitlines()
     assert table[0].startswith("| optimizer.lr | status | test/acc")
@@ -31,23 +31,25 @@ def test_multirun_then_report_table_and_plot(run_cli, tmp_path: Path) -> None:
     assert (sweep / "report.png").stat().st_size > 5000
 
 
-def test_a_failing_job_is_recorded_and_the_sweep_goes_on(run_cli, tmp_path: Path) -> None:
-    result = run_cli("train.py", "-m", *ONE_EPOCH, "data.val_size=100000,32", "hydra.sweep.dir=outputs/sweep")
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(run_main, tmp_path: Path) -> None:
+    result = run_main(
+        "train.py", "-m", *ONE_EPOCH, "data.val_size=100000,32", "hydra.sweep.dir=outputs/sweep"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "outputs" / "sweep"
     assert statuses(sweep) == ["failed", "ok"]
     failed = json.loads((sweep / "0" / "metrics.json").read_text())
     assert "val_size=100000" in failed["error"]
-    report = run_cli("-m", "dlforge.report", str(sweep))
+    report = run_main("-m", "dlforge.report", str(sweep))
     assert "failed: DlforgeError" in (sweep / "report.md").read_text(), report.stderr
 
 
-def test_report_on_a_folder_without_runs_is_one_line(run_cli, tmp_path: Path) -> None:
-    result = run_cli("-m", "dlforge.report", str(tmp_path))
+def test_report_on_a_folder_without_runs_is_one_line(run_main, tmp_path: Path) -> None:
+    result = run_main("-m", "dlforge.report", str(tmp_path))
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no metrics.json" in result.stderr
 
 
-def test_results_table_compares_experiments_with_their_references(run_cli, tmp_path: Path) -> None:
+def test_results_table_compares_experiments_with_their_references(run_main, tmp_path: Path) -> None:
     study = {"source": "seed 000", "metric": "test/acc", "setting": "lr study", "by": "optimizer.lr"}
     study["values"] = {"0.1": "did not converge", "0.001": 0.8519}
     runs = {
@@ -68,7 +70,7 @@ def test_results_table_compares_experiments_with_their_references(run_cli, tmp_p
         record |= {"metrics": {"test/acc": acc}, "epochs": 2, "data": "mnist", "wall_time_s": 90}
         (run_dir / "metrics.json").write_text(json.dumps(record))
     results = tmp_path / "results.md"
-    result = run_cli("-m", "dlforge.report", str(tmp_path / "runs"), "--results", str(results))
+    result = run_main("-m", "dlforge.report", str(tmp_path / "runs"), "--results", str(results))
     assert result.returncode == 0, result.stderr
     lines = results.read_text().splitlines()
     assert lines[0] == "# Results" and lines[4].startswith("| experiment | reproduces | their figure")
@@ -83,7 +85,7 @@ def test_results_table_compares_experiments_with_their_references(run_cli, tmp_p
     records = json.loads((tmp_path / "results.json").read_text())  # the figures' source, beside the table
     assert list(records) == ["lr/0", "lr/1", "mnist"] and records["mnist"]["metrics"]["test/acc"] == 0.9373
     results.write_text(results.read_text() + "\n## Notes\n\nWritten by hand.\n")
-    assert run_cli("-m", "dlforge.report", str(tmp_path / "runs"), "--results", str(results)).returncode == 0
+    assert run_main("-m", "dlforge.report", str(tmp_path / "runs"), "--results", str(results)).returncode == 0
     assert results.read_text().count("## Notes\n\nWritten by hand.") == 1 and len(results.read_text()) > 500
 
 

@@ -82,9 +82,9 @@ def test_checkpoint_is_self_contained_and_loads_weights_only(trained) -> None:
     assert torch.allclose(model(encoded), fresh(datamodule.encoder.encode(texts)))
 
 
-def test_cli_evaluate_encodes_with_the_checkpoints_vocabulary(trained, run_cli, tmp_path: Path) -> None:
+def test_cli_evaluate_encodes_with_the_checkpoints_vocabulary(trained, run_main, tmp_path: Path) -> None:
     _, summary = trained
-    result = run_cli(
+    result = run_main(
         "-m",
         "dlforge.evaluate",
         f"ckpt_path={summary['best_checkpoint']}",

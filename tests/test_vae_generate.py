@@ -13,7 +13,7 @@ from dlforge.train import train
 from tests.test_autoencoder import compose_cfg
 
 
-def test_generate_writes_a_grid_of_the_vaes_prior_samples(data_dir: Path, tmp_path: Path, run_cli) -> None:
+def test_generate_writes_a_grid_of_the_vaes_prior_samples(data_dir: Path, tmp_path: Path, run_main) -> None:
     cfg = compose_cfg(
         data_dir,
         tmp_path / "run",
@@ -26,7 +26,7 @@ def test_generate_writes_a_grid_of_the_vaes_prior_samples(data_dir: Path, tmp_pa
     )
     checkpoint = train(cfg)["last_checkpoint"]
     output = tmp_path / "vae_samples.png"
-    result = run_cli(
+    result = run_main(
         "-m", "dlforge.generate", f"ckpt_path={checkpoint}", "n=64", "seed=0", f"output={output}"
     )
     assert result.returncode == 0, result.stderr[-2000:]
