@@ -115,19 +115,47 @@ def measure(name: str, data: str, overrides: tuple[str, ...]) -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The docs' table of every measured case, straight from the JSON."""
-    rows = []
-    for name, case in results["cases"].items():
-        q = case["quality"]
-        rows.append([
-            name, case["data"], case.get("epochs", "-"), case.get("global_step", "-"),
-            f"{case['train_seconds'] / 60:.1f}" if "train_seconds" in case else "-", f"{q['fid']:.1f}",
+    """The docs' tables, straight from the JSON: the GANs with the floors, then the VAEs."""
+
+    def quality(q: dict[str, Any]) -> list[str]:
+        return [
+            f"{q['fid']:.1f}",
             f"{q['kid']:.3f} ± {q['kid_std']:.3f}",
             f"{q['inception_score']:.2f} ± {q['inception_score_std']:.2f}",
-            ", ".join(map(str, q["class_counts"])) if "class_counts" in q else "-",
-        ])  # fmt: skip
-    header = ["case", "data", "epochs", "steps", "train min", "FID", "KID", "inception-style score"]
-    return table([*header, "samples per class 0-9"], rows)
+            ", ".join(map(str, q["class_counts"])),
+        ]
+
+    def training(case: dict[str, Any]) -> list[str]:
+        return [
+            case["data"],
+            str(case["epochs"]),
+            str(case["global_step"]),
+            f"{case['train_seconds'] / 60:.1f}",
+        ]
+
+    cases = results["cases"]
+    tail = ["FID", "KID", "inception-style score", "samples per class 0-9"]
+    gans = [
+        [name, *training(case), *quality(case["quality"])] for name, case in cases.items() if "gan" in name
+    ] + [
+        [name, case["data"], "-", "-", "-", *quality(case["quality"])]
+        for name, case in cases.items()
+        if "floor" in name
+    ]
+
+    def losses(case: dict[str, Any]) -> list[str]:
+        return [f"{case['test'][f'test/{k}']:.4g}" for k in ("recon", "kl", "elbo", "mse")]
+
+    vaes = [
+        [name, *training(case), *losses(case), *quality(case["quality"])]
+        for name, case in cases.items()
+        if "vae" in name
+    ]
+    head = ["case", "data", "epochs", "optimizer steps", "train min"]
+    return "\n\n".join([
+        table([*head, *tail], gans),
+        table([*head, "test recon", "test KL", "test ELBO", "test MSE/pixel", *tail], vaes),
+    ])  # fmt: skip
 
 
 def main() -> None:
@@ -141,6 +169,7 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"machine": machine(), "cases": {}}
+    results.setdefault("extractors", {})
     for name in args.cases:
         if name in results["cases"]:
             print(f"{name}: done before, skipped", flush=True)
@@ -150,6 +179,9 @@ def main() -> None:
             results["cases"][name] = {"data": data, "quality": floor(data, extractor(data))}
         else:
             results["cases"][name] = measure(name, *CASES[name])
+        data = results["cases"][name]["data"]
+        run = json.loads((RUNS / f"lenet20_{data}" / "metrics.json").read_text())
+        results["extractors"][data] = {"test/acc": run["metrics"]["test/acc"], "epochs": run["epochs"]}
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")  # after every case: a cut run keeps them
         quality = results["cases"][name]["quality"]
         print(
