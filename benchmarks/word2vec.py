@@ -1,8 +1,7 @@
 """Word2vec against gensim's ``Word2Vec`` on the same text, settings and threads: scores and words/s.
 
     DATA_DIR=../shared/data python -m benchmarks.word2vec [--models skipgram cbow] [--threads 1]
-        [--workers 1] [--gensim-workers 1 2] [--epochs 5] [--probe-threads 2] [--repeats 1]
-        [--batch-size 4096]
+        [--gensim-workers 1 2] [--epochs 5] [--probe-threads 2] [--repeats 1] [--batch-size 4096]
 
 Needs ``pip install -e '.[benchmarks]'`` (gensim). Both sides train on the same text: the training
 lines of ``data=text_corpus`` (the three files of ``$DATA_DIR/english-corpus/``, its seeded
@@ -144,23 +143,19 @@ class Alongside(Callback):
 def run_model(
     model: str,
     threads: int,
-    hogwild: int,
     workers: list[int],
     epochs: int,
     lines: list[list[str]],
     benchmarks: WordBenchmarks,
 ) -> list[dict[str, Any]]:
-    """Ours (``train.py``'s path, validation off; ``hogwild``: model.workers) and gensim with each worker
-    count, interleaved by epoch."""
+    """Ours (``train.py``'s path, validation off) and gensim with each worker count, interleaved by epoch."""
     words = sum(map(len, lines))
     others = [Gensim(model, n, epochs, lines) for n in workers]
     alongside = Alongside(others)
     with tempfile.TemporaryDirectory(prefix="w2v_bench_") as tmp:
         torch.set_num_threads(threads)
         pl.seed_everything(42, verbose=False)
-        datamodule, net, trainer = build_run(
-            config(model, threads, epochs, Path(tmp), f"model.workers={hogwild}")
-        )
+        datamodule, net, trainer = build_run(config(model, threads, epochs, Path(tmp)))
         trainer.callbacks.append(alongside)
         load = os.getloadavg()[0]
         start = time.perf_counter()
@@ -170,7 +165,6 @@ def run_model(
         "side": "dlforge",
         "model": model,
         "threads": threads,
-        "workers": hogwild,
         "seconds": seconds,
         "steps": trainer.global_step,
     }
@@ -235,7 +229,6 @@ def main() -> None:
     parser.add_argument("--probe-steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--batch-size", type=int, help="our data.batch_size (default: data=text_corpus's)")
-    parser.add_argument("--workers", type=int, default=1, help="our model.workers (Hogwild threads)")
     parser.add_argument("--name", default="word2vec")
     args = parser.parse_args()
     BATCH[:] = [f"data.batch_size={args.batch_size}"] if args.batch_size else []
@@ -264,7 +257,7 @@ def main() -> None:
     for _ in range(args.repeats):
         for model in args.models:
             results["runs"] += run_model(
-                model, args.threads, args.workers, args.gensim_workers, args.epochs, lines, benchmarks
+                model, args.threads, args.gensim_workers, args.epochs, lines, benchmarks
             )
             for run in results["runs"][-1 - len(args.gensim_workers) :]:
                 print({k: v for k, v in run.items() if k not in ("neighbours", "epoch_seconds")}, flush=True)

@@ -11,7 +11,6 @@ import logging
 import math
 import random
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -227,15 +226,6 @@ def test_sparse_gradients_move_only_the_batchs_rows(optimizer) -> None:
     assert moved_outputs.tolist() == [*range(5), *range(20, 30)]
 
 
-def fit_chunks(model: Word2Vec, batches: list[tuple[torch.Tensor, ...]], tmp_path: Path) -> pl.Trainer:
-    trainer = pl.Trainer(
-        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu",
-    )  # fmt: skip
-    trainer.fit(model, torch.utils.data.DataLoader(batches, batch_size=None))
-    return trainer
-
-
 def test_a_batch_is_applied_in_update_size_chunks_one_after_the_other(tmp_path: Path) -> None:
     """One training step of 12 centre words with update_size=4 is three SGD updates in a row."""
     torch.manual_seed(0)
@@ -251,7 +241,11 @@ def test_a_batch_is_applied_in_update_size_chunks_one_after_the_other(tmp_path: 
         torch.rand(12, 4) < 0.7,
         torch.randint(30, (12, 3)),
     )
-    trainer = fit_chunks(model, [batch], tmp_path)
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(model, torch.utils.data.DataLoader([batch], batch_size=None))
     assert trainer.global_step == 3  # optimizer updates
     optimizer = torch.optim.SGD(reference.parameters(), lr=0.5)
     for chunk in zip(*(t.split(4) for t in batch), strict=True):
@@ -260,78 +254,6 @@ def test_a_batch_is_applied_in_update_size_chunks_one_after_the_other(tmp_path: 
     for ours, expected in zip(model.net.parameters(), reference.parameters(), strict=True):
         assert torch.allclose(ours, expected, atol=1e-6)
     assert not torch.allclose(model.net.inputs.weight, before)  # it trained
-
-
-@pytest.mark.parametrize("net_class", [SkipGram, CBOW])
-def test_sgd_step_in_place_is_the_sgd_optimizers_update(net_class) -> None:
-    torch.manual_seed(0)
-    net = net_class(vocab_size=30, dim=8)
-    torch.nn.init.normal_(net.outputs.weight, std=0.3)
-    reference = copy.deepcopy(net)
-    batch = (
-        torch.randint(30, (12,)),
-        torch.randint(30, (12, 4)),
-        torch.rand(12, 4) < 0.7,
-        torch.randint(30, (12, 3)),
-    )
-    loss, count = net.sgd_step(*batch, lr=0.5)
-    expected = reference.set_gradients(*batch)
-    torch.optim.SGD(reference.parameters(), lr=0.5).step()
-    assert torch.equal(loss, expected[0]) and torch.equal(count, expected[1])
-    assert net.inputs.weight.grad is None and net.outputs.weight.grad is None
-    for ours, theirs in zip(net.parameters(), reference.parameters(), strict=True):
-        assert torch.allclose(ours, theirs, atol=1e-6)
-
-
-def test_hogwild_workers_train_the_chunks_at_once_and_count_every_update(tmp_path: Path) -> None:
-    """With workers=3 a step's chunks are trained by three threads (each its own chunk, in place):
-    the step count and the loss are those of the updates made, the threads' order is free."""
-    torch.manual_seed(0)
-    vocab = {"name": "text_corpus", "vocab": [f"w{i}" for i in range(300)]}
-    sgd = {"_target_": "torch.optim.SGD", "lr": 0.5}
-    batches = [
-        (
-            torch.randint(300, (64,)),
-            torch.randint(300, (64, 4)),
-            torch.rand(64, 4) < 0.7,
-            torch.randint(300, (64, 3)),
-        )
-        for _ in range(4)
-    ]
-    seen: set[str] = set()
-    model = Word2Vec({"name": "cbow", "dim": 8}, vocab, sgd, scheduler=None, update_size=16, workers=3)
-    step = model.net.sgd_step
-
-    def recording(*chunk: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        seen.add(threading.current_thread().name)
-        assert lr == 0.5 and torch.get_num_threads() == 1  # one core per thread
-        return step(*chunk, lr=lr)
-
-    model.net.sgd_step = recording
-    before = model.net.inputs.weight.detach().clone()
-    threads = torch.get_num_threads()
-    trainer = fit_chunks(model, batches, tmp_path)
-    assert trainer.global_step == 16 and torch.get_num_threads() == threads  # 4 batches x 4 chunks
-    assert len(seen) > 1 and all(name.startswith("word2vec") for name in seen)
-    assert not torch.allclose(model.net.inputs.weight, before) and model.pool is None  # trained; pool closed
-    loss = trainer.callback_metrics["train/loss_epoch"]
-    assert 0 < loss < 2 * 4 * math.log(2)  # per prediction: 4 log 2 at the start (zero output vectors)
-
-
-def test_hogwild_workers_need_plain_sgd(tmp_path: Path) -> None:
-    vocab = {"name": "text_corpus", "vocab": [f"w{i}" for i in range(30)]}
-    adam = {"_target_": "torch.optim.SparseAdam", "lr": 0.01}
-    model = Word2Vec({"name": "skipgram", "dim": 8}, vocab, adam, scheduler=None, workers=2)
-    batch = (
-        torch.randint(30, (8,)),
-        torch.randint(30, (8, 4)),
-        torch.rand(8, 4) < 0.7,
-        torch.randint(30, (8, 3)),
-    )
-    with pytest.raises(
-        DlforgeError, match=r"model\.workers=2 trains with word2vec's plain SGD in place, not SparseAdam"
-    ):
-        fit_chunks(model, [batch], tmp_path)
 
 
 # --- training -----------------------------------------------------------------------------------------

@@ -9,11 +9,10 @@ true word against ``K`` noise words with the negative-sampling loss
   gensim train; the same pairs as the centre predicting each context);
 - CBOW: the mean of the context words' input vectors predicts the centre word.
 
-``forward`` computes the loss (autograd gives the gradients); :meth:`Word2VecNet.gradients` computes
-the same loss and its gradients in closed form, as sparse tensors of the touched rows (1.3-2x faster
-than autograd on a CPU; the tests check that both agree). :meth:`~Word2VecNet.set_gradients` writes
-them as ``.grad`` for any optimizer that takes sparse gradients (SGD, SparseAdam, Adagrad);
-:meth:`~Word2VecNet.sgd_step` applies them in place, word2vec's own plain SGD.
+``forward`` computes the loss (autograd gives the gradients); :meth:`Word2VecNet.set_gradients`
+computes the same loss and writes its gradients, in closed form, as sparse ``.grad`` tensors of the
+touched rows (1.3-2x faster than autograd on a CPU; the tests check that both agree), for any
+optimizer that takes sparse gradients (SGD, SparseAdam, Adagrad).
 """
 
 from __future__ import annotations
@@ -57,33 +56,17 @@ class Word2VecNet(nn.Module):
         """Rows of a table for ``ids`` of any shape, without autograd (one ``index_select``)."""
         return table.weight.detach().index_select(0, ids.reshape(-1)).view(*ids.shape, self.dim)
 
-    def sparse(self, ids: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-        """``grads`` (the rows of ``ids``) as a sparse gradient of a table (repeated rows add up)."""
-        shape = (self.inputs.num_embeddings, self.dim)
-        return torch.sparse_coo_tensor(
-            ids.reshape(1, -1), grads.reshape(-1, self.dim), shape, check_invariants=False
+    def write_gradients(self, table: nn.Embedding, ids: torch.Tensor, grads: torch.Tensor) -> None:
+        """``grads`` (the rows of ``ids``) as the table's sparse gradient (repeated rows add up)."""
+        table.weight.grad = torch.sparse_coo_tensor(
+            ids.reshape(1, -1), grads.reshape(-1, self.dim), table.weight.shape, check_invariants=False
         )
 
-    def gradients(
+    def set_gradients(
         self, centres: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(summed loss, predictions, sparse gradient of ``inputs``, of ``outputs``) of a batch."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the gradients of the batch's summed loss; return (summed loss, predictions)."""
         raise NotImplementedError
-
-    @torch.no_grad()
-    def set_gradients(self, *batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write the gradients of the batch's summed loss as ``.grad``; return (summed loss, predictions)."""
-        loss, count, self.inputs.weight.grad, self.outputs.weight.grad = self.gradients(*batch)
-        return loss, count
-
-    @torch.no_grad()
-    def sgd_step(self, *batch: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Word2vec's own update: plain SGD applied to the tables in place, without ``.grad`` (so that
-        several threads can train at once, each on its own batch); return (summed loss, predictions)."""
-        loss, count, inputs, outputs = self.gradients(*batch)
-        self.inputs.weight.add_(inputs, alpha=-lr)
-        self.outputs.weight.add_(outputs, alpha=-lr)
-        return loss, count
 
 
 @register_net("skipgram")
@@ -99,16 +82,16 @@ class SkipGram(Word2VecNet):
         return (negative_sampling_loss(logits) * mask).sum(), mask.sum()
 
     @torch.no_grad()
-    def gradients(
+    def set_gradients(
         self, centres: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         targets = torch.cat([centres[:, None], negatives], dim=1)
         x, v = self.rows(self.inputs, contexts), self.rows(self.outputs, targets)
         logits = torch.bmm(x, v.transpose(1, 2))
         grad = logit_gradients(logits) * mask[..., None]
-        inputs = self.sparse(contexts, torch.bmm(grad, v))
-        outputs = self.sparse(targets, torch.bmm(grad.transpose(1, 2), x))
-        return (negative_sampling_loss(logits) * mask).sum(), mask.sum(), inputs, outputs
+        self.write_gradients(self.inputs, contexts, torch.bmm(grad, v))
+        self.write_gradients(self.outputs, targets, torch.bmm(grad.transpose(1, 2), x))
+        return (negative_sampling_loss(logits) * mask).sum(), mask.sum()
 
 
 @register_net("cbow")
@@ -132,9 +115,9 @@ class CBOW(Word2VecNet):
         return (negative_sampling_loss(logits) * used).sum(), used.sum()
 
     @torch.no_grad()
-    def gradients(
+    def set_gradients(
         self, centres: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         window, slot = mask.nonzero(as_tuple=True)  # only the context words in the window
         ids = contexts[window, slot]
         count = torch.bincount(window, minlength=len(centres))[:, None]
@@ -146,6 +129,6 @@ class CBOW(Word2VecNet):
         used = count > 0
         grad = logit_gradients(logits) * used
         hidden_grad = torch.bmm(grad[:, None, :], v)[:, 0]
-        inputs = self.sparse(ids, hidden_grad.index_select(0, window))
-        outputs = self.sparse(targets, grad[..., None] * hidden[:, None, :])
-        return (negative_sampling_loss(logits) * used[:, 0]).sum(), used.sum(), inputs, outputs
+        self.write_gradients(self.inputs, ids, hidden_grad.index_select(0, window))
+        self.write_gradients(self.outputs, targets, grad[..., None] * hidden[:, None, :])
+        return (negative_sampling_loss(logits) * used[:, 0]).sum(), used.sum()
