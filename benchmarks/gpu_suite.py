@@ -14,7 +14,7 @@ Parts, in the order they start (``--parts`` picks some):
 - ``lenet``, ``cifar``, ``dcgan``, ``vae``: ``python train.py experiment=<name>`` with the ``_gpu``
   variants of ``seed002_lenet_mnist`` (20 epochs), ``seed002_cifar_cnn_deep_augment`` (50 epochs,
   JPEG copy), ``dcgan_mnist`` (full width, 25 epochs) and ``seed003_vae_mnist`` (15 epochs). The
-  DCGAN's and the VAE's FID/KID use ONE extractor, the best checkpoint of this suite's ``lenet``
+  DCGAN's and the VAE's FID/KID use ONE extractor, the last checkpoint of this suite's ``lenet``
   run (penultimate layer, 500 features), named beside each figure.
 
 The two timing parts run alone, one after the other. The training runs then share the GPU, up to
@@ -99,7 +99,7 @@ class Part:
     limit_s: float  # default wall-clock limit of its process
     experiment: str | None = None
     headline: str | None = None  # the metric shown in the table
-    extractor: bool = False  # FID/KID with the ``lenet`` part's best checkpoint
+    extractor: bool = False  # FID/KID with the ``lenet`` part's last checkpoint
 
 
 PARTS = (
@@ -447,9 +447,10 @@ class Suite:
         return Running(part, process, log, now, kill_at, command)
 
     def extractor_checkpoint(self) -> str | None:
-        """The ``lenet`` part's best checkpoint, if it is on this machine."""
+        """The ``lenet`` part's last checkpoint (the docs' one FID recipe: seed 002's LeNet after its
+        20 epochs), if it is on this machine."""
         lenet = self.state["parts"].get(EXTRACTOR_PART, {})
-        ckpt = (lenet.get("record") or {}).get("best_checkpoint")
+        ckpt = (lenet.get("record") or {}).get("last_checkpoint")
         return ckpt if ckpt and Path(ckpt).exists() else None
 
     def extractor_overrides(self, part: Part) -> list[str]:
