@@ -122,8 +122,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
     datamodule = TextCorpusDataModule(
-        data_dir=str(DATA_DIR), cache_dir=os.environ.get("DLFORGE_CACHE", ".cache")
-    )
+        data_dir=str(DATA_DIR), cache_dir=os.environ.get("DLFORGE_CACHE", ".cache"), batch_size=1024
+    )  # one step = one update of model.update_size (1,024) centre words, as training applies them
     datamodule.setup("fit")
     batches = [batch for batch, _ in zip(datamodule.train_epochs(), range(args.steps), strict=False)]
     costs = step_costs(batches, len(datamodule.corpus.words), args.windows)
