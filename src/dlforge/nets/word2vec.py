@@ -11,8 +11,8 @@ true word against ``K`` noise words with the negative-sampling loss
 
 ``forward`` computes the loss (autograd gives the gradients); :meth:`Word2VecNet.set_gradients`
 computes the same loss and writes its gradients, in closed form, as sparse ``.grad`` tensors of the
-touched rows (1.4-1.8x faster than autograd on a CPU, benchmarks/word2vec_options.py; the tests check that both agree), for any
-optimizer that takes sparse gradients (SGD, SparseAdam, Adagrad).
+touched rows (1.4-1.8x faster than autograd on a CPU, ``benchmarks/word2vec_options.py``; the tests
+check that both agree), for any optimizer that takes sparse gradients (SGD, SparseAdam, Adagrad).
 """
 
 from __future__ import annotations
