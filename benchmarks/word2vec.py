@@ -46,7 +46,7 @@ DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))
 BENCHMARKS = {"folder": str(DATA_DIR / "word-benchmarks"), "analogies": "questions-words.txt"}
 BENCHMARKS["similarity"] = ["wordsim353.tsv", "simlex999.txt"]  # type: ignore[assignment]
 GLOVE_REFERENCE = {"wordsim353": 0.520, "simlex999": 0.265, "analogy_acc": 0.497, "analogy_questions": 14877}
-BATCH: list[str] = []  # data.batch_size=<--batch-size>, when given
+BATCH: list[str] = []  # data.batch_size=<--batch-size> and model.update_size=<--update-size>, when given
 PROBES = ["king", "france", "dog", "red", "run", "computer"]
 
 
@@ -229,9 +229,11 @@ def main() -> None:
     parser.add_argument("--probe-steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--batch-size", type=int, help="our data.batch_size (default: data=text_corpus's)")
+    parser.add_argument("--update-size", type=int, help="our model.update_size (default: the model's)")
     parser.add_argument("--name", default="word2vec")
     args = parser.parse_args()
     BATCH[:] = [f"data.batch_size={args.batch_size}"] if args.batch_size else []
+    BATCH.extend([f"model.update_size={args.update_size}"] if args.update_size else [])
     benchmarks = read_benchmarks(BENCHMARKS)
     assert benchmarks is not None
     results: dict[str, Any] = {"settings": vars(args), "runs": [], "probes": []}
