@@ -2,6 +2,7 @@
 
     DATA_DIR=../shared/data python -m benchmarks.word2vec [--models skipgram cbow] [--threads 1]
         [--gensim-workers 1 2] [--epochs 5] [--probe-threads 2] [--repeats 1] [--batch-size 4096]
+        [--update-size 2048]
 
 Needs ``pip install -e '.[benchmarks]'`` (gensim). Both sides train on the same text: the training
 lines of ``data=text_corpus`` (the three files of ``$DATA_DIR/english-corpus/``, its seeded
