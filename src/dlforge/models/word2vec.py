@@ -25,9 +25,7 @@ class Word2Vec(DlforgeModule):
     gradients (SparseAdam, Adagrad). A training step's batch is applied in chunks of ``update_size``,
     one update after the other (word2vec updates after every word: a larger update scores worse), so
     the loop's per-step cost is paid once per batch; the learning rate steps once per batch, as
-    gensim's alpha falls once per job of 10,000 words. With plain SGD on a CPU the update is made
-    in place (:meth:`~dlforge.nets.word2vec.Word2VecNet.sgd_step`: the same update, without gradient
-    tensors). Logged: ``train/loss`` and ``val/loss``,
+    gensim's alpha falls once per job of 10,000 words. Logged: ``train/loss`` and ``val/loss``,
     ``test/loss`` (mean loss per prediction on held-out text); the benchmark scores come from the
     family's callback.
 
@@ -64,7 +62,6 @@ class Word2Vec(DlforgeModule):
         self.net = build_net(vocab_size=len(data["vocab"]), **net)
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
-        self.in_place = False  # plain SGD on a CPU: updates made in place (Word2VecNet.sgd_step)
 
     @property
     def words(self) -> list[str]:
@@ -81,13 +78,9 @@ class Word2Vec(DlforgeModule):
         total = predictions = torch.zeros((), device=self.device)
         with torch.autocast(self.device.type, enabled=False):  # lookups and dot products: fp32
             for chunk in zip(*(t.split(size) for t in batch), strict=True):
-                if self.in_place:  # plain SGD's update without gradient tensors (no .grad is set,
-                    loss, count = self.net.sgd_step(*chunk, lr=optimizer.param_groups[0]["lr"])
-                    optimizer.step()  # so this step only counts it, as Lightning counts steps)
-                else:
-                    loss, count = self.net.set_gradients(*chunk)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
+                loss, count = self.net.set_gradients(*chunk)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
                 total, predictions = total + loss, predictions + count
         self.step_schedulers("step")
         loss = total / predictions.clamp(min=1)
@@ -100,15 +93,6 @@ class Word2Vec(DlforgeModule):
                 f"word2vec trains in 32 bits (its gradients are not loss-scaled), not trainer.precision="
                 f"{self.trainer.precision}; add trainer.precision=32"
             )
-        optimizer = self.optimizers().optimizer
-        self.in_place = (
-            self.device.type == "cpu"
-            and type(optimizer) is torch.optim.SGD
-            and all(
-                not g["momentum"] and not g["weight_decay"] and not g["maximize"]
-                for g in optimizer.param_groups
-            )
-        )
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()

@@ -13,8 +13,6 @@ true word against ``K`` noise words with the negative-sampling loss
 computes the same loss and writes its gradients, in closed form, as sparse ``.grad`` tensors of the
 touched rows (1.4-1.8x faster than autograd on a CPU, ``benchmarks/word2vec_options.py``; the tests
 check that both agree), for any optimizer that takes sparse gradients (SGD, SparseAdam, Adagrad).
-:meth:`Word2VecNet.sgd_step` makes plain SGD's update in place instead; CBOW's adds it to the tables as
-sparse-dense products, without writing a gradient row per context and target word.
 """
 
 from __future__ import annotations
@@ -70,27 +68,6 @@ class Word2VecNet(nn.Module):
         """Write the gradients of the batch's summed loss; return (summed loss, predictions)."""
         raise NotImplementedError
 
-    @torch.no_grad()
-    def sgd_step(self, *batch: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Word2vec's plain SGD update of the batch, applied to the tables in place (the update
-        ``torch.optim.SGD`` makes from :meth:`set_gradients`); return (summed loss, predictions)."""
-        loss, count = self.set_gradients(*batch)
-        for table in (self.inputs, self.outputs):
-            table.weight.add_(table.weight.grad, alpha=-lr)
-            table.weight.grad = None
-        return loss, count
-
-    def add_products(
-        self, table: nn.Embedding, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor,
-        source: torch.Tensor, lr: float,
-    ) -> None:  # fmt: skip
-        """``table[rows[i]] -= lr * values[i] * source[cols[i]]`` for every i, repeated rows adding
-        up: one sparse-dense product into the table, so the per-row updates are never materialized."""
-        coefficients = torch.sparse_coo_tensor(
-            torch.stack([rows, cols]), values, (table.num_embeddings, len(source)), check_invariants=False
-        )
-        torch.addmm(table.weight, coefficients, source, alpha=-lr, out=table.weight)
-
 
 @register_net("skipgram")
 class SkipGram(Word2VecNet):
@@ -137,11 +114,10 @@ class CBOW(Word2VecNet):
         used = count[:, 0] > 0
         return (negative_sampling_loss(logits) * used).sum(), used.sum()
 
-    def closed_form(
+    @torch.no_grad()
+    def set_gradients(
         self, centres: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
-        """The loss's pieces and gradients: the context words (``ids``, their ``window``), each
-        window's mean (``hidden``) and its gradient, the targets and their logits' gradients."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         window, slot = mask.nonzero(as_tuple=True)  # only the context words in the window
         ids = contexts[window, slot]
         count = torch.bincount(window, minlength=len(centres))[:, None]
@@ -153,31 +129,6 @@ class CBOW(Word2VecNet):
         used = count > 0
         grad = logit_gradients(logits) * used
         hidden_grad = torch.bmm(grad[:, None, :], v)[:, 0]
-        loss = (negative_sampling_loss(logits) * used[:, 0]).sum()
-        return dict(ids=ids, window=window, hidden=hidden, hidden_grad=hidden_grad, targets=targets,
-                    grad=grad, loss=loss, count=used.sum())  # fmt: skip
-
-    @torch.no_grad()
-    def set_gradients(
-        self, centres: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        g = self.closed_form(centres, contexts, mask, negatives)
-        self.write_gradients(self.inputs, g["ids"], g["hidden_grad"].index_select(0, g["window"]))
-        self.write_gradients(self.outputs, g["targets"], g["grad"][..., None] * g["hidden"][:, None, :])
-        return g["loss"], g["count"]
-
-    @torch.no_grad()
-    def sgd_step(
-        self, centres: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor,
-        lr: float,
-    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-        """:meth:`set_gradients`' update, added to the tables as sparse-dense products: each context
-        row gets its window's hidden gradient and each target row its logit gradient times the
-        window's mean, without writing a gradient row per context and target word first."""
-        g = self.closed_form(centres, contexts, mask, negatives)
-        targets, window = g["targets"], g["window"]
-        windows = torch.arange(len(centres), device=window.device).repeat_interleave(targets.shape[1])
-        self.add_products(self.outputs, targets.reshape(-1), windows, g["grad"].reshape(-1), g["hidden"], lr)
-        ones = torch.ones(len(window), device=window.device, dtype=g["hidden"].dtype)
-        self.add_products(self.inputs, g["ids"], window, ones, g["hidden_grad"], lr)
-        return g["loss"], g["count"]
+        self.write_gradients(self.inputs, ids, hidden_grad.index_select(0, window))
+        self.write_gradients(self.outputs, targets, grad[..., None] * hidden[:, None, :])
+        return (negative_sampling_loss(logits) * used[:, 0]).sum(), used.sum()
