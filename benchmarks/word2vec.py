@@ -47,7 +47,7 @@ DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))
 BENCHMARKS = {"folder": str(DATA_DIR / "word-benchmarks"), "analogies": "questions-words.txt"}
 BENCHMARKS["similarity"] = ["wordsim353.tsv", "simlex999.txt"]  # type: ignore[assignment]
 GLOVE_REFERENCE = {"wordsim353": 0.520, "simlex999": 0.265, "analogy_acc": 0.497, "analogy_questions": 14877}
-BATCH: list[str] = []  # data.batch_size=<--batch-size> and model.update_size=<--update-size>, when given
+OVERRIDES: list[str] = []  # of ours, from the command line: data.batch_size, model.update_size
 PROBES = ["king", "france", "dog", "red", "run", "computer"]
 
 
@@ -69,7 +69,7 @@ def config(model: str, threads: int, epochs: int, out: Path, *extra: str) -> Any
         f"model={model}", "data=text_corpus", f"paths.data_dir={DATA_DIR}", "trainer=cpu",
         f"trainer.max_epochs={epochs}", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
         "trainer.enable_model_summary=false", "data.benchmarks.folder=null", f"threads={threads}",
-        "test=false", *BATCH, *extra,
+        "test=false", *OVERRIDES, *extra,
     ]  # fmt: skip
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
@@ -233,8 +233,8 @@ def main() -> None:
     parser.add_argument("--update-size", type=int, help="our model.update_size (default: the model's)")
     parser.add_argument("--name", default="word2vec")
     args = parser.parse_args()
-    BATCH[:] = [f"data.batch_size={args.batch_size}"] if args.batch_size else []
-    BATCH.extend([f"model.update_size={args.update_size}"] if args.update_size else [])
+    given = {"data.batch_size": args.batch_size, "model.update_size": args.update_size}
+    OVERRIDES[:] = [f"{key}={value}" for key, value in given.items() if value]
     benchmarks = read_benchmarks(BENCHMARKS)
     assert benchmarks is not None
     results: dict[str, Any] = {"settings": vars(args), "runs": [], "probes": []}
