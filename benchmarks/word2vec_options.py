@@ -5,6 +5,7 @@
 Part 1 (a minute): milliseconds per training step on real batches of ``data=text_corpus``
 (1024 centre words), for skip-gram and CBOW: the closed-form sparse gradients
 (``set_gradients``) or autograd through sparse embeddings, applied by SGD, SparseAdam or Adagrad,
+or plain SGD's update added to the tables in place (``sgd_step``, what training does with SGD),
 at 1 and 2 torch threads. Each case runs ``--steps`` steps per timed window after a warm-up
 window; the cases are interleaved window by window (the machine is shared) and the median kept.
 
@@ -44,15 +45,19 @@ OPTIMIZERS: dict[str, Callable[[Any], torch.optim.Optimizer]] = {
 }
 
 
-def step_function(net: Word2VecNet, optimizer: torch.optim.Optimizer, closed_form: bool) -> Callable:
+def step_function(net: Word2VecNet, optimizer: str, closed_form: bool) -> Callable:
+    if optimizer == "SGD in place":
+        return lambda batch: net.sgd_step(*batch, lr=0.025)
+    updates = OPTIMIZERS[optimizer](net.parameters())
+
     def step(batch: tuple[torch.Tensor, ...]) -> None:
         if closed_form:
             net.set_gradients(*batch)
         else:
             loss, _ = net(*batch)
             loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        updates.step()
+        updates.zero_grad(set_to_none=True)
 
     return step
 
@@ -60,12 +65,12 @@ def step_function(net: Word2VecNet, optimizer: torch.optim.Optimizer, closed_for
 def step_costs(batches: list[tuple[torch.Tensor, ...]], vocab: int, windows: int) -> list[dict[str, Any]]:
     cases = []
     for net_class in (SkipGram, CBOW):
-        variants = [("closed form", "SGD"), ("autograd", "SGD"), ("closed form", "SparseAdam")]
-        for gradients, optimizer in [*variants, ("closed form", "Adagrad")]:
+        variants = [("closed form", "SGD in place"), ("closed form", "SGD"), ("autograd", "SGD")]
+        for gradients, optimizer in [*variants, ("closed form", "SparseAdam"), ("closed form", "Adagrad")]:
             for threads in (1, 2):
                 net = net_class(vocab, 100)
                 torch.nn.init.normal_(net.outputs.weight, std=0.1)
-                step = step_function(net, OPTIMIZERS[optimizer](net.parameters()), gradients == "closed form")
+                step = step_function(net, optimizer, gradients == "closed form")
                 case = {"net": net_class.__name__, "gradients": gradients, "optimizer": optimizer}
                 cases.append(case | {"threads": threads, "step": step, "ms": []})
     for window in range(windows + 1):

@@ -226,12 +226,35 @@ def test_sparse_gradients_move_only_the_batchs_rows(optimizer) -> None:
     assert moved_outputs.tolist() == [*range(5), *range(20, 30)]
 
 
-def test_a_batch_is_applied_in_update_size_chunks_one_after_the_other(tmp_path: Path) -> None:
-    """One training step of 12 centre words with update_size=4 is three SGD updates in a row."""
+@pytest.mark.parametrize("net_class", [SkipGram, CBOW])
+def test_the_in_place_sgd_step_is_sgds_update(net_class) -> None:
+    torch.manual_seed(0)
+    net = net_class(vocab_size=30, dim=8)
+    torch.nn.init.normal_(net.outputs.weight, std=0.3)
+    reference = copy.deepcopy(net)
+    batch = (
+        torch.randint(30, (12,)),
+        torch.randint(30, (12, 4)),
+        torch.rand(12, 4) < 0.7,
+        torch.randint(30, (12, 3)),
+    )
+    batch[2][0] = False  # a window without context words
+    loss, count = net.sgd_step(*batch, lr=0.5)
+    expected_loss, expected_count = reference.set_gradients(*batch)
+    torch.optim.SGD(reference.parameters(), lr=0.5).step()
+    assert torch.allclose(loss, expected_loss) and count == expected_count
+    for ours, expected in zip(net.parameters(), reference.parameters(), strict=True):
+        assert torch.allclose(ours, expected, atol=1e-6)
+    assert net.inputs.weight.grad is None  # no gradient tensors were made
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adagrad"])  # in place / as sparse gradients
+def test_a_batch_is_applied_in_update_size_chunks_one_after_the_other(tmp_path: Path, optimizer) -> None:
+    """One training step of 12 centre words with update_size=4 is three updates in a row."""
     torch.manual_seed(0)
     vocab = {"name": "text_corpus", "vocab": [f"w{i}" for i in range(30)]}
-    sgd = {"_target_": "torch.optim.SGD", "lr": 0.5}
-    model = Word2Vec({"name": "cbow", "dim": 8}, vocab, sgd, scheduler=None, update_size=4)
+    config = {"_target_": f"torch.optim.{optimizer}", "lr": 0.5}
+    model = Word2Vec({"name": "cbow", "dim": 8}, vocab, config, scheduler=None, update_size=4)
     torch.nn.init.normal_(model.net.outputs.weight, std=0.3)
     reference = copy.deepcopy(model.net)
     before = model.net.inputs.weight.detach().clone()
@@ -246,11 +269,12 @@ def test_a_batch_is_applied_in_update_size_chunks_one_after_the_other(tmp_path: 
         enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu",
     )  # fmt: skip
     trainer.fit(model, torch.utils.data.DataLoader([batch], batch_size=None))
-    assert trainer.global_step == 3  # optimizer updates
-    optimizer = torch.optim.SGD(reference.parameters(), lr=0.5)
+    assert model.in_place == (optimizer == "SGD")
+    assert trainer.global_step == 1  # one step a batch
+    updates = getattr(torch.optim, optimizer)(reference.parameters(), lr=0.5)
     for chunk in zip(*(t.split(4) for t in batch), strict=True):
         reference.set_gradients(*chunk)
-        optimizer.step()
+        updates.step()
     for ours, expected in zip(model.net.parameters(), reference.parameters(), strict=True):
         assert torch.allclose(ours, expected, atol=1e-6)
     assert not torch.allclose(model.net.inputs.weight, before)  # it trained

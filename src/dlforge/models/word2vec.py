@@ -14,20 +14,29 @@ from dlforge.nets import build_net
 from dlforge.registry import register_model
 
 
+def is_plain_sgd(optimizer: torch.optim.Optimizer) -> bool:
+    """SGD without momentum, weight decay or maximize: its update is ``-lr x gradient``."""
+    return type(optimizer) is torch.optim.SGD and all(
+        not group["momentum"] and not group["weight_decay"] and not group["maximize"]
+        for group in optimizer.param_groups
+    )
+
+
 @register_model("word2vec")
 class Word2Vec(DlforgeModule):
     """Word vectors trained by predicting words from their neighbours (``dlforge.nets.word2vec``).
 
     Training is word2vec's: the closed-form gradients of the summed negative-sampling loss of
-    ``update_size`` centre words (:meth:`~dlforge.nets.word2vec.Word2VecNet.set_gradients`) go, as
-    sparse gradients of the rows they touched, to the optimizer: plain SGD whose learning rate falls
-    linearly over the run (word2vec's alpha 0.025 -> 0.0001), or any optimizer taking sparse
-    gradients (SparseAdam, Adagrad). A training step's batch is applied in chunks of ``update_size``,
-    one update after the other (word2vec updates after every word: a larger update scores worse), so
-    the loop's per-step cost is paid once per batch; the learning rate steps once per batch, as
-    gensim's alpha falls once per job of 10,000 words. Logged: ``train/loss`` and ``val/loss``,
-    ``test/loss`` (mean loss per prediction on held-out text); the benchmark scores come from the
-    family's callback.
+    ``update_size`` centre words (:meth:`~dlforge.nets.word2vec.Word2VecNet.gradients`), one update
+    after the other (word2vec updates after every word: a larger update scores worse). With plain SGD
+    (word2vec's: the learning rate falls linearly over the run, alpha 0.025 -> 0.0001) the update is
+    added to the tables in place (:meth:`~dlforge.nets.word2vec.Word2VecNet.sgd_step`); any other
+    optimizer taking sparse gradients (SparseAdam, Adagrad, SGD with momentum) gets them as the
+    touched rows' sparse ``.grad``. A training step is one batch, applied in chunks of
+    ``update_size``; the learning rate steps once per batch, as gensim's alpha falls once per job of
+    10,000 words, and ``trainer.global_step`` counts batches. Logged: ``train/loss`` and
+    ``val/loss``, ``test/loss`` (mean loss per prediction on held-out text); the benchmark scores
+    come from the family's callback.
 
     Args:
         net: ``{"name": skipgram | cbow, "dim": ...}``.
@@ -62,6 +71,7 @@ class Word2Vec(DlforgeModule):
         self.net = build_net(vocab_size=len(data["vocab"]), **net)
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
+        self.in_place = False  # plain SGD: updates added to the tables in place (on_fit_start)
 
     @property
     def words(self) -> list[str]:
@@ -74,14 +84,19 @@ class Word2Vec(DlforgeModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         optimizer = self.optimizers()
+        updates = optimizer.optimizer  # torch's own: its step costs no Lightning overhead per chunk
         size = self.hparams.update_size or len(batch[0])
         total = predictions = torch.zeros((), device=self.device)
         with torch.autocast(self.device.type, enabled=False):  # lookups and dot products: fp32
             for chunk in zip(*(t.split(size) for t in batch), strict=True):
-                loss, count = self.net.set_gradients(*chunk)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                if self.in_place:
+                    loss, count = self.net.sgd_step(*chunk, lr=updates.param_groups[0]["lr"])
+                else:
+                    loss, count = self.net.set_gradients(*chunk)
+                    updates.step()
+                    updates.zero_grad(set_to_none=True)
                 total, predictions = total + loss, predictions + count
+        optimizer.step()  # no gradient is left, so nothing moves: Lightning counts the batch's step
         self.step_schedulers("step")
         loss = total / predictions.clamp(min=1)
         self.log_train_step({"loss": loss}, batch_size=len(batch[0]), prog_bar=["loss"])
@@ -93,6 +108,7 @@ class Word2Vec(DlforgeModule):
                 f"word2vec trains in 32 bits (its gradients are not loss-scaled), not trainer.precision="
                 f"{self.trainer.precision}; add trainer.precision=32"
             )
+        self.in_place = is_plain_sgd(self.optimizers().optimizer)
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
