@@ -7,7 +7,8 @@ Part 1 (a minute): milliseconds per training step on real batches of ``data=text
 (``set_gradients``) or autograd through sparse embeddings, applied by SGD, SparseAdam or Adagrad,
 or plain SGD's update added to the tables in place (``sgd_step``, what training does with SGD),
 at 1 and 2 torch threads. Each case runs ``--steps`` steps per timed window after a warm-up
-window; the cases are interleaved window by window (the machine is shared) and the median kept.
+window; the cases are interleaved window by window (the machine is shared), in a rotated order,
+each window on new batches (rows not yet in the cache, as in training), and the median kept.
 
 Part 2 (``--batch-sizes``; minutes each): skip-gram trained 5 epochs as ``train.py`` does, one
 update per batch (``model.update_size=null``), at each batch size with word2vec's SGD (lr 0.025 ->
@@ -73,14 +74,16 @@ def step_costs(batches: list[tuple[torch.Tensor, ...]], vocab: int, windows: int
                 step = step_function(net, optimizer, gradients == "closed form")
                 case = {"net": net_class.__name__, "gradients": gradients, "optimizer": optimizer}
                 cases.append(case | {"threads": threads, "step": step, "ms": []})
+    steps = len(batches) // (windows + 1)
     for window in range(windows + 1):
-        for case in cases:
+        turn = window % len(cases)  # each window: new batches, the cases in a rotated order
+        for case in cases[turn:] + cases[:turn]:
             torch.set_num_threads(case["threads"])
             start = time.perf_counter()
-            for batch in batches:
+            for batch in batches[window * steps : (window + 1) * steps]:
                 case["step"](batch)
             if window:  # the first window warms up
-                case["ms"].append(1000 * (time.perf_counter() - start) / len(batches))
+                case["ms"].append(1000 * (time.perf_counter() - start) / steps)
     return [
         {k: v for k, v in c.items() if k != "step"} | {"median_ms": statistics.median(c["ms"])} for c in cases
     ]
@@ -130,7 +133,8 @@ def main() -> None:
         data_dir=str(DATA_DIR), cache_dir=os.environ.get("DLFORGE_CACHE", ".cache"), batch_size=1024
     )  # one step = one update of model.update_size (1,024) centre words, as training applies them
     datamodule.setup("fit")
-    batches = [batch for batch, _ in zip(datamodule.train_epochs(), range(args.steps), strict=False)]
+    count = args.steps * (args.windows + 1)  # fresh batches in every window, as training sees them
+    batches = [batch for batch, _ in zip(datamodule.train_epochs(), range(count), strict=False)]
     costs = step_costs(batches, len(datamodule.corpus.words), args.windows)
     rows = [[c["net"], c["gradients"], c["optimizer"], c["threads"], f"{c['median_ms']:.1f}"] for c in costs]
     print(table(["net", "gradients", "optimizer", "threads", "ms / step (1024 centres)"], rows), flush=True)
