@@ -187,18 +187,24 @@ def test_epochs_draw_fresh_batches_of_a_fixed_count(planted, tmp_path: Path) -> 
 
 
 # --- the nets ---------------------------------------------------------------------------------------
+def random_batch(vocab: int = 30, size: int = 12) -> tuple[torch.Tensor, ...]:
+    """(centres, contexts (4 slots), mask, negatives (3)) of random words, one window left empty."""
+    batch = (
+        torch.randint(vocab, (size,)),
+        torch.randint(vocab, (size, 4)),
+        torch.rand(size, 4) < 0.7,
+        torch.randint(vocab, (size, 3)),
+    )
+    batch[2][0] = False  # a window without context words
+    return batch
+
+
 @pytest.mark.parametrize("net_class", [SkipGram, CBOW])
 def test_closed_form_gradients_match_autograd(net_class) -> None:
     torch.manual_seed(0)
     net = net_class(vocab_size=30, dim=8)
     torch.nn.init.normal_(net.outputs.weight, std=0.3)
-    batch = (
-        torch.randint(30, (12,)),
-        torch.randint(30, (12, 4)),
-        torch.rand(12, 4) < 0.7,
-        torch.randint(30, (12, 3)),
-    )
-    batch[2][0] = False  # a window without context words
+    batch = random_batch()
     loss, count = net(*batch)
     loss.backward()
     expected = [net.inputs.weight.grad.to_dense(), net.outputs.weight.grad.to_dense()]
@@ -232,13 +238,7 @@ def test_the_in_place_sgd_step_is_sgds_update(net_class) -> None:
     net = net_class(vocab_size=30, dim=8)
     torch.nn.init.normal_(net.outputs.weight, std=0.3)
     reference = copy.deepcopy(net)
-    batch = (
-        torch.randint(30, (12,)),
-        torch.randint(30, (12, 4)),
-        torch.rand(12, 4) < 0.7,
-        torch.randint(30, (12, 3)),
-    )
-    batch[2][0] = False  # a window without context words
+    batch = random_batch()
     loss, count = net.sgd_step(*batch, lr=0.5)
     expected_loss, expected_count = reference.set_gradients(*batch)
     torch.optim.SGD(reference.parameters(), lr=0.5).step()
@@ -258,12 +258,7 @@ def test_a_batch_is_applied_in_update_size_chunks_one_after_the_other(tmp_path: 
     torch.nn.init.normal_(model.net.outputs.weight, std=0.3)
     reference = copy.deepcopy(model.net)
     before = model.net.inputs.weight.detach().clone()
-    batch = (
-        torch.randint(30, (12,)),
-        torch.randint(30, (12, 4)),
-        torch.rand(12, 4) < 0.7,
-        torch.randint(30, (12, 3)),
-    )
+    batch = random_batch()
     trainer = pl.Trainer(
         max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu",
