@@ -263,8 +263,10 @@ def test_a_batch_is_applied_in_update_size_chunks_one_after_the_other(tmp_path: 
         max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu",
     )  # fmt: skip
+    in_place, sgd_step = [], model.net.sgd_step
+    model.net.sgd_step = lambda *chunk, lr: in_place.append(lr) or sgd_step(*chunk, lr=lr)
     trainer.fit(model, torch.utils.data.DataLoader([batch], batch_size=None))
-    assert model.in_place == (optimizer == "SGD")
+    assert len(in_place) == (3 if optimizer == "SGD" else 0)  # plain SGD: in place; Adagrad: sparse
     assert trainer.global_step == 1  # one step a batch
     updates = getattr(torch.optim, optimizer)(reference.parameters(), lr=0.5)
     for chunk in zip(*(t.split(4) for t in batch), strict=True):

@@ -71,7 +71,6 @@ class Word2Vec(DlforgeModule):
         self.net = build_net(vocab_size=len(data["vocab"]), **net)
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
-        self.in_place = False  # plain SGD: updates added to the tables in place (on_fit_start)
 
     @property
     def words(self) -> list[str]:
@@ -85,11 +84,12 @@ class Word2Vec(DlforgeModule):
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         optimizer = self.optimizers()
         updates = optimizer.optimizer  # torch's own: its step costs no Lightning overhead per chunk
+        in_place = is_plain_sgd(updates)
         size = self.hparams.update_size or len(batch[0])
         total = predictions = torch.zeros((), device=self.device)
         with torch.autocast(self.device.type, enabled=False):  # lookups and dot products: fp32
             for chunk in zip(*(t.split(size) for t in batch), strict=True):
-                if self.in_place:
+                if in_place:
                     loss, count = self.net.sgd_step(*chunk, lr=updates.param_groups[0]["lr"])
                 else:
                     loss, count = self.net.set_gradients(*chunk)
@@ -108,7 +108,6 @@ class Word2Vec(DlforgeModule):
                 f"word2vec trains in 32 bits (its gradients are not loss-scaled), not trainer.precision="
                 f"{self.trainer.precision}; add trainer.precision=32"
             )
-        self.in_place = is_plain_sgd(self.optimizers().optimizer)
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()

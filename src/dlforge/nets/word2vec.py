@@ -89,7 +89,10 @@ class Word2VecNet(nn.Module):
         """(table, ids (N,), rows (N, dim)) for each table."""
         return [
             (table, ids.reshape(-1), rows.reshape(-1, self.dim))
-            for table, ids, rows in ((self.inputs, *g[:2]), (self.outputs, *g[2:4]))
+            for table, ids, rows in (
+                (self.inputs, g.input_ids, g.input_rows),
+                (self.outputs, g.output_ids, g.output_rows),
+            )
         ]
 
     @torch.no_grad()
