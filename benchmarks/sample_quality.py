@@ -51,11 +51,14 @@ CASES: dict[str, tuple[str, tuple[str, ...]]] = {
 SAMPLES = 10_000
 
 
-def config(name: str, overrides: tuple[str, ...], config_name: str = "train") -> DictConfig:
+def config(
+    name: str, overrides: tuple[str, ...], config_name: str = "train", runs: Path = RUNS
+) -> DictConfig:
+    """The composed config of a benchmark run, its run dir ``runs/name``."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name, overrides=["trainer=cpu", *overrides])
     with open_dict(cfg):
-        cfg.paths.output_dir = str(RUNS / name)
+        cfg.paths.output_dir = str(runs / name)
     return cfg
 
 

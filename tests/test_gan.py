@@ -240,3 +240,207 @@ def test_validation_judges_with_batch_statistics_and_leaves_running_ones_alone()
     assert all(torch.equal(state[k], v) for k, v in discriminator.state_dict().items())
     assert not discriminator.training and not torch.allclose(judged, discriminator(images))
     assert torch.allclose(judged, discriminator.train()(images))  # what training sees
+
+
+# --- the stabilizers: each option's meaning, pinned ---------------------------------------------
+
+
+def test_textbook_losses_on_known_logits() -> None:
+    from dlforge.models.gan import discriminator_loss, generator_loss
+
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.5])
+    # hinge: mean relu(1 - [2, .5]) = .25, mean relu(1 + [-2, .5]) = .75; G: -mean D(G(z)) = .75
+    assert discriminator_loss("hinge", real, fake).item() == pytest.approx(1.0)
+    assert generator_loss("hinge", fake).item() == pytest.approx(0.75)
+    # least squares (a=0, b=c=1): ((1 + .25) / 2 + (4 + .25) / 2) / 2; G: ((9 + .25) / 2) / 2
+    assert discriminator_loss("least_squares", real, fake).item() == pytest.approx(1.375)
+    assert generator_loss("least_squares", fake).item() == pytest.approx(2.3125)
+    # Wasserstein critic: mean D(G(z)) - mean D(x) = -.75 - 1.25
+    assert discriminator_loss("wgan_gp", real, fake).item() == pytest.approx(-2.0)
+    assert generator_loss("wgan_gp", fake).item() == pytest.approx(0.75)
+    # non-saturating: -log sigmoid(x) - log(1 - sigmoid(x')), with one-sided smoothing of the real target
+    bce = -(torch.sigmoid(real).log().mean() + (1 - torch.sigmoid(fake)).log().mean())
+    assert discriminator_loss("non_saturating", real, fake).item() == pytest.approx(bce.item(), rel=1e-5)
+    smoothed = -(0.9 * torch.sigmoid(real).log() + 0.1 * (1 - torch.sigmoid(real)).log()).mean()
+    expected = smoothed - (1 - torch.sigmoid(fake)).log().mean()
+    assert discriminator_loss("non_saturating", real, fake, 0.1).item() == pytest.approx(
+        expected.item(), rel=1e-5
+    )
+    assert generator_loss("non_saturating", fake).item() == pytest.approx(
+        -torch.sigmoid(fake).log().mean().item(), rel=1e-5
+    )
+
+
+def test_r1_and_gradient_penalty_equal_their_closed_forms() -> None:
+    from dlforge.models.gan import gradient_penalty, r1_penalty
+
+    torch.manual_seed(0)
+    w = torch.randn(1, 3, 4, 4)
+    images = torch.randn(5, 3, 4, 4)
+
+    def linear(x: torch.Tensor) -> torch.Tensor:  # d/dx <w, x> = w for every image
+        return (x * w).flatten(1).sum(dim=1)
+
+    def square(x: torch.Tensor) -> torch.Tensor:  # d/dx |x|^2 = 2x
+        return x.square().flatten(1).sum(dim=1)
+
+    assert r1_penalty(linear, images, gamma=3.0).item() == pytest.approx(
+        1.5 * w.square().sum().item(), rel=1e-5
+    )
+    expected = 0.5 * (4 * images.square().flatten(1).sum(dim=1)).mean()
+    assert r1_penalty(square, images, gamma=1.0).item() == pytest.approx(expected.item(), rel=1e-5)
+    gp = gradient_penalty(linear, images, torch.randn_like(images), weight=10.0)
+    assert gp.item() == pytest.approx(10 * (w.norm().item() - 1) ** 2, rel=1e-4)
+    # the penalty is differentiable: it trains the critic's weights
+    w.requires_grad_(True)
+    r1_penalty(linear, images, gamma=1.0).backward()
+    assert torch.allclose(w.grad, w.detach())  # d/dw (|w|^2 / 2) = w
+
+
+def test_spectral_norm_holds_each_discriminator_layer_at_unit_largest_singular_value() -> None:
+    torch.manual_seed(0)
+    for name in ("dcgan", "gan_seed002"):
+        widths = {"features": 8} if name == "dcgan" else {"features": 4}
+        net = build_net(
+            name, in_channels=1, height=28, width=28, num_classes=10, spectral_norm=True, **widths
+        )
+        discriminator = net.discriminator.train()
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in discriminator.modules())
+        for _ in range(30):  # each forward runs one power iteration
+            discriminator(torch.randn(4, 1, 28, 28))
+        layers = [m for m in discriminator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+        assert len(layers) >= 3
+        for layer in layers:
+            sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2).item()
+            assert sigma == pytest.approx(1.0, abs=0.05), layer
+        plain = build_net(name, in_channels=1, height=28, width=28, num_classes=10, **widths).discriminator
+        sigmas = [torch.linalg.matrix_norm(m.weight.flatten(1), ord=2).item() for m in plain.modules()
+                  if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]  # fmt: skip
+        assert not all(s == pytest.approx(1.0, abs=0.05) for s in sigmas)
+
+
+def test_weight_average_follows_its_update_rule_and_differs_from_the_raw_generator(make_cfg) -> None:
+    from pytorch_lightning.callbacks import Callback
+
+    class Snapshots(Callback):
+        def __init__(self) -> None:
+            self.weights: list[list[torch.Tensor]] = []
+
+        def on_train_start(self, trainer, module) -> None:
+            self.weights.append([p.detach().clone() for p in module.generator.parameters()])
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            self.weights.append([p.detach().clone() for p in module.generator.parameters()])
+
+    snapshots = Snapshots()
+    cfg = make_cfg(*FAST, NARROW, "model.ema_decay=0.5", "test=false")
+    summary = train(cfg, [snapshots])
+    assert len(snapshots.weights) == 1 + 8  # the start, then 2 epochs x 4 generator steps
+    expected = snapshots.weights[0]
+    for t, current in enumerate(snapshots.weights[1:], start=1):
+        decay = min(0.5, (1 + t) / (10 + t))
+        expected = [e + (1 - decay) * (c - e) for e, c in zip(expected, current, strict=True)]
+    model = load_model(summary["last_checkpoint"])
+    averaged = list(model.generator_ema.parameters())
+    for e, a in zip(expected, averaged, strict=True):
+        assert torch.allclose(e, a, atol=1e-6)
+    assert not all(torch.equal(a, g) for a, g in zip(averaged, model.generator.parameters(), strict=True))
+    # samples come from the average, with batch-norm statistics of its own activations
+    z = torch.randn(6, 100)
+    with torch.no_grad():
+        assert torch.allclose(model.decode_latent(z), (model.generator_ema.eval()(z) + 1) / 2)
+        assert not torch.allclose(model.decode_latent(z), (model.generator.eval()(z) + 1) / 2)
+    saved = {k: v.clone() for k, v in model.generator_ema.state_dict().items() if "running" in k}
+    model.refresh_ema_statistics()  # the checkpoint held the refreshed statistics already
+    assert saved and all(torch.allclose(v, model.generator_ema.state_dict()[k]) for k, v in saved.items())
+    assert not torch.allclose(saved[next(iter(saved))], model.generator.state_dict()[next(iter(saved))])
+
+
+def test_diffaugment_shifts_and_cuts_each_image_and_lets_gradients_reach_the_generator() -> None:
+    from dlforge.nets.gan import DiffAugment, cutout, translate
+
+    torch.manual_seed(0)
+    images = torch.rand(6, 2, 16, 16)
+    moved = translate(images)
+    for original, shifted in zip(images, moved, strict=True):  # some shift within 2 pixels, edges repeated
+        rows, cols = torch.arange(16).view(16, 1), torch.arange(16).view(1, 16)
+        candidates = [
+            original[:, (rows + dy).clamp(0, 15), (cols + dx).clamp(0, 15)]
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+        ]
+        assert any(torch.equal(shifted, c) for c in candidates)
+    assert not torch.equal(moved, images)
+    cut = cutout(images + 1)  # no zero pixels before
+    zeros = (cut == 0).all(dim=1).flatten(1).sum(dim=1)
+    assert ((zeros > 0) & (zeros <= 64)).all()  # at most an 8x8 square, clipped at the edges
+    assert torch.equal(cut[cut != 0], (images + 1)[cut != 0])
+
+    net = build_net(
+        "dcgan", in_channels=1, height=28, width=28, num_classes=10, features=8, spectral_norm=True
+    )
+    augment = DiffAugment(["translation", "cutout"])
+    net.generator(torch.randn(4, 100)).mean()  # (batch-norm statistics)
+    loss = -net.discriminator(augment(net.generator(torch.randn(4, 100)))).mean()
+    loss.backward()
+    grads = [p.grad for p in net.generator.parameters()]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+    with pytest.raises(ValueError, match="choose from"):
+        DiffAugment(["rotation"])
+
+
+def test_minibatch_std_and_projection_discriminators() -> None:
+    from dlforge.nets.gan import MinibatchStd
+
+    same = torch.ones(8, 3, 4, 4)
+    spread = torch.randn(8, 3, 4, 4)
+    assert MinibatchStd()(same)[:, -1].max() < 1e-3
+    assert MinibatchStd()(spread)[:, -1].min() > 0.5 and MinibatchStd()(spread).shape == (8, 4, 4, 4)
+    net = build_net("cgan", in_channels=1, height=28, width=28, num_classes=10, features=8, projection=True,
+                    spectral_norm=True, minibatch_std=True)  # fmt: skip
+    discriminator = net.discriminator.eval()
+    images = torch.randn(4, 1, 28, 28)
+    three, seven = torch.full((4,), 3), torch.full((4,), 7)
+    one_hot = torch.nn.functional.one_hot
+    mixed = 0.25 * one_hot(three, 10).float() + 0.75 * one_hot(seven, 10).float()
+    with torch.no_grad():
+        d3, d7, dmix = (
+            discriminator(images, three),
+            discriminator(images, seven),
+            discriminator(images, mixed),
+        )
+    assert not torch.allclose(d3, d7)
+    assert torch.allclose(dmix, 0.25 * d3 + 0.75 * d7, atol=1e-5)  # the class enters linearly: projection
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("model.loss=wgan_gp", "model.net.minibatch_std=true"),
+        ("model.loss=least_squares", "model.r1_gamma=1", "model.diffaugment=[translation,cutout]"),
+        ("model=cgan", "model.net.projection=true", "model.ema_decay=0.9"),
+        (
+            "model=gan_seed002",
+            "model.net.features=8",
+            "model.net.spectral_norm=true",
+            "model.net.minibatch_std=true",
+        ),
+    ],
+)
+def test_every_stabilizer_trains_with_every_gan(make_cfg, options: tuple[str, ...]) -> None:
+    narrow = () if "model=gan_seed002" in options else (NARROW,)
+    cfg = make_cfg(*FAST, *options, *narrow, "trainer.max_epochs=1", "test=false")
+    summary = train(cfg)
+    out = Path(cfg.paths.output_dir)
+    d_loss, g_loss = (
+        logged(out / "metrics.csv", "train/d_loss_step"),
+        logged(out / "metrics.csv", "train/g_loss_step"),
+    )
+    assert (
+        len(d_loss) == len(g_loss) == 4 and len(set(d_loss)) > 1 and all(map(math.isfinite, d_loss + g_loss))
+    )
+    penalty = "gp" if "model.loss=wgan_gp" in options else "r1" if "model.r1_gamma=1" in options else None
+    if penalty:
+        assert all(v > 0 for v in logged(out / "metrics.csv", f"train/{penalty}_step"))
+    model = load_model(summary["last_checkpoint"])
+    assert model.sample(3, seed=0).shape == (3, 1, 28, 28)

@@ -9,6 +9,7 @@ the inception-style score on its class probabilities, plus the histogram of pred
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -43,6 +44,13 @@ class _Logits(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(images.float())
+
+
+def class_entropy(shares: torch.Tensor) -> float:
+    """Entropy of the predicted-class shares over its maximum, log(classes): 1 when every class is
+    drawn equally often, 0 when one class takes every sample (mode collapse)."""
+    nonzero = shares[shares > 0]
+    return float(-(nonzero * nonzero.log()).sum() / math.log(len(shares))) if len(shares) > 1 else 1.0
 
 
 class SampleQuality(nn.Module):
@@ -106,11 +114,13 @@ class SampleQuality(nn.Module):
 
     @torch.no_grad()
     def compute(self) -> dict[str, float | list[int] | str]:
-        """FID, KID (mean, std), inception-style score (mean, std), class counts, extractor name."""
+        """FID, KID (mean, std), inception-style score (mean, std), class counts and their
+        :func:`class_entropy`, extractor name."""
         fake = int(self.fid.fake_features_num_samples)
         self.kid.subset_size = max(2, min(self.kid_subset_size, fake, self.real_seen))
         kid_mean, kid_std = self.kid.compute()
         is_mean, is_std = self.inception.compute()
+        shares = self.class_counts.double() / max(1, int(self.class_counts.sum()))
         return {
             "fid": float(self.fid.compute()),
             "kid": float(kid_mean),
@@ -118,6 +128,7 @@ class SampleQuality(nn.Module):
             "inception_score": float(is_mean),
             "inception_score_std": float(is_std),
             "class_counts": self.class_counts.tolist(),
+            "class_entropy": class_entropy(shares),
             "num_samples": fake,
             "extractor": self.extractor,
         }

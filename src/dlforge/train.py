@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,11 @@ def search_callbacks(options: dict[str, Any]) -> list[Callback]:
     return [pruning] if pruning else []
 
 
-def build_run(cfg: DictConfig) -> tuple[DataModule, DlforgeModule, pl.Trainer]:
-    """Compose the pieces of a run; the model is built from what the data module hands over."""
+def build_run(
+    cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()
+) -> tuple[DataModule, DlforgeModule, pl.Trainer]:
+    """Compose the pieces of a run; the model is built from what the data module hands over
+    (``extra_callbacks``: the caller's, e.g. a benchmark's timed checkpoints)."""
     datamodule: DataModule = instantiate(cfg.data)
     prepare_data(datamodule, "fit")
     options = model_options(cfg)
@@ -63,7 +67,8 @@ def build_run(cfg: DictConfig) -> tuple[DataModule, DlforgeModule, pl.Trainer]:
         model = model.to(memory_format=torch.channels_last)
     if cfg.get("compile"):
         compile_networks(model)
-    trainer = build_trainer(cfg, type(model), options, extra_callbacks=search_callbacks(options))
+    callbacks = [*search_callbacks(options), *extra_callbacks]
+    trainer = build_trainer(cfg, type(model), options, extra_callbacks=callbacks)
     return datamodule, model, trainer
 
 
@@ -78,8 +83,9 @@ def checkpoint_paths(trainer: pl.Trainer) -> dict[str, str | None]:
     }
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit and/or test as the config says; write ``config.yaml`` and ``metrics.json`` in the run dir."""
+def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Fit and/or test as the config says; write ``config.yaml`` and ``metrics.json`` in the run dir
+    (``fit_seconds``: the time ``trainer.fit`` took, validation included)."""
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     if cfg.get("keep_freed_memory"):
@@ -87,7 +93,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
-    datamodule, model, trainer = build_run(cfg)
+    datamodule, model, trainer = build_run(cfg, extra_callbacks)
     if cfg.get("ckpt_path"):
         check_resumable(model, cfg.ckpt_path)
     if trainer.is_global_zero:
@@ -100,12 +106,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     checkpoints = checkpoint_paths(trainer)
     status = "ok"
+    fit_seconds = None
     if cfg.train:
         try:
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         except TrialPruned as pruned:  # a search's pruner stopped this trial: not an error
             log.info("%s", pruned)
             status = "pruned"
+        fit_seconds = round(time.perf_counter() - start, 3)
         metrics.update(trainer.callback_metrics)
         checkpoints = checkpoint_paths(trainer)  # testing restores older callback state: read them now
     if cfg.test and status == "ok":
@@ -125,6 +133,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # epochs trained: a trial is pruned after its epoch's validation, before the epoch count moves on
         epochs=trainer.current_epoch + (status == "pruned"),
         global_step=trainer.global_step,
+        fit_seconds=fit_seconds,
         device=f"{trainer.strategy.root_device.type} x{trainer.world_size}",
         precision=str(trainer.precision),
         parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),

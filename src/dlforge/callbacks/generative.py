@@ -80,9 +80,13 @@ class SampleGrid(Callback):
 class SampleQualityMonitor(Callback):
     """FID, KID, inception-style score and class histogram of ``num_samples`` generated images.
 
+    Mode collapse shows while training: ``val/class_entropy`` (1: every class drawn equally often)
+    is logged at each measurement, and one warning line names the classes under ``rare_share`` of
+    the samples.
+
     Real images are the first ``num_samples`` of the validation (or test) set; the extractor is
     the classifier checkpoint ``classifier_ckpt`` (see :mod:`dlforge.quality`). Logs
-    ``val/fid``, ``val/kid``, ``val/inception_score`` (and ``test/...``); writes
+    ``val/fid``, ``val/kid``, ``val/inception_score``, ``val/class_entropy`` (and ``test/...``); writes
     ``sample_quality.json`` (with the extractor's name and the class counts) and
     ``class_histogram.png``. Without a classifier it does nothing.
     """
@@ -94,8 +98,10 @@ class SampleQualityMonitor(Callback):
         every_n_epochs: int = 1,
         seed: int = 1234,
         batch_size: int = 500,
+        rare_share: float = 0.02,
     ) -> None:
         self.classifier_ckpt = classifier_ckpt
+        self.rare_share = rare_share
         self.num_samples = num_samples
         self.every_n_epochs = every_n_epochs
         self.seed = seed
@@ -144,8 +150,21 @@ class SampleQualityMonitor(Callback):
                 done += n
         result = meter.compute()
         meter.reset_fake()
-        for key in ("fid", "kid", "inception_score"):
+        for key in ("fid", "kid", "inception_score", "class_entropy"):
             pl_module.log(f"{stage}/{key}", result[key], sync_dist=True)
+        rare = [
+            k for k, n in enumerate(result["class_counts"]) if n < self.rare_share * result["num_samples"]
+        ]
+        if rare and trainer.is_global_zero:
+            names = (pl_module.hparams.get("data") or {}).get("class_names") or []
+            shown = ", ".join(
+                f"{names[k] if k < len(names) else k} ({result['class_counts'][k]})" for k in rare
+            )
+            log.warning(
+                "mode collapse? %s of %d samples are classes %s: each under %g%% (epoch %d, %s)",
+                sum(result["class_counts"][k] for k in rare), result["num_samples"], shown,
+                100 * self.rare_share, trainer.current_epoch, stage,
+            )  # fmt: skip
         result.update(epoch=trainer.current_epoch, real_images=meter.real_seen)
         self.results[stage] = result
         if trainer.is_global_zero:

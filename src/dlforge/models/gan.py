@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,7 +15,10 @@ from torchmetrics.classification import BinaryAccuracy
 
 from dlforge.models.base import IMAGE_DATA, AdversarialModule, GenerativeModule
 from dlforge.nets import build_net
+from dlforge.nets.gan import DiffAugment
 from dlforge.registry import register_model
+
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 @contextmanager
@@ -26,7 +30,7 @@ def batch_statistics(module: nn.Module) -> Iterator[None]:
     distributions and its eval-mode outputs are no guide to how it judges either (D(x) and D(G(z))
     can both collapse towards 0); validation measures it the way it is trained.
     """
-    norms = [m for m in module.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm))]
+    norms = [m for m in module.modules() if isinstance(m, BATCH_NORMS)]
     saved = [(m.training, m.track_running_stats) for m in norms]
     for m in norms:
         m.training, m.track_running_stats = True, False
@@ -37,32 +41,144 @@ def batch_statistics(module: nn.Module) -> Iterator[None]:
             m.training, m.track_running_stats = training, track
 
 
+#: the adversarial losses (``loss=``): the discriminator's and the generator's, on logits
+LOSSES = ("non_saturating", "hinge", "least_squares", "wgan_gp")
+
+
+def discriminator_loss(
+    kind: str, real: torch.Tensor, fake: torch.Tensor, smoothing: float = 0.0
+) -> torch.Tensor:
+    """The discriminator's loss on its logits for real and generated images.
+
+    ``non_saturating``: binary cross-entropy (Goodfellow et al. 2014), real target ``1 - smoothing``;
+    ``hinge``: ``relu(1 - D(x)) + relu(1 + D(G(z)))`` (Lim & Ye 2017; Miyato et al. 2018);
+    ``least_squares``: ``((D(x) - 1)^2 + D(G(z))^2) / 2`` (Mao et al. 2017);
+    ``wgan_gp``: ``D(G(z)) - D(x)``, the critic's loss (Gulrajani et al. 2017; add :func:`gradient_penalty`).
+    """
+    if kind == "non_saturating":
+        real_target = torch.full_like(real, 1.0 - smoothing)
+        return F.binary_cross_entropy_with_logits(real, real_target) + F.binary_cross_entropy_with_logits(
+            fake, torch.zeros_like(fake)
+        )
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    if kind == "least_squares":
+        return ((real - 1).square().mean() + fake.square().mean()) / 2
+    return fake.mean() - real.mean()
+
+
+def generator_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
+    """The generator's loss on the discriminator's logits for its images: ``-log D(G(z))``
+    (non-saturating), ``-D(G(z))`` (hinge, wgan_gp) or ``(D(G(z)) - 1)^2 / 2`` (least squares)."""
+    if kind == "non_saturating":
+        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    if kind == "least_squares":
+        return (fake - 1).square().mean() / 2
+    return -fake.mean()
+
+
+def input_gradient_norms(
+    critic: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor
+) -> torch.Tensor:
+    """Per-image squared norm of d critic(x) / d x, kept in the graph (for penalties)."""
+    images = images.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(images).sum(), images, create_graph=True)
+    return grad.flatten(1).square().sum(dim=1)
+
+
+def r1_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): ``gamma / 2 * E ||d D(x) / d x||^2`` on real images."""
+    return gamma / 2 * input_gradient_norms(critic, real).mean()
+
+
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    weight: float = 10.0,
+) -> torch.Tensor:
+    """WGAN-GP's ``weight * E (||d D(x^) / d x^|| - 1)^2`` at random points x^ between real and fakes."""
+    mix = torch.rand(real.shape[0], *[1] * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    between = mix * real.detach() + (1 - mix) * fake.detach()
+    return weight * (input_gradient_norms(critic, between).add(1e-12).sqrt() - 1).square().mean()
+
+
+@torch.no_grad()
+def update_ema(average: nn.Module, current: nn.Module, decay: float) -> None:
+    """``average <- decay * average + (1 - decay) * current`` for every parameter; buffers are copied."""
+    for avg, new in zip(average.parameters(), current.parameters(), strict=True):
+        avg.lerp_(new, 1 - decay)
+    for avg, new in zip(average.buffers(), current.buffers(), strict=True):
+        avg.copy_(new)
+
+
+@torch.no_grad()
+def refresh_batch_norm(
+    net: nn.Module, sample: Callable[[torch.Generator], tuple[torch.Tensor, ...]], batches: int
+) -> None:
+    """Recompute ``net``'s batch-norm running statistics as the plain mean over ``batches`` forward
+    passes of ``sample(generator)`` (BigGAN's "standing statistics"): averaged weights need the
+    statistics of their own activations. Seeded, so the same weights give the same statistics."""
+    norms = [m for m in net.modules() if isinstance(m, BATCH_NORMS)]
+    if not norms:
+        return
+    saved = [(m.training, m.momentum) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.train()
+        m.momentum = None  # a cumulative average
+    generator = torch.Generator().manual_seed(0)
+    try:
+        for _ in range(batches):
+            net(*sample(generator))
+    finally:
+        for m, (training, momentum) in zip(norms, saved, strict=True):
+            m.train(training)
+            m.momentum = momentum
+
+
 @register_model("gan")
 class GAN(GenerativeModule, AdversarialModule):
     """A generator/discriminator pair from ``dlforge.nets`` trained adversarially.
 
     Each training batch (images in [0, 1], mapped to [-1, 1] for the tanh generator):
 
-    1. discriminator step: binary cross-entropy on logits for a real batch (target
-       ``1 - label_smoothing``, one-sided smoothing) and a generated batch (target 0);
-    2. generator step (every ``d_steps``-th batch): the non-saturating loss
-       ``-log D(G(z))``, i.e. BCE against target 1 of the just-updated discriminator's logits
-       on the same fakes.
+    1. discriminator step: ``loss`` (:func:`discriminator_loss`) on the logits of a real and a
+       generated batch, plus the ``r1_gamma`` penalty on the real one and, for ``wgan_gp``, the
+       gradient penalty (weight ``gp_weight``);
+    2. generator step (every ``d_steps``-th batch): :func:`generator_loss` on the just-updated
+       discriminator's logits for the same fakes; then the weight average (``ema_decay``) moves.
 
-    ``instance_noise`` adds Gaussian noise of that standard deviation (in [-1, 1] pixel units) to
-    everything the discriminator sees while training, decaying linearly to 0 over
-    ``trainer.max_epochs`` if ``instance_noise_anneal``. Validation and test measure the
-    discriminator on held-out real images against as many generated ones (``val/d_acc``,
-    ``val/d_real``, ``val/d_fake``, losses; with batch statistics, see :func:`batch_statistics`);
-    sample quality (FID/KID) comes from the ``SampleQualityMonitor`` callback.
+    What the discriminator sees, real or generated, passes through ``diffaugment`` (a list of
+    :class:`~dlforge.nets.gan.DiffAugment` policies) and ``instance_noise`` (Gaussian noise of that
+    standard deviation in [-1, 1] pixel units, decaying linearly to 0 over ``trainer.max_epochs`` if
+    ``instance_noise_anneal``). Spectral normalization, the minibatch standard deviation and the
+    projection discriminator are options of the networks (``net.spectral_norm`` etc.). Separate
+    learning rates for G and D (TTUR, Heusel et al. 2017) are the two optimizer configs.
+
+    With ``ema_decay`` > 0 the generator's weights are averaged (Yazici et al. 2019; Karras et al.
+    2018), ``decay`` warmed up as ``min(decay, (1 + t) / (10 + t))`` at generator step t; samples,
+    FID, ``generate``, ``export`` and the app use the average, whose batch-norm statistics are
+    recomputed from 8 seeded batches whenever it is used after training moved it.
+
+    Validation and test measure the discriminator on held-out real images against as many
+    generated ones (``val/d_acc``, ``val/d_real``, ``val/d_fake``, losses; with batch statistics,
+    see :func:`batch_statistics`); sample quality (FID/KID, class balance) comes from the
+    ``SampleQualityMonitor`` callback.
 
     Args:
         net: ``{"name": dcgan | cgan | gan_seed002, **its options}`` (see :mod:`dlforge.nets.gan`).
         data: the data module's ``spec`` (shape and classes).
-        optimizer_g, optimizer_d: optimizer configs of the generator and the discriminator
-            (``conf/model/dcgan.yaml``: Adam, lr 2e-4, betas (0.5, 0.999), as in DCGAN).
+        optimizer_g, optimizer_d: optimizer configs of the generator and the discriminator.
         scheduler: optional learning-rate scheduler config, one scheduler for each optimizer.
-        label_smoothing: real targets become ``1 - label_smoothing`` for the discriminator.
+        loss: non_saturating | hinge | least_squares | wgan_gp.
+        r1_gamma: weight of the R1 penalty on real images (0: off).
+        gp_weight: weight of WGAN-GP's gradient penalty (``loss=wgan_gp`` only).
+        ema_decay: decay of the generator's weight average (0: none; samples use the raw weights).
+        diffaugment: DiffAugment policies for the discriminator's inputs, e.g. ``[translation, cutout]``.
+        label_smoothing: real targets become ``1 - label_smoothing`` (non-saturating loss only).
         instance_noise: standard deviation of the noise added to the discriminator's inputs.
         instance_noise_anneal: decay the noise linearly to 0 over training.
         d_steps: discriminator steps per generator step.
@@ -71,6 +187,8 @@ class GAN(GenerativeModule, AdversarialModule):
         monitor, monitor_mode: the metric that picks the best checkpoint (``null``: the latest).
     """
 
+    EMA_STATISTICS_BATCHES = 8
+
     def __init__(
         self,
         net: dict[str, Any],
@@ -78,6 +196,11 @@ class GAN(GenerativeModule, AdversarialModule):
         optimizer_g: dict[str, Any],
         optimizer_d: dict[str, Any],
         scheduler: dict[str, Any] | None = None,
+        loss: str = "non_saturating",
+        r1_gamma: float = 0.0,
+        gp_weight: float = 10.0,
+        ema_decay: float = 0.0,
+        diffaugment: list[str] | None = None,
         label_smoothing: float = 0.0,
         instance_noise: float = 0.0,
         instance_noise_anneal: bool = True,
@@ -91,6 +214,14 @@ class GAN(GenerativeModule, AdversarialModule):
             raise ValueError(f"d_steps={d_steps}: need at least one discriminator step per generator step")
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing={label_smoothing}: use a value in [0, 1), e.g. 0.1")
+        if loss not in LOSSES:
+            raise ValueError(f"loss={loss}: choose one of {', '.join(LOSSES)}")
+        if not 0 <= ema_decay < 1:
+            raise ValueError(f"ema_decay={ema_decay}: use a value in [0, 1), e.g. 0.999 (0: no average)")
+        if r1_gamma < 0 or gp_weight < 0:
+            raise ValueError(
+                f"r1_gamma={r1_gamma}, gp_weight={gp_weight}: penalty weights cannot be negative"
+            )
         self.require_data(data, ("channels", "height", "width", "num_classes"), IMAGE_DATA)
         self.save_hyperparameters()
         pair = build_net(
@@ -104,6 +235,11 @@ class GAN(GenerativeModule, AdversarialModule):
         self.generator, self.discriminator = pair.generator, pair.discriminator
         self.latent_dim = pair.latent_dim
         self.num_classes = data["num_classes"] if pair.conditional else 0
+        self.augment = DiffAugment(diffaugment or ())
+        if ema_decay:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+            self.ema_steps = 0
+            self.ema_stale = True  # batch-norm statistics not yet those of the averaged weights
         self.eval_metrics = torch.nn.ModuleDict()
         for stage in ("val", "test"):
             self.eval_metrics[f"{stage}_d_acc"] = BinaryAccuracy()
@@ -111,16 +247,36 @@ class GAN(GenerativeModule, AdversarialModule):
             self.eval_metrics[f"{stage}_g_loss"] = MeanMetric()
 
     # --- generation (the GenerativeModule interface) -----------------------------------------
+    def sampling_generator(self) -> nn.Module:
+        """The network that draws samples: the weight average (statistics refreshed) or the generator."""
+        if not self.hparams.ema_decay:
+            return self.generator
+        if self.ema_stale and not torch.jit.is_tracing() and not torch.jit.is_scripting():
+            self.refresh_ema_statistics()
+        return self.generator_ema
+
+    def refresh_ema_statistics(self) -> None:
+        """Batch-norm statistics of the averaged generator from its own activations (seeded)."""
+
+        def prior(generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+            z = torch.randn(256, self.latent_dim, generator=generator).to(self.device)
+            labels = torch.randint(max(self.num_classes, 1), (256,), generator=generator).to(self.device)
+            return (z, labels if self.num_classes else None)
+
+        refresh_batch_norm(self.generator_ema, prior, self.EMA_STATISTICS_BATCHES)
+        self.ema_stale = False
+
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Generator output in [-1, 1]."""
+        """Training generator output in [-1, 1]."""
         return self.generator(z, labels if self.num_classes else None)
 
     def decode_latent(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [0, 1] for latents ``z``; a conditional GAN needs ``labels``: class
-        indices (N,) or class vectors (N, num_classes)."""
+        """Images in [0, 1] for latents ``z`` (from the weight average, if any); a conditional GAN
+        needs ``labels``: class indices (N,) or class vectors (N, num_classes)."""
         if self.num_classes and labels is None:
             raise ValueError("this GAN is conditional: pass the class labels of the images to generate")
-        return ((self.generate(z, labels).float() + 1) / 2).clamp(0, 1)
+        images = self.sampling_generator()(z, labels if self.num_classes else None)
+        return ((images.float() + 1) / 2).clamp(0, 1)
 
     def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Discriminator logits for images in [-1, 1]."""
@@ -136,7 +292,9 @@ class GAN(GenerativeModule, AdversarialModule):
             std *= max(0.0, 1.0 - (self.current_epoch + batch_idx / batches) / epochs)
         return float(std)
 
-    def with_noise(self, images: torch.Tensor, std: float) -> torch.Tensor:
+    def seen(self, images: torch.Tensor, std: float) -> torch.Tensor:
+        """What the discriminator sees of ``images`` while training: augmented, then noised."""
+        images = self.augment(images)
         return images + std * torch.randn_like(images) if std > 0 else images
 
     def training_step(
@@ -151,42 +309,66 @@ class GAN(GenerativeModule, AdversarialModule):
         opt_g, opt_d = self.optimizers()
         train_g = (batch_idx + 1) % self.hparams.d_steps == 0
         std = self.noise_std(batch_idx)
+        kind = self.hparams.loss
 
         # one batch of fakes: detached for the discriminator, with its graph for the generator
         z = torch.randn(n, self.latent_dim, device=self.device)
         with torch.set_grad_enabled(train_g):
             fake = self.generate(z, labels)
 
+        def critic(x: torch.Tensor) -> torch.Tensor:
+            return self.discriminate(self.seen(x, std), labels)
+
         self.toggle_optimizer(opt_d)
-        real_logits = self.discriminate(self.with_noise(real, std), labels)
-        fake_logits = self.discriminate(self.with_noise(fake.detach(), std), labels)
-        real_target = torch.full_like(real_logits, 1.0 - self.hparams.label_smoothing)
-        d_loss = F.binary_cross_entropy_with_logits(real_logits, real_target) + (
-            F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-        )
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
-        opt_d.step()
-        self.untoggle_optimizer(opt_d)
+        real_logits, fake_logits = critic(real), critic(fake.detach())
+        d_loss = discriminator_loss(kind, real_logits, fake_logits, self.hparams.label_smoothing)
         log: dict[str, torch.Tensor | float] = {
             "d_loss": d_loss.detach(),
             "d_real": real_logits.detach().float().sigmoid().mean(),
             "d_fake": fake_logits.detach().float().sigmoid().mean(),
         }
+        if self.hparams.r1_gamma:
+            penalty = r1_penalty(critic, real, self.hparams.r1_gamma)
+            d_loss, log["r1"] = d_loss + penalty, penalty.detach()
+        if kind == "wgan_gp":
+            penalty = gradient_penalty(critic, real, fake, self.hparams.gp_weight)
+            d_loss, log["gp"] = d_loss + penalty, penalty.detach()
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
 
         if train_g:
             self.toggle_optimizer(opt_g)
-            g_logits = self.discriminate(self.with_noise(fake, std), labels)
-            g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))
+            g_loss = generator_loss(kind, critic(fake))
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
             self.untoggle_optimizer(opt_g)
             log["g_loss"] = g_loss.detach()
+            if self.hparams.ema_decay:
+                self.ema_steps += 1
+                decay = min(self.hparams.ema_decay, (1 + self.ema_steps) / (10 + self.ema_steps))
+                update_ema(self.generator_ema, self.generator, decay)
+                self.ema_stale = True
         if std:
             log["instance_noise"] = std
         self.log_train_step(log, batch_size=n, prog_bar=("d_loss", "g_loss"))
         return {key: log[key] for key in ("d_loss", "g_loss") if key in log}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints hold the averaged generator with its own batch-norm statistics (refreshed in
+        place, so the state dict Lightning has just taken sees them) and the average's step count."""
+        super().on_save_checkpoint(checkpoint)
+        if self.hparams.ema_decay:
+            self.sampling_generator()
+            checkpoint["dlforge"]["ema_steps"] = self.ema_steps
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if self.hparams.ema_decay:
+            self.ema_steps = int(checkpoint.get("dlforge", {}).get("ema_steps", 0))
+            self.ema_stale = False
 
     # --- validation / test: the discriminator on held-out real images vs as many fakes -------
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
@@ -197,13 +379,12 @@ class GAN(GenerativeModule, AdversarialModule):
         fake = self.generate(z, labels)
         with batch_statistics(self.discriminator):  # one real, one generated batch: as in training
             real_logits, fake_logits = self.discriminate(real, labels), self.discriminate(fake, labels)
-        ones, zeros = torch.ones_like(real_logits), torch.zeros_like(fake_logits)
-        d_loss = F.binary_cross_entropy_with_logits(real_logits, ones) + (
-            F.binary_cross_entropy_with_logits(fake_logits, zeros)
-        )
-        g_loss = F.binary_cross_entropy_with_logits(fake_logits, ones)
+        kind = self.hparams.loss
+        d_loss = discriminator_loss(kind, real_logits, fake_logits)
+        g_loss = generator_loss(kind, fake_logits)
         n = real.shape[0]
         metrics = {key: self.eval_metrics[f"{stage}_{key}"] for key in ("d_acc", "d_loss", "g_loss")}
+        ones, zeros = torch.ones_like(real_logits), torch.zeros_like(fake_logits)
         scores = torch.cat([real_logits, fake_logits]).float().sigmoid()
         metrics["d_acc"](scores, torch.cat([ones, zeros]).int())
         metrics["d_loss"](d_loss, weight=n)

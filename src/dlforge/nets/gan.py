@@ -4,16 +4,26 @@ Every pair exposes ``generator(z, labels) -> images in [-1, 1]`` (tanh), ``discr
 labels) -> logits (N,)``, ``latent_dim`` and ``conditional``. Conditional pairs take class labels
 as integers (N,) or as float class vectors (N, num_classes) (one-hot, or mixtures for latent
 arithmetic); unconditional pairs ignore labels.
+
+The discriminators take the field's stabilizers as options (Kurach et al. 2019 compare them):
+``spectral_norm`` (Miyato et al. 2018: every weight divided by its largest singular value, in place
+of batch-norm), ``minibatch_std`` (Karras et al. 2018: the batch's feature spread as one more input
+channel of the last layer) and, for conditional pairs, ``projection`` (Miyato & Koyama 2018: the
+class enters as an inner product with the last features instead of as input channels).
+:class:`DiffAugment` is the differentiable augmentation of the discriminator's inputs (Zhao et al. 2020).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as spectrally_normed
 
 from dlforge.registry import register_net
 
@@ -44,6 +54,75 @@ def dcgan_init(module: nn.Module) -> None:
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+def normed(layer: nn.Module, spectral: bool) -> nn.Module:
+    """``layer`` with spectral normalization of its weight when ``spectral``."""
+    return spectrally_normed(layer) if spectral else layer
+
+
+class MinibatchStd(nn.Module):
+    """Appends one channel: the standard deviation of each feature over a group of ``group_size``
+    samples, averaged over features and positions (Karras et al. 2018). A collapsed generator makes
+    near-identical samples, whose small spread the discriminator then sees."""
+
+    def __init__(self, group_size: int = 4) -> None:
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        group = max(g for g in range(1, min(self.group_size, n) + 1) if n % g == 0)
+        spread = x.view(group, n // group, *x.shape[1:]).var(dim=0, unbiased=False).add(1e-8).sqrt()
+        feature = spread.mean(dim=(1, 2, 3)).repeat(group)  # one value per sample of each group
+        return torch.cat([x, feature.view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
+
+
+class DiffAugment(nn.Module):
+    """Differentiable augmentation of everything the discriminator sees, real and generated alike
+    (Zhao et al. 2020), so that gradients reach the generator through it.
+
+    ``policy``: ``translation`` (each image shifted by up to 1/8 of its size, edges repeated) and/or
+    ``cutout`` (a square of half the image's side set to 0, mid-grey in [-1, 1]), each drawn per image.
+    """
+
+    POLICIES = ("translation", "cutout")
+
+    def __init__(self, policy: Sequence[str] = ()) -> None:
+        super().__init__()
+        unknown = sorted(set(policy) - set(self.POLICIES))
+        if unknown:
+            raise ValueError(f"DiffAugment policy {unknown}: choose from {list(self.POLICIES)}")
+        self.policy = tuple(policy)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for name in self.policy:
+            x = translate(x) if name == "translation" else cutout(x)
+        return x
+
+
+def translate(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+    """Shift each image by a random whole number of pixels, up to ``ratio`` of its size (edges repeated)."""
+    n, c, h, w = x.shape
+    dy, dx = (int(side * ratio + 0.5) for side in (h, w))
+    shift_y = torch.randint(-dy, dy + 1, (n, 1, 1), device=x.device)
+    shift_x = torch.randint(-dx, dx + 1, (n, 1, 1), device=x.device)
+    rows = (torch.arange(h, device=x.device).view(1, h, 1) + shift_y).clamp(0, h - 1)
+    cols = (torch.arange(w, device=x.device).view(1, 1, w) + shift_x).clamp(0, w - 1)
+    index = (rows * w + cols).view(n, 1, h * w).expand(n, c, h * w)
+    return x.flatten(2).gather(2, index).view_as(x)
+
+
+def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
+    """Zero a square of ``ratio`` times each side at a random centre of each image."""
+    n, _, h, w = x.shape
+    size_y, size_x = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    centre_y = torch.randint(0, h + (1 - size_y % 2), (n, 1, 1), device=x.device)
+    centre_x = torch.randint(0, w + (1 - size_x % 2), (n, 1, 1), device=x.device)
+    rows = torch.arange(h, device=x.device).view(1, h, 1) - centre_y + size_y // 2
+    cols = torch.arange(w, device=x.device).view(1, 1, w) - centre_x + size_x // 2
+    keep = ~((rows >= 0) & (rows < size_y) & (cols >= 0) & (cols < size_x))
+    return x * keep.unsqueeze(1).to(x.dtype)
 
 
 class DCGANGenerator(nn.Module):
@@ -82,34 +161,60 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """Strided 4x4 convolutions with LeakyReLU(0.2) (batch-norm after the first), a last
-    convolution over the whole ``base`` map gives one logit. No pooling, no dense layers.
-    A conditional discriminator sees the class vector as extra constant input channels."""
+    """Strided 4x4 convolutions with LeakyReLU(0.2) (batch-norm after the first, or spectral
+    normalization of every layer), a last convolution over the whole ``base`` map gives one logit.
+    No pooling, no dense layers.
 
-    def __init__(self, channels: int, height: int, width: int, features: int, num_classes: int = 0) -> None:
+    A conditional discriminator sees the class vector as extra constant input channels, or with
+    ``projection`` as the inner product of a class embedding with its last features, added to the logit.
+    ``minibatch_std`` gives the last layer one more channel (:class:`MinibatchStd`).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        height: int,
+        width: int,
+        features: int,
+        num_classes: int = 0,
+        spectral_norm: bool = False,
+        minibatch_std: bool = False,
+        projection: bool = False,
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.projection = projection and num_classes > 0
         n = upsamplings(height, width)
         widths = [features * 2**i for i in range(n)]  # e.g. [64, 128, 256] for 32x32
+        extra = 0 if self.projection else num_classes
         layers: list[nn.Module] = [
-            nn.Conv2d(channels + num_classes, widths[0], 4, stride=2, padding=1),
+            normed(nn.Conv2d(channels + extra, widths[0], 4, stride=2, padding=1), spectral_norm),
             nn.LeakyReLU(0.2, inplace=True),
         ]
         for narrow, wide in pairwise(widths):
-            layers += [
-                nn.Conv2d(narrow, wide, 4, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(wide),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
-        layers.append(nn.Conv2d(widths[-1], 1, (height >> n, width >> n)))
+            if spectral_norm:
+                layers += [normed(nn.Conv2d(narrow, wide, 4, stride=2, padding=1), True)]
+            else:
+                layers += [nn.Conv2d(narrow, wide, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(wide)]
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+        if minibatch_std:
+            layers.append(MinibatchStd())
+        last = widths[-1] + int(minibatch_std)
+        layers.append(normed(nn.Conv2d(last, 1, (height >> n, width >> n)), spectral_norm))  # the logit
         self.net = nn.Sequential(*layers)
+        if self.projection:
+            self.embed = normed(nn.Linear(num_classes, last, bias=False), spectral_norm)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.num_classes:
-            vectors = class_vectors(labels, self.num_classes, images)
+        vectors = class_vectors(labels, self.num_classes, images) if self.num_classes else None
+        if vectors is not None and not self.projection:
             maps = vectors[:, :, None, None].expand(-1, -1, *images.shape[2:])
             images = torch.cat([images, maps], dim=1)
-        return self.net(images).flatten()
+        hidden = self.net[:-1](images)
+        logits = self.net[-1](hidden).flatten()
+        if vectors is not None and self.projection:
+            logits = logits + (self.embed(vectors) * hidden.sum(dim=(2, 3))).sum(dim=1)
+        return logits
 
 
 @register_net("dcgan")
@@ -121,6 +226,9 @@ class DCGAN(nn.Module):
         features: channels of the generator's last and the discriminator's first hidden layer
             (doubling towards the small end; 64 in the paper).
         conditional: feed the class label to both networks (Mirza & Osindero 2014; net name ``cgan``).
+        spectral_norm: spectral normalization of every discriminator layer, in place of its batch-norm.
+        minibatch_std: a minibatch standard-deviation channel before the discriminator's last layer.
+        projection: a conditional discriminator takes the class by projection, not as input channels.
     """
 
     def __init__(
@@ -132,6 +240,9 @@ class DCGAN(nn.Module):
         latent_dim: int = 100,
         features: int = 64,
         conditional: bool = False,
+        spectral_norm: bool = False,
+        minibatch_std: bool = False,
+        projection: bool = False,
     ) -> None:
         super().__init__()
         if conditional and num_classes < 2:
@@ -140,7 +251,9 @@ class DCGAN(nn.Module):
         self.conditional = conditional
         classes = num_classes if conditional else 0
         self.generator = DCGANGenerator(latent_dim, in_channels, height, width, features, classes)
-        self.discriminator = DCGANDiscriminator(in_channels, height, width, features, classes)
+        self.discriminator = DCGANDiscriminator(
+            in_channels, height, width, features, classes, spectral_norm, minibatch_std, projection
+        )
         self.apply(dcgan_init)
 
 
@@ -184,25 +297,39 @@ class Seed002Generator(nn.Module):
 
 class Seed002Discriminator(nn.Module):
     """Conv 64@5x5 ('same') tanh, 2x2 max-pool, conv 128@5x5 ('valid', as in the Keras model) tanh,
-    2x2 max-pool, dense 1024 tanh, dense 1 (a logit: the sigmoid lives in the loss)."""
+    2x2 max-pool, dense 1024 tanh, dense 1 (a logit: the sigmoid lives in the loss); optionally
+    spectrally normalized, with a minibatch standard-deviation channel before the dense layers."""
 
-    def __init__(self, channels: int, height: int, width: int, features: int = 64) -> None:
+    def __init__(
+        self,
+        channels: int,
+        height: int,
+        width: int,
+        features: int = 64,
+        spectral_norm: bool = False,
+        minibatch_std: bool = False,
+    ) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(channels, features, 5, padding=2),
+        layers: list[nn.Module] = [
+            normed(nn.Conv2d(channels, features, 5, padding=2), spectral_norm),
             nn.Tanh(),
             nn.MaxPool2d(2),
-            nn.Conv2d(features, 2 * features, 5),
+            normed(nn.Conv2d(features, 2 * features, 5), spectral_norm),
             nn.Tanh(),
             nn.MaxPool2d(2),
-            nn.Flatten(),
-        )
-        flat = 2 * features * ((height // 2 - 4) // 2) * ((width // 2 - 4) // 2)
-        if flat <= 0:
+        ]
+        if minibatch_std:
+            layers.append(MinibatchStd())
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        side = math.prod((size // 2 - 4) // 2 for size in (height, width))
+        flat = (2 * features + int(minibatch_std)) * side
+        if side <= 0:
             raise ValueError(
                 f"gan_seed002's discriminator needs images of at least 12x12, got {height}x{width}"
             )
-        self.head = nn.Sequential(nn.Linear(flat, 1024), nn.Tanh(), nn.Linear(1024, 1))
+        self.head = nn.Sequential(
+            normed(nn.Linear(flat, 1024), spectral_norm), nn.Tanh(), normed(nn.Linear(1024, 1), spectral_norm)
+        )
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.features(images)).flatten()
@@ -211,7 +338,8 @@ class Seed002Discriminator(nn.Module):
 @register_net("gan_seed002")
 class GANSeed002(nn.Module):
     """The Keras GAN of seed 002 (dense + up-sampling generator, conv + max-pool discriminator);
-    ``features``: the generator's last and the discriminator's first conv channels (64 in seed 002)."""
+    ``features``: the generator's last and the discriminator's first conv channels (64 in seed 002);
+    ``spectral_norm`` and ``minibatch_std`` as for :class:`DCGAN`."""
 
     def __init__(
         self,
@@ -221,9 +349,13 @@ class GANSeed002(nn.Module):
         num_classes: int,
         latent_dim: int = 100,
         features: int = 64,
+        spectral_norm: bool = False,
+        minibatch_std: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.conditional = False
         self.generator = Seed002Generator(latent_dim, in_channels, height, width, features)
-        self.discriminator = Seed002Discriminator(in_channels, height, width, features)
+        self.discriminator = Seed002Discriminator(
+            in_channels, height, width, features, spectral_norm, minibatch_std
+        )

@@ -1,0 +1,202 @@
+"""The GAN family's stabilizers, measured: FID, class balance and CPU-minutes of each recipe.
+
+Every run goes through `train.py`'s own path (`dlforge.train.train` on the composed config) and is
+scored with the docs' one FID recipe: the penultimate layer of seed 002's LeNet trained 20 epochs on
+the same data set (`benchmarks/sample_quality.py` trains it once), 10,000 samples against the 10,000
+test images. A case also reports the share of each class among the samples, as that LeNet reads them,
+and for a conditional GAN the share of samples recognized as the class asked for.
+
+    DATA_DIR=../shared/data python -m benchmarks.gan_recipes [--cases default no_ema ...] [--seeds 0 1 2]
+    python -m benchmarks.gan_recipes --table        # the docs' tables from the JSON
+
+Cases with ``curve`` save a checkpoint every ``--curve-every`` generator steps and score each, for the
+FID-against-minutes figure (the clock stops while a checkpoint is saved). Results go to
+benchmarks/results/gan_recipes.json after every run (rerun-safe: a case and seed already there is
+skipped). Run dirs: outputs/gan_recipes/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+
+from benchmarks.common import machine
+from benchmarks.sample_quality import config, extractor
+from dlforge.checkpoint import load_model
+from dlforge.data import FashionMNISTDataModule, MNISTDataModule
+from dlforge.quality import SampleQuality
+from dlforge.train import train
+
+RESULTS = Path(__file__).resolve().parent / "results" / "gan_recipes.json"
+RUNS = Path("outputs/gan_recipes")
+SAMPLES = 10_000
+#: the defaults before this study: BCE + batch-norm discriminator, raw generator, 64 channels
+OLD_DEFAULT = (
+    "model.loss=non_saturating",
+    "model.net.spectral_norm=false",
+    "model.ema_decay=0",
+    "model.net.features=64",
+    "model.optimizer_g.lr=2e-4",
+    "model.optimizer_d.lr=2e-4",
+    "model.optimizer_g.betas=[0.5,0.999]",
+    "model.optimizer_d.betas=[0.5,0.999]",
+)
+#: name -> (data set, overrides after data=<data set>, with the FID-against-minutes curve)
+CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "default": ("mnist", (), True),
+    "old_default": ("mnist", OLD_DEFAULT, True),
+    "no_ema": ("mnist", ("model.ema_decay=0",), False),
+    "no_spectral_norm": ("mnist", ("model.net.spectral_norm=false",), False),
+    "loss_non_saturating": ("mnist", ("model.loss=non_saturating",), False),
+    "loss_least_squares": ("mnist", ("model.loss=least_squares",), False),
+    "loss_wgan_gp": ("mnist", ("model.loss=wgan_gp",), False),
+    "r1": ("mnist", ("model.r1_gamma=1",), False),
+    "equal_lr": ("mnist", ("model.optimizer_d.lr=${model.optimizer_g.lr}",), False),
+    "diffaugment": ("mnist", ("model.diffaugment=[translation,cutout]",), False),
+    "minibatch_std": ("mnist", ("model.net.minibatch_std=true",), False),
+    "cgan": ("mnist", ("model=cgan",), False),
+    "cgan_projection": ("mnist", ("model=cgan", "model.net.projection=true"), False),
+    "fashion": ("fashion_mnist", (), False),
+    "seed002": ("mnist", ("model=gan_seed002",), False),
+}
+
+
+class TimedCheckpoints(Callback):
+    """Saves ``step_NNNNN.ckpt`` every ``every`` optimizer steps and records the training seconds
+    spent until then (the clock stops while saving)."""
+
+    def __init__(self, folder: Path, every: int) -> None:
+        self.folder, self.every = folder, every
+        self.points: list[dict[str, Any]] = []
+        self.start = self.paused = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start, self.paused = time.perf_counter(), 0.0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = pl_module.ema_steps if hasattr(pl_module, "ema_steps") else trainer.global_step // 2
+        if step % self.every or any(p["generator_steps"] == step for p in self.points):
+            return
+        pause = time.perf_counter()
+        path = self.folder / f"step_{step:06d}.ckpt"
+        trainer.save_checkpoint(path)
+        self.points.append(
+            {
+                "generator_steps": step,
+                "seconds": round(pause - self.start - self.paused, 1),
+                "ckpt": str(path),
+            }
+        )
+        self.paused += time.perf_counter() - pause
+
+
+class Scorer:
+    """The docs' recipe: LeNet features of 10,000 samples against the 10,000 test images."""
+
+    def __init__(self, data: str) -> None:
+        self.quality = SampleQuality(extractor(data), kid_subset_size=1000)
+        module = {"mnist": MNISTDataModule, "fashion_mnist": FashionMNISTDataModule}[data](
+            data_dir=str(Path(config("floor", ()).paths.data_dir)), download=False
+        )
+        module.setup("test")
+        for part in module.splits["test"].tensors[0][:SAMPLES].split(1000):
+            self.quality.update_real(module.preprocess(part))
+
+    @torch.no_grad()
+    def __call__(self, ckpt: str) -> dict[str, Any]:
+        model = load_model(ckpt).eval()
+        generator = torch.Generator().manual_seed(1234)
+        asked, recognized = [], []
+        for _ in range(SAMPLES // 500):
+            z = model.sample_latent(500, generator)
+            labels = (
+                torch.randint(model.num_classes, (500,), generator=generator) if model.num_classes else None
+            )
+            images = model.decode_latent(z, labels)
+            self.quality.update_fake(images)
+            if labels is not None:
+                asked.append(labels)
+                recognized.append(self.quality.classifier(images).argmax(dim=1))
+        result = self.quality.compute()
+        self.quality.reset_fake()
+        counts = torch.tensor(result["class_counts"], dtype=torch.float)
+        result["class_shares"] = (counts / counts.sum()).tolist()
+        result["class_entropy"] = float(
+            -(counts / counts.sum()).clamp_min(1e-12).log().mul(counts / counts.sum()).sum()
+            / math.log(len(counts))
+        )
+        if asked:
+            asked_t, got = torch.cat(asked), torch.cat(recognized)
+            result["asked_class_acc"] = [
+                float((got[asked_t == k] == k).float().mean()) for k in range(model.num_classes)
+            ]
+        return result
+
+
+def run(name: str, seed: int, curve_every: int | None, scorers: dict[str, Scorer]) -> dict[str, Any]:
+    data, overrides, curve = CASES[name]
+    run_name = f"{name}_seed{seed}"
+    cfg = config(run_name, (f"data={data}", *overrides, f"seed={seed}", "test=false"), runs=RUNS)
+    timed = None
+    if curve and curve_every:
+        timed = TimedCheckpoints(RUNS / run_name / "curve", curve_every)
+    start = time.perf_counter()
+    summary = train(cfg, [timed] if timed else ())
+    seconds = time.perf_counter() - start
+    if data not in scorers:
+        scorers[data] = Scorer(data)
+    result = {
+        "data": data,
+        "overrides": list(overrides),
+        "seed": seed,
+        "epochs": summary["epochs"],
+        "global_step": summary["global_step"],
+        "fit_seconds": summary["fit_seconds"],
+        "run_seconds": round(seconds, 1),
+        "quality": scorers[data](summary["last_checkpoint"]),
+    }
+    if timed is not None:
+        result["curve"] = [{**p, "fid": scorers[data](p.pop("ckpt"))["fid"]} for p in timed.points]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", nargs="*", default=list(CASES))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--curve-every", type=int, default=500, help="generator steps between curve points")
+    parser.add_argument("--table", action="store_true", help="print the docs' tables of the JSON and stop")
+    args = parser.parse_args()
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"machine": machine(), "runs": {}}
+    if args.table:
+        print(markdown(results))
+        return
+    scorers: dict[str, Scorer] = {}
+    for seed in args.seeds:
+        for name in args.cases:
+            key = f"{name}/seed{seed}"
+            if key in results["runs"]:
+                print(f"{key}: done before, skipped", flush=True)
+                continue
+            results["runs"][key] = run(name, seed, args.curve_every, scorers)
+            RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+            q = results["runs"][key]["quality"]
+            shares = ", ".join(f"{100 * s:.1f}" for s in q["class_shares"])
+            minutes = results["runs"][key]["fit_seconds"] / 60
+            print(f"{key}: FID {q['fid']:.1f} in {minutes:.1f} min; classes % {shares}", flush=True)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    return ""
+
+
+if __name__ == "__main__":
+    main()
