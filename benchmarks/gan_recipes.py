@@ -18,6 +18,7 @@ skipped). Run dirs: outputs/gan_recipes/.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import math
 import time
@@ -49,22 +50,23 @@ OLD_DEFAULT = (
     "model.optimizer_g.betas=[0.5,0.999]",
     "model.optimizer_d.betas=[0.5,0.999]",
 )
-#: name -> (data set, overrides after data=<data set>, with the FID-against-minutes curve)
+#: name -> (data set, overrides after data=<data set>, with the FID-against-minutes curve); each case
+#: turns one option of the default (conf/model/dcgan.yaml, 6 epochs) on or off
 CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "default": ("mnist", (), True),
     "old_default": ("mnist", OLD_DEFAULT, True),
     "no_ema": ("mnist", ("model.ema_decay=0",), False),
     "no_spectral_norm": ("mnist", ("model.net.spectral_norm=false",), False),
+    "ttur": ("mnist", ("model.optimizer_g.lr=1e-4", "model.optimizer_d.lr=4e-4"), False),
     "loss_non_saturating": ("mnist", ("model.loss=non_saturating",), False),
-    "loss_least_squares": ("mnist", ("model.loss=least_squares",), False),
-    "loss_wgan_gp": ("mnist", ("model.loss=wgan_gp",), False),
-    "r1": ("mnist", ("model.r1_gamma=1",), False),
-    "equal_lr": ("mnist", ("model.optimizer_d.lr=${model.optimizer_g.lr}",), False),
-    "diffaugment": ("mnist", ("model.diffaugment=[translation,cutout]",), False),
     "minibatch_std": ("mnist", ("model.net.minibatch_std=true",), False),
+    "r1": ("mnist", ("model.r1_gamma=1",), False),
+    "loss_least_squares": ("mnist", ("model.loss=least_squares",), False),
+    "diffaugment": ("mnist", ("model.diffaugment=[translation,cutout]",), False),
+    "loss_wgan_gp": ("mnist", ("model.loss=wgan_gp",), False),
+    "fashion": ("fashion_mnist", (), False),
     "cgan": ("mnist", ("model=cgan",), False),
     "cgan_projection": ("mnist", ("model=cgan", "model.net.projection=true"), False),
-    "fashion": ("fashion_mnist", (), False),
     "seed002": ("mnist", ("model=gan_seed002",), False),
 }
 
@@ -141,10 +143,13 @@ class Scorer:
         return result
 
 
-def run(name: str, seed: int, curve_every: int | None, scorers: dict[str, Scorer]) -> dict[str, Any]:
+def run(
+    name: str, seed: int, curve_every: int | None, scorers: dict[str, Scorer], threads: int | None = None
+) -> dict[str, Any]:
     data, overrides, curve = CASES[name]
     run_name = f"{name}_seed{seed}"
-    cfg = config(run_name, (f"data={data}", *overrides, f"seed={seed}", "test=false"), runs=RUNS)
+    threading = (f"threads={threads}",) if threads else ()
+    cfg = config(run_name, (f"data={data}", *overrides, f"seed={seed}", "test=false", *threading), runs=RUNS)
     timed = None
     if curve and curve_every:
         timed = TimedCheckpoints(RUNS / run_name / "curve", curve_every)
@@ -160,6 +165,7 @@ def run(name: str, seed: int, curve_every: int | None, scorers: dict[str, Scorer
         "epochs": summary["epochs"],
         "global_step": summary["global_step"],
         "fit_seconds": summary["fit_seconds"],
+        "threads": threads or torch.get_num_threads(),
         "run_seconds": round(seconds, 1),
         "quality": scorers[data](summary["last_checkpoint"]),
     }
@@ -168,11 +174,24 @@ def run(name: str, seed: int, curve_every: int | None, scorers: dict[str, Scorer
     return result
 
 
+def record(key: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Add one run to the JSON, re-read under a lock: several workers may share the file."""
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"machine": machine(), "runs": {}}
+        results["runs"][key] = result
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", nargs="*", default=list(CASES))
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--curve-every", type=int, default=500, help="generator steps between curve points")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads of each run (default: all cores)"
+    )
     parser.add_argument("--table", action="store_true", help="print the docs' tables of the JSON and stop")
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"machine": machine(), "runs": {}}
@@ -186,8 +205,7 @@ def main() -> None:
             if key in results["runs"]:
                 print(f"{key}: done before, skipped", flush=True)
                 continue
-            results["runs"][key] = run(name, seed, args.curve_every, scorers)
-            RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+            results = record(key, run(name, seed, args.curve_every, scorers, args.threads))
             q = results["runs"][key]["quality"]
             shares = ", ".join(f"{100 * s:.1f}" for s in q["class_shares"])
             minutes = results["runs"][key]["fit_seconds"] / 60
