@@ -63,6 +63,27 @@ def test_default_model_of_train_is_dcgan(make_cfg) -> None:
     cfg = make_cfg()
     assert cfg.model.kind == "gan" and cfg.model.net.name == "dcgan"
     assert cfg.model.optimizer_g.lr == 2e-4 and list(cfg.model.optimizer_d.betas) == [0.5, 0.999]
+    assert (cfg.model.loss, cfg.model.net.spectral_norm, cfg.model.ema_decay) == ("hinge", True, 0.999)
+
+
+def test_a_model_brings_its_own_training_length_and_the_command_line_still_wins(make_cfg) -> None:
+    assert make_cfg().trainer.max_epochs == 6  # conf/trainer/model/dcgan.yaml
+    assert make_cfg("model=cgan", "trainer=cpu").trainer.max_epochs == 6
+    assert make_cfg("model=lenet").trainer.max_epochs == 10  # no file of its own: trainer/default.yaml
+    assert make_cfg("trainer.max_epochs=2").trainer.max_epochs == 2
+    assert make_cfg("experiment=dcgan_mnist").trainer.max_epochs == 10  # an experiment sets its own
+    seed002 = make_cfg("model=gan_seed002").model  # a reproduction keeps its seed's training
+    assert (seed002.loss, seed002.net.spectral_norm, seed002.ema_decay, seed002.net.features) == (
+        "non_saturating",
+        False,
+        0.0,
+        64,
+    )
+
+
+def test_label_smoothing_is_refused_with_losses_it_does_not_smooth(make_cfg) -> None:
+    with pytest.raises(DlforgeError, match="use it with loss=non_saturating, not loss=hinge"):
+        build_run(make_cfg("model.label_smoothing=0.1", "data.val_size=32"))
 
 
 @pytest.mark.parametrize(
@@ -70,7 +91,12 @@ def test_default_model_of_train_is_dcgan(make_cfg) -> None:
 )
 def test_training_moves_both_losses_and_changes_both_networks(make_cfg, model: str, data: str) -> None:
     narrow = () if model == "gan_seed002" else (NARROW,)
-    cfg = make_cfg(f"model={model}", f"data={data}", *FAST, *narrow, "trainer.max_epochs=1", "test=false")
+    # binary cross-entropy, for the bound below (under the default hinge loss, D's last bias has no
+    # gradient while every logit is inside the margin: -P(D(x) < 1) + P(D(G(z)) > -1) = 0)
+    bce = "model.loss=non_saturating"
+    cfg = make_cfg(
+        f"model={model}", f"data={data}", *FAST, *narrow, bce, "trainer.max_epochs=1", "test=false"
+    )
     summary = train(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     _, initial, _ = build_run(cfg)  # the same seed: the weights train() started from
@@ -103,6 +129,7 @@ def test_k_discriminator_steps_smoothing_noise_and_schedule(make_cfg) -> None:
         NARROW,
         "test=false",
         "model.d_steps=2",
+        "model.loss=non_saturating",
         "model.label_smoothing=0.1",
         "model.instance_noise=0.2",
         "scheduler=step",
@@ -174,7 +201,11 @@ def test_bf16_mixed_precision_runs_on_cpu(make_cfg) -> None:
     assert all(math.isfinite(metrics[k]) for k in ("train/d_loss_epoch", "train/g_loss_epoch", "test/d_acc"))
 
 
-def test_quality_classifier_scores_samples_and_picks_the_best_by_fid(make_cfg, classifier_run) -> None:  # noqa: F811
+def test_quality_classifier_scores_samples_and_picks_the_best_by_fid(
+    make_cfg,
+    classifier_run,  # noqa: F811
+    caplog,
+) -> None:
     ckpt, _ = classifier_run
     cfg = make_cfg(
         *FAST,
@@ -185,11 +216,22 @@ def test_quality_classifier_scores_samples_and_picks_the_best_by_fid(make_cfg, c
         "model.monitor=val/fid",
         "test=false",
     )
-    summary = train(cfg)
+    with caplog.at_level("WARNING", logger="dlforge.callbacks.generative"):
+        summary = train(cfg)
     assert summary["metrics"]["val/fid"] > 0 and summary["best_checkpoint"].endswith(".ckpt")
     report = json.loads((Path(cfg.paths.output_dir) / "sample_quality.json").read_text())
     assert report["val"]["extractor"].startswith("last.ckpt (convnet on mnist")
-    assert sum(report["val"]["class_counts"]) == 32
+    counts = report["val"]["class_counts"]
+    assert sum(counts) == 32
+    # mode collapse shows while training: the class entropy, and one line naming the rare classes
+    shares = torch.tensor(counts, dtype=torch.float64) / 32
+    expected = -(shares[shares > 0] * shares[shares > 0].log()).sum() / math.log(10)
+    assert summary["metrics"]["val/class_entropy"] == pytest.approx(expected.item(), abs=1e-4)
+    rare = [k for k, n in enumerate(counts) if n < 0.02 * 32]  # 4 steps of training: some class is missing
+    warnings = [r.getMessage() for r in caplog.records if "mode collapse?" in r.getMessage()]
+    assert rare and len(warnings) == 1  # one validation, one line
+    assert f"{sum(counts[k] for k in rare)} of 32 samples" in warnings[0]
+    assert all(f"{k} ({counts[k]})" in warnings[0] for k in rare)
 
 
 @pytest.mark.parametrize(

@@ -216,6 +216,11 @@ class GAN(GenerativeModule, AdversarialModule):
             raise ValueError(f"label_smoothing={label_smoothing}: use a value in [0, 1), e.g. 0.1")
         if loss not in LOSSES:
             raise ValueError(f"loss={loss}: choose one of {', '.join(LOSSES)}")
+        if label_smoothing and loss != "non_saturating":
+            raise ValueError(
+                f"label_smoothing={label_smoothing} smooths binary cross-entropy targets: "
+                f"use it with loss=non_saturating, not loss={loss}"
+            )
         if not 0 <= ema_decay < 1:
             raise ValueError(f"ema_decay={ema_decay}: use a value in [0, 1), e.g. 0.999 (0: no average)")
         if r1_gamma < 0 or gp_weight < 0:
