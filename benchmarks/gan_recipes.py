@@ -21,6 +21,7 @@ import argparse
 import fcntl
 import json
 import math
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from benchmarks.common import machine
+from benchmarks.common import machine, table
 from benchmarks.sample_quality import config, extractor
 from dlforge.checkpoint import load_model
 from dlforge.data import FashionMNISTDataModule, MNISTDataModule
@@ -37,6 +38,7 @@ from dlforge.quality import SampleQuality
 from dlforge.train import train
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gan_recipes.json"
+QUALITY = RESULTS.with_name("sample_quality.json")  # the floors: real training images against the test images
 RUNS = Path("outputs/gan_recipes")
 SAMPLES = 10_000
 #: the defaults before this study: BCE + batch-norm discriminator, raw generator, 64 channels
@@ -68,6 +70,8 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "cgan": ("mnist", ("model=cgan",), False),
     "cgan_projection": ("mnist", ("model=cgan", "model.net.projection=true"), False),
     "seed002": ("mnist", ("model=gan_seed002",), False),
+    "default_alone": ("mnist", (), True),  # the default again, run alone on both cores: a user's minutes
+    "default_long": ("mnist", ("trainer.max_epochs=20",), True),  # where the default's curve goes
 }
 
 
@@ -193,10 +197,16 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch threads of each run (default: all cores)"
     )
     parser.add_argument("--table", action="store_true", help="print the docs' tables of the JSON and stop")
+    parser.add_argument(
+        "--figure", type=Path, help="draw the FID-against-minutes figure (and samples) and stop"
+    )
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"machine": machine(), "runs": {}}
     if args.table:
         print(markdown(results))
+        return
+    if args.figure:
+        figure(results, args.figure)
         return
     scorers: dict[str, Scorer] = {}
     for seed in args.seeds:
@@ -212,8 +222,78 @@ def main() -> None:
             print(f"{key}: FID {q['fid']:.1f} in {minutes:.1f} min; classes % {shares}", flush=True)
 
 
+def grouped(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The runs of each case (all seeds), in CASES' order."""
+    cases: dict[str, list[dict[str, Any]]] = {}
+    for key, result in results["runs"].items():
+        cases.setdefault(key.split("/")[0], []).append(result)
+    return {name: cases[name] for name in [*CASES, *cases] if name in cases}
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    """``mean ± std`` over seeds (the value alone for one seed)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
 def markdown(results: dict[str, Any]) -> str:
-    return ""
+    """The docs' tables, straight from the JSON: the ablation, then the FID-against-minutes points."""
+    rows = []
+    for name, runs in grouped(results).items():
+        shares = [r["quality"]["class_shares"] for r in runs]
+        asked = [min(r["quality"]["asked_class_acc"]) for r in runs if "asked_class_acc" in r["quality"]]
+        rows.append([
+            name,
+            runs[0]["data"],
+            " ".join(runs[0]["overrides"]) or "(the default)",
+            str(len(runs)),
+            spread([r["quality"]["fid"] for r in runs]),
+            spread([100 * min(s) for s in shares]) + " / " + spread([100 * max(s) for s in shares]),
+            spread([r["quality"]["class_entropy"] for r in runs], 3),
+            spread([100 * a for a in asked]) if asked else "-",
+            spread([r["fit_seconds"] / 60 for r in runs]),
+            str(runs[0]["threads"]),
+        ])  # fmt: skip
+    head = ["case", "data", "overrides", "seeds", "FID", "rarest / commonest class %", "class entropy",
+            "worst asked-class acc %", "train min", "threads"]  # fmt: skip
+    curve_rows = [
+        [name, str(p["generator_steps"]), f"{p['seconds'] / 60:.2f}", f"{p['fid']:.1f}"]
+        for name, runs in grouped(results).items()
+        for run in runs[:1]
+        for p in run.get("curve", [])
+    ]
+    return table(head, rows) + "\n\n" + table(["case", "generator steps", "train min", "FID"], curve_rows)
+
+
+def figure(results: dict[str, Any], path: Path) -> None:
+    """FID against training minutes for the cases with a curve, and each one's final samples."""
+    from matplotlib.figure import Figure
+    from torchvision.utils import make_grid
+
+    curves = {name: runs[0] for name, runs in grouped(results).items() if runs[0].get("curve")}
+    fig = Figure(figsize=(4 + 2.6 * len(curves), 3.6), layout="constrained")
+    axes = fig.subplots(1, 1 + len(curves), width_ratios=[1.6] + [1] * len(curves))
+    for name, run in curves.items():
+        points = run["curve"]
+        axes[0].plot([p["seconds"] / 60 for p in points], [p["fid"] for p in points], marker="o", label=name)
+    floor = json.loads(QUALITY.read_text())["cases"]["floor_mnist"]["quality"]["fid"]
+    if floor:
+        axes[0].axhline(
+            3 * floor, color="grey", linestyle="--", label=f"goal: 3x the floor ({3 * floor:.1f})"
+        )
+    threads = sorted({run["threads"] for run in curves.values()})
+    axes[0].set(xlabel=f"training minutes (torch threads: {threads})", ylabel="FID (LeNet)", yscale="log",
+                title="FID of 10,000 samples")  # fmt: skip
+    axes[0].legend(fontsize=8)
+    for ax, (name, run) in zip(axes[1:], curves.items(), strict=True):
+        ckpt = RUNS / f"{name}_seed{run['seed']}" / "checkpoints" / "last.ckpt"
+        ax.imshow(make_grid(load_model(ckpt).eval().sample(36, seed=0), nrow=6).permute(1, 2, 0).numpy())
+        ax.set_title(f"{name}: FID {run['quality']['fid']:.0f}", fontsize=9)
+        ax.axis("off")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
