@@ -71,7 +71,7 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "cgan_projection": ("mnist", ("model=cgan", "model.net.projection=true"), False),
     "seed002": ("mnist", ("model=gan_seed002",), False),
     "default_alone": ("mnist", (), True),  # the default again, run alone on both cores: a user's minutes
-    "default_long": ("mnist", ("trainer.max_epochs=20",), True),  # where the default's curve goes
+    "default_long": ("mnist", ("trainer.max_epochs=16",), True),  # where the default's curve goes
 }
 
 
