@@ -58,6 +58,7 @@ HINGE_SN = ("model.loss=hinge", "model.net.spectral_norm=true")
 CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     # today's default (conf/model/dcgan.yaml): DCGAN's batch-norm discriminator and BCE, weight average
     "default": ("mnist", (), False),
+    "default_alone": ("mnist", (), True),  # run alone on both cores: a user's minutes
     "default_long": ("mnist", ("trainer.max_epochs=16",), True),  # where the default's curve goes
     "fashion": ("fashion_mnist", (), False),
     "old_default": ("mnist", OLD_DEFAULT, True),
@@ -86,6 +87,8 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
 }
 
 
+#: the cases whose samples the figure shows
+GRIDS = ("old_default", "hinge_sn", "default", "default_long")
 #: what a case's overrides amount to, where listing them would not fit a table cell
 LABELS = {"old_default": "the old default: raw weights, 64 channels (OLD_DEFAULT)"}
 
@@ -295,29 +298,33 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def figure(results: dict[str, Any], path: Path) -> None:
-    """FID against training minutes for the cases with a curve, and each one's final samples."""
+    """FID against training minutes for the cases with a curve, and samples of the default and of
+    each curve's last checkpoint (``GRIDS``)."""
     from matplotlib.figure import Figure
     from torchvision.utils import make_grid
 
-    curves = {name: runs[0] for name, runs in grouped(results).items() if runs[0].get("curve")}
-    fig = Figure(figsize=(4 + 2.6 * len(curves), 3.6), layout="constrained")
-    axes = fig.subplots(1, 1 + len(curves), width_ratios=[1.6] + [1] * len(curves))
+    cases = grouped(results)
+    curves = {name: runs[0] for name, runs in cases.items() if runs[0].get("curve")}
+    grids = [name for name in GRIDS if name in cases]
+    fig = Figure(figsize=(5.5 + 2.4 * len(grids), 3.8), layout="constrained")
+    axes = fig.subplots(1, 1 + len(grids), width_ratios=[2.2] + [1] * len(grids))
     for name, run in curves.items():
         points = run["curve"]
-        axes[0].plot([p["seconds"] / 60 for p in points], [p["fid"] for p in points], marker="o", label=name)
+        label = f"{name} ({run['threads']} thread{'s' * (run['threads'] > 1)})"
+        axes[0].plot([p["seconds"] / 60 for p in points], [p["fid"] for p in points], marker="o", label=label)
     floor = results["floors"]["mnist"]["fid"]
-    if floor:
-        axes[0].axhline(
-            3 * floor, color="grey", linestyle="--", label=f"goal: 3x the floor ({3 * floor:.1f})"
-        )
-    threads = sorted({run["threads"] for run in curves.values()})
-    axes[0].set(xlabel=f"training minutes (torch threads: {threads})", ylabel="FID (LeNet)", yscale="log",
-                title="FID of 10,000 samples")  # fmt: skip
-    axes[0].legend(fontsize=8)
-    for ax, (name, run) in zip(axes[1:], curves.items(), strict=True):
+    axes[0].axhline(3 * floor, color="grey", linestyle="--", label=f"goal: 3x the floor ({3 * floor:.1f})")
+    axes[0].axvline(5, color="grey", linestyle=":", label="5 minutes")
+    axes[0].set(xlabel="training minutes", ylabel="FID (LeNet features)", yscale="log",
+                title="MNIST: FID of 10,000 samples")  # fmt: skip
+    axes[0].legend(fontsize=7)
+    for ax, name in zip(axes[1:], grids, strict=True):
+        run = cases[name][0]
         ckpt = RUNS / f"{name}_seed{run['seed']}" / "checkpoints" / "last.ckpt"
         ax.imshow(make_grid(load_model(ckpt).eval().sample(36, seed=0), nrow=6).permute(1, 2, 0).numpy())
-        ax.set_title(f"{name}: FID {run['quality']['fid']:.0f}", fontsize=9)
+        ax.set_title(
+            f"{name}\n{run['global_step'] // 2} G steps, FID {run['quality']['fid']:.0f}", fontsize=8
+        )
         ax.axis("off")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

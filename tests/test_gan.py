@@ -83,7 +83,7 @@ def test_a_model_brings_its_own_training_length_and_the_command_line_still_wins(
 
 def test_label_smoothing_is_refused_with_losses_it_does_not_smooth(make_cfg) -> None:
     with pytest.raises(DlforgeError, match="use it with loss=non_saturating, not loss=hinge"):
-        build_run(make_cfg("model.label_smoothing=0.1", "data.val_size=32"))
+        build_run(make_cfg("model.loss=hinge", "model.label_smoothing=0.1", "data.val_size=32"))
 
 
 @pytest.mark.parametrize(
