@@ -63,7 +63,8 @@ def test_default_model_of_train_is_dcgan(make_cfg) -> None:
     cfg = make_cfg()
     assert cfg.model.kind == "gan" and cfg.model.net.name == "dcgan"
     assert cfg.model.optimizer_g.lr == 2e-4 and list(cfg.model.optimizer_d.betas) == [0.5, 0.999]
-    assert (cfg.model.loss, cfg.model.net.spectral_norm, cfg.model.ema_decay) == ("non_saturating", False, 0.999)
+    recipe = (cfg.model.loss, cfg.model.net.spectral_norm, cfg.model.ema_decay)
+    assert recipe == ("non_saturating", False, 0.999)
 
 
 def test_a_model_brings_its_own_training_length_and_the_command_line_still_wins(make_cfg) -> None:
