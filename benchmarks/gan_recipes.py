@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
-import math
 import statistics
 import time
 from pathlib import Path
@@ -106,7 +105,7 @@ class TimedCheckpoints(Callback):
         self.start, self.paused = time.perf_counter(), 0.0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        step = pl_module.ema_steps if hasattr(pl_module, "ema_steps") else trainer.global_step // 2
+        step = trainer.global_step // 2  # generator steps: each batch steps both optimizers (d_steps=1)
         if step % self.every or any(p["generator_steps"] == step for p in self.points):
             return
         pause = time.perf_counter()
@@ -162,11 +161,7 @@ class Scorer:
         result = self.quality.compute()
         self.quality.reset_fake()
         counts = torch.tensor(result["class_counts"], dtype=torch.float)
-        result["class_shares"] = (counts / counts.sum()).tolist()
-        result["class_entropy"] = float(
-            -(counts / counts.sum()).clamp_min(1e-12).log().mul(counts / counts.sum()).sum()
-            / math.log(len(counts))
-        )
+        result["class_shares"] = (counts / counts.sum()).tolist()  # class_entropy: SampleQuality's
         if asked:
             asked_t, got = torch.cat(asked), torch.cat(recognized)
             result["asked_class_acc"] = [
@@ -210,7 +205,8 @@ def run(
 
 def record(key: str, result: dict[str, Any], section: str = "runs") -> dict[str, Any]:
     """Add one run (or a floor) to the JSON, re-read under a lock: several workers may share the file."""
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+    RUNS.mkdir(parents=True, exist_ok=True)
+    with open(RUNS / "gan_recipes.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"machine": machine(), "runs": {}}
         results.setdefault(section, {})[key] = result

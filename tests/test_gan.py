@@ -379,9 +379,9 @@ def test_weight_average_follows_its_update_rule_and_differs_from_the_raw_generat
     cfg = make_cfg(*FAST, NARROW, "model.ema_decay=0.5", "test=false")
     summary = train(cfg, [snapshots])
     assert len(snapshots.weights) == 1 + 8  # the start, then 2 epochs x 4 generator steps
-    expected = snapshots.weights[0]
-    for t, current in enumerate(snapshots.weights[1:], start=1):
-        decay = min(0.5, (1 + t) / (10 + t))
+    expected = snapshots.weights[1]  # the first update copies the generator
+    for n, current in enumerate(snapshots.weights[2:], start=1):  # then n updates averaged so far
+        decay = min(0.5, (1 + n) / (10 + n))
         expected = [e + (1 - decay) * (c - e) for e, c in zip(expected, current, strict=True)]
     model = load_model(summary["last_checkpoint"])
     averaged = list(model.generator_ema.parameters())
@@ -393,9 +393,11 @@ def test_weight_average_follows_its_update_rule_and_differs_from_the_raw_generat
     with torch.no_grad():
         assert torch.allclose(model.decode_latent(z), (model.generator_ema.eval()(z) + 1) / 2)
         assert not torch.allclose(model.decode_latent(z), (model.generator.eval()(z) + 1) / 2)
-    saved = {k: v.clone() for k, v in model.generator_ema.state_dict().items() if "running" in k}
+    assert int(model.generator_ema.n_averaged) == 8
+    saved = {k: v.clone() for k, v in model.generator_ema.module.state_dict().items() if "running" in k}
     model.refresh_ema_statistics()  # the checkpoint held the refreshed statistics already
-    assert saved and all(torch.allclose(v, model.generator_ema.state_dict()[k]) for k, v in saved.items())
+    now = model.generator_ema.module.state_dict()
+    assert saved and all(torch.allclose(v, now[k]) for k, v in saved.items())
     assert not torch.allclose(saved[next(iter(saved))], model.generator.state_dict()[next(iter(saved))])
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAccuracy
 
@@ -105,13 +105,15 @@ def gradient_penalty(
     return weight * (input_gradient_norms(critic, between).add(1e-12).sqrt() - 1).square().mean()
 
 
-@torch.no_grad()
-def update_ema(average: nn.Module, current: nn.Module, decay: float) -> None:
-    """``average <- decay * average + (1 - decay) * current`` for every parameter; buffers are copied."""
-    for avg, new in zip(average.parameters(), current.parameters(), strict=True):
-        avg.lerp_(new, 1 - decay)
-    for avg, new in zip(average.buffers(), current.buffers(), strict=True):
-        avg.copy_(new)
+def warmed_up_average(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``AveragedModel``'s ``avg_fn`` for an exponential average whose decay warms up:
+    ``min(decay, (1 + n) / (10 + n))`` after ``n`` averaged updates, so early weights fade fast."""
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1 + float(n)) / (10 + float(n)))
+        return averaged.lerp(current, 1 - d)
+
+    return average
 
 
 @torch.no_grad()
@@ -158,8 +160,8 @@ class GAN(GenerativeModule, AdversarialModule):
     projection discriminator are options of the networks (``net.spectral_norm`` etc.). Separate
     learning rates for G and D (TTUR, Heusel et al. 2017) are the two optimizer configs.
 
-    With ``ema_decay`` > 0 the generator's weights are averaged (Yazici et al. 2019; Karras et al.
-    2018), ``decay`` warmed up as ``min(decay, (1 + t) / (10 + t))`` at generator step t; samples,
+    With ``ema_decay`` > 0 the generator's weights are averaged (torch's ``AveragedModel``; Yazici
+    et al. 2019), ``decay`` warmed up as ``min(decay, (1 + n) / (10 + n))`` after n updates; samples,
     FID, ``generate``, ``export`` and the app use the average, whose batch-norm statistics are
     recomputed from 8 seeded batches whenever it is used after training moved it.
 
@@ -241,9 +243,9 @@ class GAN(GenerativeModule, AdversarialModule):
         self.latent_dim = pair.latent_dim
         self.num_classes = data["num_classes"] if pair.conditional else 0
         self.augment = DiffAugment(diffaugment or ())
-        if ema_decay:
-            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
-            self.ema_steps = 0
+        if ema_decay:  # torch's weight average; its batch-norm statistics are refreshed, not averaged
+            self.generator_ema = AveragedModel(self.generator, avg_fn=warmed_up_average(ema_decay))
+            self.generator_ema.requires_grad_(False)
             self.ema_stale = True  # batch-norm statistics not yet those of the averaged weights
         self.eval_metrics = torch.nn.ModuleDict()
         for stage in ("val", "test"):
@@ -352,9 +354,7 @@ class GAN(GenerativeModule, AdversarialModule):
             self.untoggle_optimizer(opt_g)
             log["g_loss"] = g_loss.detach()
             if self.hparams.ema_decay:
-                self.ema_steps += 1
-                decay = min(self.hparams.ema_decay, (1 + self.ema_steps) / (10 + self.ema_steps))
-                update_ema(self.generator_ema, self.generator, decay)
+                self.generator_ema.update_parameters(self.generator)
                 self.ema_stale = True
         if std:
             log["instance_noise"] = std
@@ -363,17 +363,15 @@ class GAN(GenerativeModule, AdversarialModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints hold the averaged generator with its own batch-norm statistics (refreshed in
-        place, so the state dict Lightning has just taken sees them) and the average's step count."""
+        place, so the state dict Lightning has just taken sees them)."""
         super().on_save_checkpoint(checkpoint)
         if self.hparams.ema_decay:
             self.sampling_generator()
-            checkpoint["dlforge"]["ema_steps"] = self.ema_steps
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         if self.hparams.ema_decay:
-            self.ema_steps = int(checkpoint.get("dlforge", {}).get("ema_steps", 0))
-            self.ema_stale = False
+            self.ema_stale = False  # saved refreshed
 
     # --- validation / test: the discriminator on held-out real images vs as many fakes -------
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
