@@ -16,13 +16,17 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from torch import nn
 
-from dlforge.app import ATTENTION_WORDS, PANELS, Limits, create_app, listening_socket, load_panels, serve
+from dlforge.app import PANELS, create_app, listening_socket, load_panels, serve
 from dlforge.audio import AudioInputError, read_wav
 from dlforge.errors import DlforgeError
 from dlforge.export import write_onnx
-from dlforge.inference import GeneratorModel, describe, example_latents, graph_of, load, onnx_runner
+from dlforge.inference import describe, graph_of, load
 from dlforge.models.base import GenerativeModule
 from dlforge.preprocess import load_image
+from dlforge.serving.base import onnx_runner
+from dlforge.serving.generative import GeneratorModel, example_latents
+from dlforge.serving.seq2seq import ATTENTION_WORDS
+from dlforge.serving.web import Limits
 from tests.app_fixtures import (
     drawn_seven,
     png_bytes,

@@ -11,8 +11,9 @@ from PIL import Image
 
 from dlforge.checkpoint import load_model
 from dlforge.errors import CheckpointError, DlforgeError
-from dlforge.generate import (
-    generate,
+from dlforge.generate import generate
+from dlforge.models import GenerativeModule
+from dlforge.serving.generative import (
     grid_samples,
     grouped_codes,
     interpolation,
@@ -21,7 +22,6 @@ from dlforge.generate import (
     slerp,
     vector_arithmetic,
 )
-from dlforge.models import GenerativeModule
 from dlforge.train import train
 from tests.conftest import FAST
 from tests.test_quality import classifier_run  # noqa: F401  (module fixture)

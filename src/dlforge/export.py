@@ -21,23 +21,12 @@ from omegaconf import DictConfig
 
 from dlforge.checkpoint import data_config, data_for, load_model
 from dlforge.cli import hydra_entry
-from dlforge.data.piglatin import PAD
-from dlforge.data.text import PAD_ID
 from dlforge.errors import DlforgeError
-from dlforge.inference import (
-    FORMATS,
-    describe,
-    example_latents,
-    graph_of,
-    onnx_runner,
-    sidecar_of,
-    torch_runner,
-    torchscript_runner,
-)
+from dlforge.inference import sidecar_of
 from dlforge.models import DlforgeModule
-from dlforge.models.base import GenerativeModule
-from dlforge.models.classical import ClassicalClassifier
 from dlforge.outputs import atomic_write, write_json
+from dlforge.serving import served_class
+from dlforge.serving.base import FORMATS, onnx_runner, torch_runner, torchscript_runner
 
 log = logging.getLogger("dlforge")
 
@@ -55,30 +44,14 @@ def data_batch(model: DlforgeModule, cfg: DictConfig, n: int) -> tuple[torch.Ten
     return torch.cat(inputs)[:n], f"{min(n, sum(map(len, inputs)))} {datamodule.name} test inputs"
 
 
-def random_inputs(model: DlforgeModule, n: int, seed: int) -> torch.Tensor:
-    """Random pixels in [0, 1], or random token ids with random lengths, shaped like the model's inputs."""
-    generator = torch.Generator().manual_seed(seed)
-    data = model.hparams.data
-    if "alphabet" in data:  # a translator: words of random letters (ids after PAD, BOS, EOS)
-        size = data["max_train_len"]
-        tokens = torch.randint(3, 3 + len(data["alphabet"]), (n, size), generator=generator)
-        lengths = torch.randint(1, size + 1, (n,), generator=generator)
-        return tokens.masked_fill(torch.arange(size)[None] >= lengths[:, None], PAD)
-    if "vocab" not in data:
-        return torch.rand(n, data["channels"], data["height"], data["width"], generator=generator)
-    tokens = torch.randint(2, len(data["vocab"]), (n, data["max_len"]), generator=generator)
-    lengths = torch.randint(1, data["max_len"] + 1, (n,), generator=generator)
-    tokens[torch.arange(data["max_len"])[None] >= lengths[:, None]] = PAD_ID
-    return tokens
-
-
 def check_inputs(model: DlforgeModule, cfg: DictConfig) -> tuple[tuple[torch.Tensor, ...], str]:
-    """What the export is checked on, and a description of it for the card."""
+    """What the export is checked on (a test batch, or the family's example inputs), and its description."""
     n = int(cfg.check.samples)
     if n < 2:
         raise DlforgeError(f"check.samples must be at least 2 (got {n})")
-    if isinstance(model, GenerativeModule):
-        return example_latents(model, n, cfg.seed), f"{n} prior draws (seed {cfg.seed})"
+    served = served_class(model)
+    if not served.checks_on_data:
+        return served.example_inputs(model, n, cfg.seed), f"{n} {served.examples} (seed {cfg.seed})"
     try:
         inputs, what = data_batch(model, cfg, n)
         return (inputs,), what
@@ -87,7 +60,7 @@ def check_inputs(model: DlforgeModule, cfg: DictConfig) -> tuple[tuple[torch.Ten
         if cfg.check.require_data:
             raise DlforgeError(f"no data to check the export on ({reason}); set data= or DATA_DIR") from None
         log.warning("checking on random inputs: the data set is not available (%s)", reason)
-        return (random_inputs(model, n, cfg.seed),), f"{n} random inputs (data set not found)"
+        return served.example_inputs(model, n, cfg.seed), f"{n} random inputs (data set not found)"
 
 
 def write_onnx(graph: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path, card: dict, opset: Any):
@@ -111,17 +84,18 @@ def write_onnx(graph: torch.nn.Module, example: tuple[torch.Tensor, ...], path: 
 
 
 def write_torchscript(graph: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
-    """Trace the graph on ``example``, or script it when it has a loop to keep (``graph.scripted``)."""
-    # Lightning's own switch for TorchScript (``LightningModule.to_torchscript`` uses it): lets the
-    # tracer read the module's attributes without a Trainer attached
-    from pytorch_lightning.core.module import _jit_is_scripting
+    """Trace the graph on ``example``, or script it when it has a loop to keep (``graph.scripted``).
 
-    with warnings.catch_warnings(), _jit_is_scripting():
+    The graph's call is traced as a function, with the weights as constants: tracing a module walks
+    every attribute of its submodules, and a LightningModule's ``trainer`` raises outside a Trainer.
+    """
+    with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.jit's deprecation notices (said once in the docs)
         if getattr(graph, "scripted", False):
             compiled = torch.jit.script(graph)
         else:
-            compiled = torch.jit.trace(graph, example, check_trace=False)
+            graph.requires_grad_(False)  # constants, not parameters: inference only
+            compiled = torch.jit.trace(lambda *inputs: graph(*inputs), example, check_trace=False)
         torch.jit.save(compiled, str(path))
 
 
@@ -154,13 +128,12 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     if fmt not in FORMATS:
         raise DlforgeError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     model = load_model(cfg.ckpt_path)
-    if isinstance(model, ClassicalClassifier):
-        raise DlforgeError(
-            "a scikit-learn baseline is not a torch graph and cannot be exported; predict, evaluate and "
-            "the app take its checkpoint itself (ckpt_path=...)"
-        )
-    card = describe(model)
-    graph = graph_of(model)
+    served = served_class(model)
+    refusal = served.export_refusal(model)
+    if refusal:
+        raise DlforgeError(refusal)
+    card = served.describe(model)
+    graph = served.graph(model).eval()
     if fmt == "onnx" and getattr(graph, "scripted", False):
         raise DlforgeError(
             f"a {model.kind} model decodes in a loop that only TorchScript keeps; use format=torchscript"

@@ -1,10 +1,11 @@
-"""Registries: each network, model and family's callbacks registers itself beside its definition.
+"""Registries: each network, model, family's callbacks and serving registers itself beside its definition.
 
 As torchvision's ``register_model``: ``@register_net("convnet")`` on a plain ``nn.Module``,
 ``@register_model("image_classifier")`` on a LightningModule (the name is the model's ``kind``,
 stored in its checkpoints), ``@register_callbacks(GAN)`` on a function that gives a model of that
-class its pictures and side outputs. ``dlforge.nets``, ``dlforge.models`` and ``dlforge.callbacks``
-import every family and build from these tables; nothing here imports a family.
+class its pictures and side outputs, ``@register_serving(GenerativeModule)`` on the class that serves
+it. ``dlforge.nets``, ``dlforge.models``, ``dlforge.callbacks`` and ``dlforge.serving`` import every
+family and build from these tables; nothing here imports a family.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ NETS: dict[str, Callable[..., Any]] = {}
 MODELS: dict[str, type] = {}
 #: model class -> function(hparams, options) -> callbacks for models of that class (and subclasses)
 CALLBACKS: dict[type, Callable[..., list[Any]]] = {}
+#: model class -> its families' serving classes (``dlforge.serving.base.ServedModel``), tried in order
+SERVING: dict[type, list[type]] = {}
+#: a card's task -> the serving class that runs an export of that task
+TASKS: dict[str, type] = {}
 
 
 def _register(table: dict[Any, Any], key: Any, what: str) -> Callable[[T], T]:
@@ -51,3 +56,17 @@ def register_callbacks(model_cls: type) -> Callable[[T], T]:
     """Register ``factory(hparams, options) -> list[Callback]`` for models of ``model_cls`` (or a subclass):
     ``hparams`` are the model's hyper-parameters, ``options`` the run's (``quality_classifier``, ...)."""
     return _register(CALLBACKS, model_cls, "callbacks for")
+
+
+def register_serving(model_cls: type) -> Callable[[T], T]:
+    """Register a ``ServedModel`` subclass for models of ``model_cls`` (or a subclass) whose
+    ``accepts(model)`` is true; the first registered for a task also runs that task's exports."""
+
+    def add(served: T) -> T:
+        entries = SERVING.setdefault(model_cls, [])
+        if served not in entries:
+            entries.append(served)
+        TASKS.setdefault(served.task, served)  # type: ignore[attr-defined]
+        return served
+
+    return add
