@@ -304,20 +304,64 @@ def torchaudio_levels(waves: torch.Tensor) -> torch.Tensor:
 # --- the models through train.py's path ------------------------------------------------------
 
 
-def test_audio_classifier_trains_and_its_loss_falls(classifier_ckpt: Path) -> None:
-    losses = logged(classifier_ckpt.parents[1] / "metrics.csv", "train/loss_step")
+def same_picture(a: Path, b: Path) -> bool:
+    """Two PNG files show the same pixels."""
+    from PIL import Image
+
+    return np.array_equal(np.asarray(Image.open(a).convert("RGB")), np.asarray(Image.open(b).convert("RGB")))
+
+
+def test_audio_classifier_trains_and_its_loss_falls(classifier_ckpt: Path, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from dlforge.callbacks.classifier import ConfusionMatrix
+
+    run = classifier_ckpt.parents[1]
+    losses = logged(run / "metrics.csv", "train/loss_step")
     assert len(losses) == 12 and np.mean(losses[-3:]) < np.mean(losses[:3])
+    record = json.loads((run / "metrics.json").read_text())
+    assert "val/acc" in record["metrics"]
+    # the test figures are the tested (best) model's on the test batch: recomputed here from the clips
+    best = load_model(record["best_checkpoint"], AudioClassifier)
+    data = instantiate(OmegaConf.load(run / "config.yaml").data)
+    waves, labels, *_ = data.on_after_batch_transfer(next(iter(data.test_dataloader())), 0)
+    with torch.no_grad():
+        predicted = best(waves).argmax(dim=1)
+    matrix = torch.bincount(labels * 10 + predicted, minlength=100).view(10, 10)
+    assert int(matrix.sum()) == 16  # one test batch (limit_test_batches=1) of eval_batch_size
+    assert record["metrics"]["test/acc"] == pytest.approx(float((predicted == labels).float().mean()))
+    with open(run / "confusion_matrix.csv") as f:
+        assert [[int(v) for v in row[1:]] for row in list(csv.reader(f))[1:]] == matrix.tolist()
+    ConfusionMatrix.write(  # the picture of this matrix, drawn afresh, is the one in the run dir
+        SimpleNamespace(loggers=[]),
+        SimpleNamespace(run_dir=tmp_path, hparams=best.hparams, test_confusion=best.test_confusion),
+        matrix,
+    )
+    assert same_picture(run / "confusion_matrix.png", tmp_path / "confusion_matrix.png")
+    # short clips are padded with silence to the training clips' length, their samples kept as they are
     model = load_model(classifier_ckpt, AudioClassifier)
-    metrics = json.loads((classifier_ckpt.parents[1] / "metrics.json").read_text())["metrics"]
-    assert 0 <= metrics["test/acc"] <= 1 and "val/acc" in metrics
-    assert (classifier_ckpt.parents[1] / "confusion_matrix.png").exists()
-    short = model(torch.zeros(2, 900))  # short clips are padded as the training clips were
-    assert short.shape == (2, 10) and torch.allclose(short, model(torch.zeros(2, 2000)))
+    clip = torch.from_numpy(digit_clip(3, 0, 0)[:900]).float().repeat(2, 1)  # no sample is 0
+    heard: list[torch.Tensor] = []
+    hook = model.net.register_forward_pre_hook(lambda _, args: heard.append(args[0]))
+    with torch.no_grad():
+        short = model(clip)
+        hook.remove()
+        silence_after = model(F.pad(clip, (0, model.clip_samples - 900)))
+    assert short.shape == (2, 10) and torch.equal(short, silence_after)
+    assert clip.all() and heard[0].shape == (2, model.clip_samples)
+    assert torch.equal(heard[0][:, :900], clip) and not heard[0][:, 900:].any()
 
 
 def test_wavenet_trains_its_nll_falls_and_logs_quality(
-    make_cfg, digits_root: Path, classifier_ckpt: Path
+    make_cfg, digits_root: Path, classifier_ckpt: Path, tmp_path: Path
 ) -> None:
+    from dlforge.audio import joined, sound_figure
+    from dlforge.callbacks.wavenet import AudioSamples, DigitQualityMonitor
+    from dlforge.viz import save_figure
+
     cfg = train_cfg(
         make_cfg, digits_root, *TINY_WAVENET, "trainer.max_epochs=3", "trainer.limit_train_batches=8",
         f"quality_classifier={classifier_ckpt}",
@@ -329,16 +373,39 @@ def test_wavenet_trains_its_nll_falls_and_logs_quality(
     assert nll[0] > 7.5 and np.mean(nll[-4:]) < np.mean(nll[:4]) - 0.5, nll  # from a uniform guess (8 bits)
     metrics = summary["metrics"]
     assert metrics["test/nll"] < 8 and metrics["receptive_field_ms"] == pytest.approx(1000 * 16 / RATE)
-    assert 0 <= metrics["quality/digit_acc"] <= 1 and 0.1 <= metrics["quality/confidence"] <= 1
     quality = json.loads((run / "sample_quality.json").read_text())
     assert quality["test"]["num_samples"] == 20 and sum(quality["test"]["class_counts"]) == 20
     assert quality["test"]["extractor"].startswith(f"{classifier_ckpt.name} (audio_cnn on spoken_digits")
-    assert len(read_wav(run / "samples" / "epoch_002.wav", RATE)) == 10 * 400 + 9 * 2000
-    assert (run / "samples" / "epoch_002.png").exists()
+    # the test's quality figures: how the classifier hears the tested (best) model's 20 clips, digits in
+    # turn from the monitor's seed, recomputed here from the clips
+    best = load_model(summary["best_checkpoint"], WaveNetModel)
+    asked = torch.arange(20) % 10
+    monitor = DigitQualityMonitor(str(classifier_ckpt))
+    clips = best.generate(asked, quality["test"]["seconds"], monitor.seed, quality["test"]["temperature"])
+    with torch.no_grad():
+        probs = load_model(classifier_ckpt, AudioClassifier)(clips).softmax(dim=1)
+    heard = probs.argmax(dim=1)
+    assert metrics["quality/digit_acc"] == pytest.approx(float((heard == asked).float().mean()))
+    assert metrics["quality/confidence"] == pytest.approx(float(probs.max(dim=1).values.mean()), abs=1e-6)
+    assert quality["test"]["class_counts"] == torch.bincount(heard, minlength=10).tolist()
+    # the last epoch's clips (one per digit, from the samples' seed), as written and as drawn
     model = load_model(summary["last_checkpoint"], WaveNetModel)
+    sampler = AudioSamples(**model.hparams.samples)
+    waves = model.generate(torch.arange(10), sampler.seconds, sampler.seed, sampler.temperature)
+    written = read_wav(run / "samples" / "epoch_002.wav", RATE)
+    assert len(written) == 10 * 400 + 9 * 2000
+    assert torch.allclose(written, joined(waves, RATE), rtol=0, atol=2 / 32768)  # 16-bit samples
+    names = model.hparams.data["class_names"]
+    figure = sound_figure(list(waves), RATE, [f"digit {names[k]}" for k in range(10)], columns=5)
+    save_figure(figure, tmp_path / "epoch_002.png")
+    assert same_picture(run / "samples" / "epoch_002.png", tmp_path / "epoch_002.png")
     labels = torch.tensor([1, 7])
     clips = model.generate(labels, 0.01, seed=3)
-    assert clips.shape == (2, 80) and clips.abs().max() <= 1
+    # every sample is one of the 256 mu-law levels: y = 2k/255 - 1 decoded as sign(y)((1 + 255)^|y| - 1)/255
+    y = torch.arange(256, dtype=torch.float64) * 2 / 255 - 1
+    mu_law_levels = (y.sign() * (256 ** y.abs() - 1) / 255).float()
+    nearest = (clips[..., None] - mu_law_levels).abs().min(dim=-1).values
+    assert clips.shape == (2, 80) and nearest.max() < 1e-6 and len(clips.unique()) > 1
     assert torch.equal(clips, model.generate(labels, 0.01, seed=3, naive=True))
     assert not torch.equal(clips, model.generate(labels, 0.01, seed=4))
     with pytest.raises(DlforgeError, match="not conditioned on the speaker"):

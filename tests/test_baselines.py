@@ -134,6 +134,35 @@ def test_a_stored_baseline_with_foreign_types_is_refused(tmp_path: Path) -> None
         load_pipeline(b"not a zip file")
 
 
+def test_trusted_types_are_named_from_public_scikit_learn_objects_and_every_baseline_loads_back() -> None:
+    """The types a stored baseline may hold beyond skops' defaults are what skops finds in fitted public
+    estimators (a decision tree's ``tree_`` among them), dlforge's code names no private scikit-learn
+    module, and a fitted pipeline of every baseline (with TF-IDF or PCA) loads back predicting the same."""
+    import inspect
+    import re
+
+    import numpy as np
+    from sklearn.tree import DecisionTreeClassifier
+
+    from dlforge.nets import classical
+
+    rng = np.random.default_rng(0)
+    features, labels = rng.integers(0, 4, size=(40, 6)).astype(float), np.arange(40) % 3
+    tree = type(DecisionTreeClassifier().fit(features, labels).tree_)  # a public attribute's type
+    assert f"{tree.__module__}.{tree.__qualname__}" in classical.trusted_types()
+    assert all(name.startswith("sklearn.") for name in classical.trusted_types())
+    assert re.search(r"sklearn(\.\w+)*\._", inspect.getsource(classical)) is None
+    for name in BASELINES:
+        for options in ({"tfidf": True}, {"pca": 3}):
+            if name == "gradient_boosting" and "tfidf" in options:
+                continue  # TF-IDF gives sparse features, which gradient boosting does not take
+            net = classical.estimator_net(name)(**options)
+            net.fit(features, labels, seed=0)
+            loaded = load_pipeline(net.get_extra_state().numpy().tobytes())
+            expected = net.pipeline.predict_proba(features)
+            np.testing.assert_allclose(loaded.predict_proba(features), expected, rtol=0, atol=1e-12)
+
+
 class Exploit:
     def fit(self, *args: object) -> Exploit:
         return self

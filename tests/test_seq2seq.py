@@ -14,7 +14,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from dlforge import CONF_DIR
 from dlforge.checkpoint import load_model
@@ -29,17 +29,19 @@ from dlforge.data.piglatin import (
     encode_words,
     pig_latin_word,
     to_pig_latin,
+    word_lengths,
     word_pairs,
 )
 from dlforge.errors import DlforgeError
 from dlforge.export import export
 from dlforge.export import main as export_main
-from dlforge.inference import TranslatorModel, from_export, load
+from dlforge.inference import from_export, load
 from dlforge.models import Seq2Seq
 from dlforge.nets import build_net
 from dlforge.nets import seq2seq as seq2seq_nets
 from dlforge.nets.seq2seq import beam_search
 from dlforge.predict import main as predict_main
+from dlforge.serving.seq2seq import TranslatorModel
 from dlforge.train import train
 from tests.app_fixtures import export_cfg
 from tests.conftest import FAST, once_per_session
@@ -322,7 +324,46 @@ def attention_alignment(model: Seq2Seq, words: list[str]) -> float:
     return hits / max(total, 1)
 
 
-def test_a_tiny_seq2seq_learns_the_rule_on_unseen_words(trained: dict[str, Any]) -> None:
+def same_picture(a: Path, b: Path) -> bool:
+    """Two PNG files show the same pixels."""
+    from PIL import Image
+
+    return np.array_equal(np.asarray(Image.open(a).convert("RGB")), np.asarray(Image.open(b).convert("RGB")))
+
+
+def redraw_attention(
+    model: Seq2Seq, src: torch.Tensor, tgt: torch.Tensor, path: Path, threads: int | None
+) -> None:
+    """The attention maps of the first ``pictures.n`` of these words, drawn afresh into ``path`` as
+    :class:`~dlforge.callbacks.seq2seq.AttentionMaps` draws them during a run, on the run's ``threads``
+    (its config's; None: torch's default): a barely trained model's near-ties would break otherwise."""
+    from dlforge.callbacks.seq2seq import AttentionMaps, attention_figure
+    from dlforge.viz import save_figure
+
+    n = AttentionMaps(**model.hparams.pictures).n
+    src, tgt = src[:n], tgt[:n]
+    src = src[:, : int(word_lengths(src).max())]
+    default = torch.get_num_threads()
+    torch.set_num_threads(threads or default)
+    try:
+        with torch.no_grad():
+            tokens, weights = model.eval().decode(src)
+    finally:
+        torch.set_num_threads(default)
+    save_figure(attention_figure(src, tgt, tokens, weights), path)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions of single characters."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
+    return row[-1]
+
+
+def test_a_tiny_seq2seq_learns_the_rule_on_unseen_words(trained: dict[str, Any], tmp_path: Path) -> None:
     metrics = trained["metrics"]
     assert metrics["test/word_acc"] >= 0.85, metrics
     assert metrics["test/cer"] <= 0.05 and metrics["test/sentence_acc"] >= 0.5, metrics
@@ -330,7 +371,10 @@ def test_a_tiny_seq2seq_learns_the_rule_on_unseen_words(trained: dict[str, Any])
     model = load_model(trained["best_checkpoint"], want=Seq2Seq)
     assert attention_alignment(model, unseen_words(trained)) >= 0.8
     run = Path(trained["cfg"].paths.output_dir)
-    assert (run / "attention" / "epoch_009.png").is_file() and (run / "attention" / "test.png").is_file()
+    assert (run / "attention" / "epoch_009.png").is_file()  # every 10th epoch's: epochs 9, 19, 29
+    src, tgt, _ = tiny_data(trained).splits["test"].tensors  # the test loader's first batch begins so
+    redraw_attention(model, src, tgt, tmp_path / "test.png", trained["cfg"].threads)  # the best model's
+    assert same_picture(run / "attention" / "test.png", tmp_path / "test.png")
     rows = (run / "accuracy_by_length.csv").read_text().splitlines()
     assert rows[0] == "letters,words,accuracy,longer_than_training" and rows[-1].endswith(",True")
 
@@ -434,11 +478,47 @@ def test_train_cli_as_typed_with_the_transformer(corpus: Path, run_main, tmp_pat
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "outputs" / "run"
-    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+    record = json.loads((run / "metrics.json").read_text())
+    metrics = record["metrics"]
     with open(run / "metrics.csv") as f:
         losses = [float(row["train/loss_epoch"]) for row in csv.DictReader(f) if row["train/loss_epoch"]]
-    assert len(losses) == 2 and losses[1] < losses[0] and 0 <= metrics["test/word_acc"] <= 1
+    assert len(losses) == 2 and losses[1] < losses[0]
     assert {"test/cer", "test/sentence_acc", "val/word_acc", "val/cer"} <= set(metrics)
-    assert (run / "attention" / "epoch_001.png").is_file() and (run / "accuracy_by_length.png").is_file()
     model = load_model(run / "checkpoints" / "last.ckpt")
     assert model.hparams.net["name"] == "transformer_seq2seq" and model.hparams.data["max_train_len"] == 8
+    # the test figures, recomputed from the tested (best) model's words on the test split (one batch)
+    best = load_model(record["best_checkpoint"], want=Seq2Seq)
+    data = instantiate(OmegaConf.load(run / "config.yaml").data)
+    data.setup()
+    src, tgt, sentence = data.splits["test"].tensors
+    with torch.no_grad():
+        tokens, _ = best.eval().decode(src, best.hparams.beam)
+    correct, lengths, unseen = (tokens == tgt).all(dim=1), word_lengths(src), sentence < 0
+    within = unseen & (lengths <= 8)
+    assert metrics["test/word_acc"] == pytest.approx(float(correct[within].float().mean()))
+    outputs, targets = decode_tokens(tokens[within]), decode_tokens(tgt[within])
+    edits = sum(edit_distance(o, t) for o, t in zip(outputs, targets, strict=True))
+    assert metrics["test/cer"] == pytest.approx(edits / sum(map(len, targets)), abs=1e-6)
+    # accuracy by length, as written and as drawn: the same from those words' results
+    from types import SimpleNamespace
+
+    from dlforge.callbacks.seq2seq import LengthAccuracyPlot
+
+    best.test_by_length.update(lengths[unseen], correct[unseen])
+    redrawn = tmp_path / "redrawn"
+    redrawn.mkdir()
+    LengthAccuracyPlot().on_test_epoch_end(
+        SimpleNamespace(is_global_zero=True, loggers=[]),
+        SimpleNamespace(test_by_length=best.test_by_length, hparams=best.hparams, run_dir=redrawn),
+    )
+    csv_name = "accuracy_by_length.csv"
+    assert (run / csv_name).read_text() == (redrawn / csv_name).read_text()
+    assert same_picture(run / "accuracy_by_length.png", redrawn / "accuracy_by_length.png")
+    # the attention maps of the best epoch: its checkpoint's weights on the first validation words
+    epoch = torch.load(record["best_checkpoint"], weights_only=True)["epoch"]
+    name = f"epoch_{epoch:03d}.png"
+    src, tgt, _ = data.splits["val"].tensors
+    redraw_attention(best, src, tgt, redrawn / name, OmegaConf.load(run / "config.yaml").threads)
+    assert same_picture(run / "attention" / name, redrawn / name)
+    pictures = sorted(p.name for p in (run / "attention").glob("epoch_*.png"))
+    assert pictures == ["epoch_000.png", "epoch_001.png"]  # one every epoch

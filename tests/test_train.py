@@ -12,10 +12,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf, open_dict
 
 from dlforge.build import model_options
 from dlforge.checkpoint import load_model
-from dlforge.errors import CheckpointError
+from dlforge.errors import CheckpointError, DlforgeError
 from dlforge.models import build_model
 from dlforge.train import build_run, train
 from tests.conftest import FAST, REPO
@@ -193,6 +194,69 @@ def test_cli_multirun_runs_every_job(run_cli, tmp_path: Path) -> None:
         "optimizer.lr=0.1",
         "optimizer.lr=0.01",
     ]
+
+
+# --- train() as a library call: no Hydra state read, no process-wide setting changed ---------------
+
+
+def test_train_takes_its_run_dir_as_an_argument_and_changes_nothing_process_wide(
+    make_cfg, tmp_path: Path, monkeypatch
+) -> None:
+    import warnings
+
+    import dlforge.train as train_module
+
+    def mallopt() -> bool:
+        raise AssertionError("a library call of train() changed the process's malloc")
+
+    monkeypatch.setattr(train_module, "keep_freed_memory", mallopt)
+    cfg = make_cfg("model=lenet", *FAST, "trainer.max_epochs=1", "keep_freed_memory=true")
+    with open_dict(cfg):  # as Hydra composes it: nothing to resolve outside a Hydra run
+        cfg.paths.output_dir = "${hydra:runtime.output_dir}"
+    filters = list(warnings.filters)
+    summary = train(cfg, output_dir=tmp_path / "given")
+    assert warnings.filters == filters
+    out = tmp_path / "given"
+    assert json.loads((out / "metrics.json").read_text())["metrics"] == summary["metrics"]
+    assert Path(summary["last_checkpoint"]) == out / "checkpoints" / "last.ckpt"
+    assert OmegaConf.load(out / "config.yaml").paths.output_dir == str(out)
+    assert OmegaConf.is_interpolation(cfg.paths, "output_dir")  # the caller's config is left as it was
+
+
+def test_train_refuses_the_optimizer_group_for_a_gan_from_the_overrides_it_is_given(make_cfg) -> None:
+    cfg = make_cfg(*FAST, "optimizer=sgd")  # the default model: a DCGAN, one optimizer per network
+    _, model, _ = build_run(cfg)  # no overrides given: the composed config alone does not say who chose
+    assert "optimizer" not in model.hparams
+    with pytest.raises(DlforgeError, match="optimizer=sgd: this model has one optimizer per network"):
+        train(cfg, overrides=["trainer=cpu", "optimizer=sgd"])
+    assert not Path(cfg.paths.output_dir, "metrics.json").exists()
+
+
+def test_cli_main_sets_the_commands_malloc_and_hands_hydras_run_dir_and_overrides_to_train(
+    run_main, tmp_path: Path, monkeypatch
+) -> None:
+    import dlforge.train as train_module
+
+    calls: list[dict] = []
+    library_train = train_module.train
+
+    def recorded(cfg, extra_callbacks=(), **kwargs):
+        calls.append(kwargs)
+        return library_train(cfg, extra_callbacks, **kwargs)
+
+    kept: list[bool] = []
+    monkeypatch.setattr(train_module, "keep_freed_memory", lambda: kept.append(True) or True)
+    monkeypatch.setattr(train_module, "train", recorded)
+    args = ("model=lenet", *FAST, "trainer.max_epochs=1", "test=false")
+    result = run_main("train.py", *args, "hydra.run.dir=outputs/main")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert kept == [True]
+    assert len(calls) == 1 and calls[0]["overrides"] == list(args)  # hydra.* overrides are Hydra's own
+    assert Path(calls[0]["output_dir"]).resolve() == (tmp_path / "outputs" / "main").resolve()
+    assert (tmp_path / "outputs" / "main" / "metrics.json").is_file()
+    result = run_main("train.py", *args, "keep_freed_memory=false", "hydra.run.dir=outputs/own")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert kept == [True] and len(calls) == 2  # keep_freed_memory=false: glibc's own malloc
 
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -37,8 +38,6 @@ def build_trainer(
     """The Trainer of ``cfg.trainer`` with the config's callbacks and loggers, the pictures and side
     outputs of the model's family (:func:`~dlforge.callbacks.model_callbacks`, from its hyper-parameters)
     and the caller's ``extra_callbacks`` (a search trial's pruning)."""
-    # in-memory tensor loaders gain nothing from workers (docs/performance.md): drop Lightning's advice
-    warnings.filterwarnings("ignore", r"The '\w+' does not have many workers", PossibleUserWarning)
     options = {
         key: cfg.get(key) for key in ("quality_classifier", "quality_samples", "quality_every_n_epochs")
     }
@@ -49,6 +48,24 @@ def build_trainer(
     if cfg.trainer.get("strategy") == "ddp" and model_cls.unused_parameters_in_backward:
         extra["strategy"] = "ddp_find_unused_parameters_true"  # e.g. a GAN: one network per backward
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
+
+
+#: Lightning's advice that does not apply to dlforge's loaders: in-memory tensor loaders gain nothing
+#: from workers (docs/performance.md), and word2vec's epochs (an ``IterableDataset``) know their length.
+LIGHTNING_ADVICE = (
+    (r"The '\w+' does not have many workers", PossibleUserWarning),
+    (r"Your `IterableDataset` has `__len__` defined", UserWarning),
+)
+
+
+@contextlib.contextmanager
+def lightning_advice_ignored() -> Iterator[None]:
+    """Drop :data:`LIGHTNING_ADVICE` while the block runs (around ``trainer.fit`` and ``trainer.test``);
+    the process's warning filters are as they were afterwards."""
+    with warnings.catch_warnings():
+        for message, category in LIGHTNING_ADVICE:
+            warnings.filterwarnings("ignore", message, category)
+        yield
 
 
 def prepare_data(datamodule: DataModule, stage: str) -> None:

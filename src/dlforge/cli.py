@@ -32,17 +32,39 @@ from dlforge.usage import command, options, tool_help
 log = logging.getLogger("dlforge")
 
 
+#: Notes the commands' consoles do without (set by the entry points only, :func:`quiet_library_chatter`):
+#: the CSV logger's about Hydra's files in the run dir, torch's deprecation seen through Lightning,
+#: Lightning's advice to add workers to in-memory loaders (evaluate's test), and Optuna's notes that the
+#: heartbeats and stale-trial retries a search relies on are experimental (the sweeper's workers).
+CONSOLE_WARNINGS = (
+    r"Experiment logs directory .* exists and is not empty",
+    r".*isinstance\(treespec, LeafSpec\).*",
+    r"The '\w+' does not have many workers",
+    r".* is experimental \(supported from v[\d.]+\)\. The interface can change in the future\.",
+    r"Argument ``\w+`` is an experimental feature\. The interface can change in the future\.",
+    r"Heartbeat of storage is supposed to be used with Study\.optimize",
+)
+
+
 def quiet_library_chatter() -> None:
-    """Drop Lightning's advertising tips and the CSV logger's note about Hydra's files in the run dir."""
+    """Drop Lightning's advertising tips and the notes of :data:`CONSOLE_WARNINGS` from a command's
+    console. For the entry points only (a command's process), never on import: it changes the process's
+    warning filters and loggers."""
     # Lightning logs through whichever of its packages was imported last: `lightning` comes with
     # optuna-integration's pruning callback (searches)
     for package in ("pytorch_lightning", "lightning.pytorch"):
         logging.getLogger(f"{package}.utilities.rank_zero").addFilter(
             lambda record: not str(record.msg).startswith("💡 Tip")
         )
-    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    for message in CONSOLE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna's storage layer, loaded by the sweeper
+
+
+def task_overrides() -> list[str]:
+    """The command line's overrides of this Hydra run (this job's, in a multirun); none outside one.
+    For the entry points, which hand them to the library (:func:`dlforge.train.train`)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def record_failure(err: BaseException) -> dict[str, Any]:

@@ -11,14 +11,16 @@ import copy
 import logging
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from dlforge.cli import hydra_entry
+from dlforge.cli import hydra_entry, task_overrides
 from dlforge.errors import DlforgeError
 from dlforge.outputs import run_record, write_json
+from dlforge.speed import keep_freed_memory
 from dlforge.train import train
 
 log = logging.getLogger("dlforge")
@@ -33,8 +35,9 @@ def aggregate(runs: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, f
     return mean, std
 
 
-def crossval(cfg: DictConfig) -> dict[str, Any]:
-    """Run every fold of ``cfg.data.folds`` and write the aggregate ``metrics.json``."""
+def crossval(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Run every fold of ``cfg.data.folds`` and write the aggregate ``metrics.json`` (``overrides``: the
+    command line's, handed to :func:`~dlforge.train.train`)."""
     folds = int(cfg.data.get("folds") or 0)
     if folds < 2:
         raise DlforgeError("k-fold cross-validation needs data.folds >= 2 (e.g. data.folds=10)")
@@ -47,7 +50,7 @@ def crossval(cfg: DictConfig) -> dict[str, Any]:
             fold_cfg.data.fold = fold
             fold_cfg.paths.output_dir = str(out / f"fold_{fold}")
         log.info("fold %d of %d", fold + 1, folds)
-        summary = train(fold_cfg)
+        summary = train(fold_cfg, overrides=overrides)
         runs.append({"fold": fold, "run_dir": str(out / f"fold_{fold}"), **summary})
         log.info("fold %d: test/acc %s", fold, summary["metrics"].get("test/acc"))
     mean, std = aggregate(runs)
@@ -72,7 +75,9 @@ def crossval(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra_entry("crossval")
 def main(cfg: DictConfig) -> float | None:
-    return crossval(cfg)["metrics"].get(cfg.get("optimized_metric") or "")
+    if cfg.get("keep_freed_memory"):  # the command's setting, as train.py's main applies it
+        keep_freed_memory()
+    return crossval(cfg, task_overrides())["metrics"].get(cfg.get("optimized_metric") or "")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,12 @@ becomes the objective values.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,19 @@ def shown(url: str) -> str:
         return url
 
 
+@contextlib.contextmanager
+def optuna_notes_ignored() -> Iterator[None]:
+    """Drop, while the block runs, Optuna's notes that the heartbeat and stale-trial machinery (what
+    resuming a search relies on) is experimental, and that heartbeats are meant for ``Study.optimize``
+    (the sweeper asks and tells); the process's warning filters are as they were afterwards."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings(
+            "ignore", message="Heartbeat of storage is supposed to be used with Study.optimize"
+        )
+        yield
+
+
 def open_storage(
     url: str, heartbeat_interval: int | None = None, grace_period: int | None = None, max_retries: int = 3
 ) -> RDBStorage:
@@ -55,12 +69,6 @@ def open_storage(
     With a heartbeat, a trial whose worker stopped beating for ``grace_period`` seconds (killed,
     machine lost) is marked failed and its parameters queued again, up to ``max_retries`` times.
     """
-    # Optuna marks the heartbeat and stale-trial machinery experimental; it is what resuming relies on.
-    # (Set here, not on import: Hydra imports its plugins, and so this module, inside catch_warnings.)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings(
-        "ignore", message="Heartbeat of storage is supposed to be used with Study.optimize"
-    )
     try:
         backend = make_url(url).get_backend_name()
     except sqlalchemy.exc.ArgumentError as err:
@@ -73,17 +81,19 @@ def open_storage(
         path = make_url(url).database
         if path and path != ":memory:" and not Path(path).parent.is_dir():
             raise DlforgeError(f"hydra.sweeper.storage={url}: no folder {Path(path).parent}; {_HINT}")
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retries) if heartbeat_interval else None
+    with optuna_notes_ignored():
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retries) if heartbeat_interval else None
     attempts = 0
     while True:
         try:
-            return RDBStorage(
-                url,
-                engine_kwargs={"connect_args": connect},
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=retry,
-            )
+            with optuna_notes_ignored():
+                return RDBStorage(
+                    url,
+                    engine_kwargs={"connect_args": connect},
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=retry,
+                )
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
             # workers that start at once race to create the tables: the loser finds them next time
             attempts += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna import TrialPruned
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from torchmetrics import Metric
@@ -20,11 +21,12 @@ from torchmetrics import Metric
 from dlforge.build import (
     build_trainer,
     check_optimizer_choice,
+    lightning_advice_ignored,
     model_options,
     prepare_data,
 )
 from dlforge.checkpoint import check_resumable
-from dlforge.cli import hydra_entry
+from dlforge.cli import hydra_entry, task_overrides
 from dlforge.data.base import DataModule
 from dlforge.models import DlforgeModule, build_model
 from dlforge.outputs import run_record, write_json
@@ -40,35 +42,35 @@ def compile_networks(model: pl.LightningModule) -> None:
             child.compile()
 
 
-def search_callbacks(options: dict[str, Any]) -> list[Callback]:
+def search_callbacks(cfg: DictConfig) -> list[Callback]:
     """Optuna's pruning callback on the model's monitored metric, when this run is a trial of a search
-    with a pruner (``hparams_search=``, docs/search.md)."""
+    with a pruner (``hparams_search=``, docs/search.md). Reads Hydra's state: for :func:`main` only."""
     if not HydraConfig.initialized() or not HydraConfig.get().sweeper.get("pruner"):
         return []
     from dlforge.pruning import trial_pruning  # Optuna's storage and Lightning integration: searches only
 
+    options = model_options(cfg)
     pruning = trial_pruning(options.get("monitor"), options.get("monitor_mode"))
     return [pruning] if pruning else []
 
 
 def build_run(
-    cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()
+    cfg: DictConfig, extra_callbacks: Sequence[Callback] = (), overrides: Sequence[str] = ()
 ) -> tuple[DataModule, DlforgeModule, pl.Trainer]:
     """Compose the pieces of a run; the model is built from what the data module hands over
-    (``extra_callbacks``: the caller's, e.g. a benchmark's timed checkpoints)."""
+    (``extra_callbacks``: the caller's, e.g. a benchmark's timed checkpoints or a search trial's pruning;
+    ``overrides``: the command line's, to refuse ``optimizer=`` for a model that does not use it)."""
     datamodule: DataModule = instantiate(cfg.data)
     prepare_data(datamodule, "fit")
     options = model_options(cfg)
     # the data's hand-off (vocabulary, embedding matrix) goes to the model as it is, not through OmegaConf
     model = build_model(options.pop("kind"), **options, **datamodule.model_kwargs())
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    check_optimizer_choice(model, overrides)
+    check_optimizer_choice(model, list(overrides))
     if cfg.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
     if cfg.get("compile"):
         compile_networks(model)
-    callbacks = [*search_callbacks(options), *extra_callbacks]
-    trainer = build_trainer(cfg, type(model), options, extra_callbacks=callbacks)
+    trainer = build_trainer(cfg, type(model), options, extra_callbacks=extra_callbacks)
     return datamodule, model, trainer
 
 
@@ -83,17 +85,33 @@ def checkpoint_paths(trainer: pl.Trainer) -> dict[str, str | None]:
     }
 
 
-def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+def train(
+    cfg: DictConfig,
+    extra_callbacks: Sequence[Callback] = (),
+    *,
+    output_dir: str | Path | None = None,
+    overrides: Sequence[str] = (),
+) -> dict[str, Any]:
     """Fit and/or test as the config says; write ``config.yaml`` and ``metrics.json`` in the run dir
-    (``fit_seconds``: the time ``trainer.fit`` took, validation included)."""
+    (``fit_seconds``: the time ``trainer.fit`` took, validation included).
+
+    ``output_dir``: the run dir (None: ``cfg.paths.output_dir``, which must then be a path, as outside a
+    Hydra run ``${hydra:...}`` has nothing to resolve); it replaces ``paths.output_dir`` in a copy of
+    ``cfg``, so the checkpoints and logs go there too (where the config says ``${paths.output_dir}``, as
+    conf/ does; a saved, resolved ``config.yaml`` names its own run dir). ``overrides``: the command
+    line's, if any (``optimizer=`` is refused for a model with one optimizer per network). Nothing here
+    reads Hydra's global state or changes the process's malloc: :func:`main` does both for the command.
+    """
+    if output_dir is not None:
+        cfg = copy.deepcopy(cfg)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
-    if cfg.get("keep_freed_memory"):
-        keep_freed_memory()
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
-    datamodule, model, trainer = build_run(cfg, extra_callbacks)
+    datamodule, model, trainer = build_run(cfg, extra_callbacks, overrides)
     if cfg.get("ckpt_path"):
         check_resumable(model, cfg.ckpt_path)
     if trainer.is_global_zero:
@@ -109,7 +127,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
     fit_seconds = None
     if cfg.train:
         try:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            with lightning_advice_ignored():
+                trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         except TrialPruned as pruned:  # a search's pruner stopped this trial: not an error
             log.info("%s", pruned)
             status = "pruned"
@@ -121,7 +140,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
         ckpt = best if cfg.train else cfg.get("ckpt_path")
         if cfg.train and not best:
             log.info("no best checkpoint recorded: testing the final weights")
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
+        with lightning_advice_ignored():
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
         metrics.update(trainer.callback_metrics)
     summary = run_record(
         "train",
@@ -147,8 +167,20 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
 
 @hydra_entry("train")
 def main(cfg: DictConfig) -> dict[str, Any]:
-    """Train; return the run record, from which a search's sweeper reads the ``optimized_metric``."""
-    summary = train(cfg)
+    """Train; return the run record, from which a search's sweeper reads the ``optimized_metric``.
+
+    The command's own settings, which :func:`train` leaves to its caller: glibc's malloc keeps freed
+    memory (``keep_freed_memory``), and what Hydra holds (the run dir, the command line's overrides, a
+    search trial's pruning) is handed over as arguments.
+    """
+    if cfg.get("keep_freed_memory"):
+        keep_freed_memory()
+    summary = train(
+        cfg,
+        search_callbacks(cfg),
+        output_dir=cfg.paths.output_dir,  # Hydra's run dir unless the command line set another
+        overrides=task_overrides(),
+    )
     if cfg.get("optimized_metric") and summary["status"] == "ok":
         from dlforge.study import metric_names, objective_values
 

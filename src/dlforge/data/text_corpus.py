@@ -21,7 +21,6 @@ import hashlib
 import logging
 import math
 import time
-import warnings
 from array import array
 from collections import Counter
 from collections.abc import Iterator
@@ -385,7 +384,7 @@ class TextCorpusDataModule(TensorDataModule):
         if self.on_device and device is not None:
             self.train_windows.to(device)
         # an epoch's length is known in advance; Lightning warns about __len__ for any IterableDataset
-        warnings.filterwarnings("ignore", "Your `IterableDataset` has `__len__` defined")
+        # when it reads the loader (dlforge.build.lightning_advice_ignored around the fit drops that)
         return DataLoader(self.train_epochs(), batch_size=None)
 
     # --- the hand-off to the model ---------------------------------------------------------------

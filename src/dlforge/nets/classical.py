@@ -6,12 +6,14 @@ estimator's own arguments (``model.net.n_estimators=300``). :class:`FittedEstima
 scikit-learn pipeline (optional TF-IDF weighting or PCA, then the estimator); its
 ``predict_proba`` is the module's forward. In a checkpoint the fitted pipeline is a uint8 tensor of
 skops bytes (the module's extra state), so checkpoints still load with ``torch.load(weights_only=True)``;
-reading it back builds only the types skops trusts and the two tree types in :data:`TRUSTED_TYPES`.
+reading it back builds only the types skops trusts and those of :func:`trusted_types` (the fitted trees).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import warnings
 import zipfile
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +23,6 @@ from torch import nn
 
 from dlforge.errors import CheckpointError, DlforgeError, first_line
 from dlforge.registry import register_net
-
-#: scikit-learn types beyond skops' defaults that a stored baseline may hold: the fitted trees
-TRUSTED_TYPES = (
-    "sklearn.tree._tree.Tree",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-)
 
 if TYPE_CHECKING:  # scikit-learn loads on first use: it adds seconds to every tool's start
     from scipy import sparse
@@ -106,20 +102,47 @@ class FittedEstimator(nn.Module):
         self.fitted = True
 
 
+@functools.cache
+def trusted_types() -> frozenset[str]:
+    """The types beyond skops' defaults that a stored baseline may hold (the fitted trees of the forests,
+    the tree and gradient boosting), as skops itself names them in what dlforge writes: every estimator
+    of :data:`ESTIMATORS` behind PCA, and the TF-IDF step, fitted on a few rows through their public
+    classes. No scikit-learn module path is written here, private ones (where the tree types live)
+    least of all, so the names follow scikit-learn's own. A fraction of a second, once per process."""
+    import skops.io
+    from sklearn.decomposition import PCA
+    from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.pipeline import Pipeline
+
+    features = np.array([[0, 1, 2], [1, 0, 3], [2, 2, 0], [3, 1, 1], [0, 3, 1], [1, 1, 1]], dtype=float)
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    written: list[Any] = [TfidfTransformer(sublinear_tf=True).fit(features)]
+    with warnings.catch_warnings():  # a few rows: convergence notes and the like say nothing here
+        warnings.simplefilter("ignore")
+        for path in ESTIMATORS.values():
+            module, _, class_name = path.rpartition(".")
+            estimator = getattr(importlib.import_module(module), class_name)()
+            small = {"random_state": 0, "n_estimators": 2, "max_iter": 2}
+            estimator.set_params(**{k: v for k, v in small.items() if k in estimator.get_params()})
+            pca = PCA(n_components=2, svd_solver="randomized", random_state=0)
+            written.append(Pipeline([("pca", pca), ("estimator", estimator)]).fit(features, labels))
+    return frozenset(skops.io.get_untrusted_types(data=skops.io.dumps(written)))
+
+
 def load_pipeline(data: bytes) -> Pipeline:
-    """A pipeline from skops bytes, refusing any type outside skops' defaults and :data:`TRUSTED_TYPES`."""
+    """A pipeline from skops bytes, refusing any type outside skops' defaults and :func:`trusted_types`."""
     import skops.io
     from sklearn.pipeline import Pipeline
 
     try:
         untrusted = skops.io.get_untrusted_types(data=data)
-        unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))
+        unknown = sorted(set(untrusted) - trusted_types())
         if unknown:
             raise CheckpointError(
                 f"the stored baseline holds types dlforge does not trust ({', '.join(unknown[:3])}); "
                 "it was not written by dlforge: refusing to load it"
             )
-        pipeline = skops.io.loads(data, trusted=[t for t in untrusted if t in TRUSTED_TYPES])
+        pipeline = skops.io.loads(data, trusted=untrusted)  # every one of them in trusted_types()
     except CheckpointError:
         raise
     except Exception as err:  # skops raises several types for damaged files
