@@ -15,7 +15,7 @@ import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -98,9 +98,12 @@ class SpokenDigitsDataModule(TensorDataModule):
             names; the rest (seeded shuffle by ``seed``) are the training voices.
         cache_dir: where the decoded tensors are kept (keyed by the files, their sizes and times).
         download: fetch the real FSDD recordings (its public git repository) when the folder is missing.
+        loader: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``, ``on_device``
+            (:class:`~dlforge.data.base.LoaderOptions`).
     """
 
     name = "spoken_digits"
+    loader_defaults: ClassVar[dict[str, Any]] = {"batch_size": 32}
 
     def __init__(
         self,
@@ -110,16 +113,12 @@ class SpokenDigitsDataModule(TensorDataModule):
         clip_seconds: float = 1.0,
         test_speakers: Any = 0.2,
         val_speakers: Any = 0.1,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        on_device: bool = False,
         cache_dir: str | None = None,
         download: bool = True,
         seed: int = 0,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, on_device)
+        super().__init__(**loader)
         self.root = Path(root).expanduser() if root else Path(data_dir).expanduser() / "spoken-digits"
         self.sample_rate = sample_rate
         self.clip_samples = round(clip_seconds * sample_rate)

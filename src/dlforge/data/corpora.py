@@ -10,36 +10,13 @@ import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
+from dlforge.data.files import label_order, read_lines, read_text
 from dlforge.data.text_datamodule import TextDataModule, Texts
 from dlforge.errors import DataNotFoundError, DlforgeError
 
 log = logging.getLogger(__name__)
 
 CORNELL = "https://www.cs.cornell.edu/people/pabo/movie-review-data"
-
-
-def read_text(path: Path, encoding: str = "auto") -> str:
-    """A file's text; ``auto`` reads UTF-8 and falls back to Latin-1 (the MR/Subj originals)."""
-    data = path.read_bytes()
-    if encoding != "auto":
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError as error:
-            raise DlforgeError(
-                f"{path} is not {encoding} text (byte {error.start}); set data.encoding=auto "
-                "(UTF-8, else Latin-1) or the file's encoding"
-            ) from None
-        except LookupError:
-            raise DlforgeError(f"unknown data.encoding={encoding!r}; use auto, utf-8 or latin-1") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
-def read_lines(path: Path, encoding: str = "auto") -> list[str]:
-    """Non-empty lines of a one-text-per-line file."""
-    return [line.strip() for line in read_text(path, encoding).splitlines() if line.strip()]
 
 
 class _LineFilesDataModule(TextDataModule):
@@ -187,10 +164,7 @@ class CSVTextDataModule(TextDataModule):
         rows = {"train": self._rows(self.path)}
         if self.test_path is not None:
             rows["test"] = self._rows(self.test_path)
-        found = sorted(
-            {label for _, label in rows["train"]}, key=lambda v: (not _is_number(v), _number(v), v)
-        )
-        self.class_names = self.given_class_names or found
+        self.class_names = self.given_class_names or label_order({label for _, label in rows["train"]})
         index = {name: i for i, name in enumerate(self.class_names)}
         corpus = {}
         for split, pairs in rows.items():
@@ -226,15 +200,3 @@ class CSVTextDataModule(TextDataModule):
         if not rows:
             raise DlforgeError(f"{path} holds no rows with a text")
         return rows
-
-
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _number(value: str) -> float:
-    return float(value) if _is_number(value) else 0.0

@@ -35,7 +35,8 @@ class FirstTokenDataModule(TensorDataModule):
         train_size, val_size, test_size: sequences in each split.
         embedding_dim: size of the token vectors handed to the model (seeded normal vectors).
         seed: seed of the sequences and the vectors (each split has its own stream).
-        batch_size, eval_batch_size, num_workers, pin_memory, on_device: see :class:`TensorDataModule`.
+        loader: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``, ``on_device``
+            (:class:`~dlforge.data.base.LoaderOptions`).
     """
 
     name = "first_token"
@@ -49,14 +50,10 @@ class FirstTokenDataModule(TensorDataModule):
         val_size: int = 500,
         test_size: int = 1000,
         embedding_dim: int = 16,
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        on_device: bool = False,
         seed: int = 0,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, on_device)
+        super().__init__(**loader)
         self.length = length
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
         self.class_names = [f"c{k}" for k in range(num_classes)]

@@ -32,17 +32,17 @@ class ImageDataModule(TensorDataModule):
 
     Args:
         data_dir: data root (``paths.data_dir``: ``$DATA_DIR`` or ``./data``).
-        batch_size: training batch size; evaluation uses ``eval_batch_size`` (default: the same).
         val_size: images held out of the training split for validation: a count, or a fraction < 1.
         train_subset: train on only this many (seeded, random) images of the training split.
         normalize: hand the training split's per-channel mean and std to the model to standardize
             its inputs with; if false the model sees plain [0, 1] pixels (mean 0, std 1).
         crop_padding: random-crop augmentation: pad by this many pixels and crop back (0: off).
         hflip: random horizontal-flip augmentation.
-        on_device: keep the whole set on the training device (see :class:`TensorDataModule`).
         channels_last: serve batches in channels-last memory format (the run's ``channels_last``).
         download: fetch missing files from the upstream source when the data set has one.
         seed: seed of the validation split and the subset.
+        loader: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``, ``on_device``
+            (:class:`~dlforge.data.base.LoaderOptions`).
     """
 
     name = "images"
@@ -50,21 +50,17 @@ class ImageDataModule(TensorDataModule):
     def __init__(
         self,
         data_dir: str = "data",
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
         val_size: float = 5000,
         train_subset: int | None = None,
         normalize: bool = True,
         crop_padding: int = 0,
         hflip: bool = False,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        on_device: bool = False,
         channels_last: bool = False,
         download: bool = True,
         seed: int = 0,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, on_device)
+        super().__init__(**loader)
         self.data_dir = Path(data_dir).expanduser()
         self.val_size = val_size
         self.train_subset = train_subset

@@ -32,11 +32,12 @@ import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from dlforge.data.corpora import MRDataModule, read_text
+from dlforge.data.corpora import MRDataModule
+from dlforge.data.files import read_text
 from dlforge.data.tensors import TensorBatches, TensorDataModule
 from dlforge.errors import DataNotFoundError, DlforgeError
 
@@ -188,10 +189,12 @@ class PigLatinDataModule(TensorDataModule):
             in proportion to their frequency in the text: the words of running text ("the", "A",
             "I") are then learned exactly, not only the rule on rare words.
         seed: seed of the splits.
-        batch_size, eval_batch_size, num_workers, pin_memory, on_device: see :class:`TensorDataModule`.
+        loader: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``, ``on_device``
+            (:class:`~dlforge.data.base.LoaderOptions`).
     """
 
     name = "piglatin"
+    loader_defaults: ClassVar[dict[str, Any]] = {"batch_size": 256, "eval_batch_size": 1024}
 
     def __init__(
         self,
@@ -209,14 +212,10 @@ class PigLatinDataModule(TensorDataModule):
         text_share: float = 0.25,
         encoding: str = "auto",
         download: bool = True,
-        batch_size: int = 256,
-        eval_batch_size: int | None = 1024,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        on_device: bool = False,
         seed: int = 0,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, on_device)
+        super().__init__(**loader)
         self.data_dir = Path(data_dir).expanduser()
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.paths = [Path(p).expanduser() for p in paths] if paths else None

@@ -12,11 +12,11 @@ import csv
 import io
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from dlforge.data.corpora import _is_number, _number, read_text
+from dlforge.data.files import label_order, read_text
 from dlforge.data.tensors import TensorBatches, TensorDataModule
 from dlforge.data.text_datamodule import stratified_holdout
 from dlforge.errors import DataNotFoundError, DlforgeError
@@ -107,8 +107,11 @@ class CSVTableDataModule(TensorDataModule):
         val_size, test_size: held out (stratified, seeded) for validation and, without a test file, testing.
         name: the data set's name in logs and checkpoints.
         seed: seed of the splits.
-        batch_size, eval_batch_size, num_workers, pin_memory, on_device: see :class:`TensorDataModule`.
+        loader: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``, ``on_device``
+            (:class:`~dlforge.data.base.LoaderOptions`).
     """
+
+    loader_defaults: ClassVar[dict[str, Any]] = {"batch_size": 256}
 
     def __init__(
         self,
@@ -125,13 +128,9 @@ class CSVTableDataModule(TensorDataModule):
         encoding: str = "auto",
         name: str = "csv_table",
         seed: int = 0,
-        batch_size: int = 256,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        on_device: bool = False,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, on_device)
+        super().__init__(**loader)
         if class_weights not in CLASS_WEIGHTS:
             raise DlforgeError(f"data.class_weights must be one of {CLASS_WEIGHTS}, not {class_weights!r}")
         self.path = Path(path).expanduser()
@@ -219,7 +218,7 @@ class CSVTableDataModule(TensorDataModule):
         found = {(r.get(self.label_column) or "").strip() for r in rows}
         if "" in found:
             raise DlforgeError(f"{self.path}: a row has no {self.label_column!r}; give every row a label")
-        names = self.given_class_names or sorted(found, key=lambda v: (not _is_number(v), _number(v), v))
+        names = self.given_class_names or label_order(found)
         if self._trained_spec is not None:
             names = list(self._trained_spec["class_names"])
         if len(found) < 2:

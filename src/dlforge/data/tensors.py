@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from dlforge.data.base import DataModule
-from dlforge.errors import DlforgeError
+from dlforge.data.base import DataModule, LoaderOptions
 
 
 class TensorBatches(Dataset):
@@ -42,33 +42,24 @@ def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
 class TensorDataModule(DataModule):
     """Serves ``self.splits`` (``train``, ``val``, ``test``: :class:`TensorBatches`) in batches.
 
-    Subclasses load the splits in ``setup(stage)``, which must be idempotent.
-
-    Args:
-        batch_size: training batch size; evaluation uses ``eval_batch_size`` (default: the same).
-        on_device: keep the whole data set on the training device (GPU) and index it there: for
-            small sets it removes host-to-device copies; needs (and implies) ``num_workers=0``.
+    Subclasses load the splits in ``setup(stage)``, which must be idempotent. They take the loader
+    options (:class:`~dlforge.data.base.LoaderOptions`: ``batch_size``, ``eval_batch_size``,
+    ``num_workers``, ``pin_memory``, ``on_device``) as ``**loader`` and hand them on,
+    ``super().__init__(**loader)``; ``loader_defaults`` holds a subclass's own defaults of them.
     """
 
-    def __init__(
-        self,
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        on_device: bool = False,
-    ) -> None:
+    #: this data's defaults of the loader options, where they are not :class:`LoaderOptions`' own
+    loader_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, *args: Any, **loader: Any) -> None:
+        """``loader``: the loader options by name (or, in :class:`LoaderOptions`' order, ``args``)."""
         super().__init__()
-        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size or batch_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise DlforgeError(f"data.{name}={value}: use a whole number of examples, at least 1")
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise DlforgeError(f"data.num_workers={num_workers}: use 0 (in-process) or a positive number")
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.on_device = on_device
+        options = LoaderOptions.given(self.loader_defaults, *args, **loader)
+        self.batch_size = options.batch_size
+        self.eval_batch_size = options.eval_batch_size  # batch_size when not given
+        self.num_workers = options.num_workers
+        self.pin_memory = options.pin_memory
+        self.on_device = options.on_device
         self.splits: dict[str, TensorBatches] = {}
 
     def train_dataloader(self) -> DataLoader:

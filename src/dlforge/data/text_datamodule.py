@@ -12,7 +12,7 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -79,10 +79,12 @@ class TextDataModule(TensorDataModule):
         encoding: ``auto`` (UTF-8, else Latin-1), or a codec name.
         download: fetch the corpus (and glove.6B.zip) from upstream when missing.
         seed: seed of the splits and of random vectors.
-        batch_size, eval_batch_size, num_workers, pin_memory, on_device: see :class:`TensorDataModule`.
+        loader: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``, ``on_device``
+            (:class:`~dlforge.data.base.LoaderOptions`).
     """
 
     name = "text"
+    loader_defaults: ClassVar[dict[str, Any]] = {"batch_size": 50}
     url: str | None = None  # the upstream archive
     md5: str | None = None  # its checksum, where known
     folder = ""  # the corpus's folder under the data root
@@ -103,16 +105,12 @@ class TextDataModule(TensorDataModule):
         test_size: float = 0.1,
         folds: int = 0,
         fold: int = 0,
-        batch_size: int = 50,
-        eval_batch_size: int | None = None,
         encoding: str = "auto",
         download: bool = True,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        on_device: bool = False,
         seed: int = 0,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, on_device)
+        super().__init__(**loader)
         self.data_dir = Path(data_dir).expanduser()
         self.glove = {"path": None, "dim": 300, "missing": "random", **(glove or {})}
         self.cache_dir = cache_dir

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from dlforge.data.audio import random_shift
-from dlforge.models.classifier import ClassifierModule
+from dlforge.models.base import ClassifierModule
 from dlforge.nets import build_net
 from dlforge.registry import register_model
 
@@ -25,24 +25,21 @@ class AudioClassifier(ClassifierModule):
     Args:
         net: ``{"name": audio_cnn, **its options}``.
         data: the data module's ``spec`` (sample rate, clip length, classes).
-        optimizer, scheduler: optimizer and optional learning-rate scheduler configs.
         shift: random time shifts of the training clips.
         label_smoothing: cross-entropy label smoothing.
-        monitor, monitor_mode: the metric that picks the best checkpoint.
+        training: ``optimizer``, ``scheduler``, ``monitor``, ``monitor_mode``
+            (:class:`~dlforge.models.base.DlforgeModule`).
     """
 
     def __init__(
         self,
         net: dict[str, Any],
         data: dict[str, Any],
-        optimizer: dict[str, Any] | None = None,
-        scheduler: dict[str, Any] | None = None,
         shift: bool = True,
         label_smoothing: float = 0.0,
-        monitor: str = "val/acc",
-        monitor_mode: str = "max",
+        **training: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**training)
         self.save_hyperparameters()
         self.sample_rate, self.clip_samples = data["sample_rate"], data["clip_samples"]
         self.net = build_net(sample_rate=self.sample_rate, num_classes=data["num_classes"], **net)

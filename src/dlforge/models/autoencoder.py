@@ -64,11 +64,12 @@ class Autoencoder(DlforgeModule):
             ``noise_level``), ``masking`` or ``salt_and_pepper`` noise (fraction ``noise_level``) in
             every stage, targets clean. ``noise_level=0`` turns it off.
         pictures: options of :class:`dlforge.callbacks.autoencoder.AutoencoderPictures` (``null``: none).
-        optimizer, scheduler: optimizer and optional scheduler configs.
-        monitor, monitor_mode: the metric that picks the best checkpoint.
+        training: ``optimizer``, ``scheduler``, ``monitor``, ``monitor_mode``
+            (:class:`~dlforge.models.base.DlforgeModule`).
     """
 
     stochastic: ClassVar[bool] = False  # VAE: the encoder gives a mean and a log-variance
+    default_monitor = "val/loss"
 
     def __init__(
         self,
@@ -80,12 +81,9 @@ class Autoencoder(DlforgeModule):
         noise_level: float = 0.0,
         pictures: dict[str, Any] | None = None,
         samples: dict[str, Any] | None = None,
-        optimizer: dict[str, Any] | None = None,
-        scheduler: dict[str, Any] | None = None,
-        monitor: str = "val/loss",
-        monitor_mode: str = "min",
+        **training: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**training)
         self.require_data(data, ("channels", "height", "width", "mean"), IMAGE_DATA)
         self.save_hyperparameters()
         if reconstruction not in RECONSTRUCTIONS:
@@ -225,10 +223,7 @@ class VAE(Autoencoder, GenerativeModule):
         noise_level: float = 0.0,
         pictures: dict[str, Any] | None = None,
         samples: dict[str, Any] | None = None,
-        optimizer: dict[str, Any] | None = None,
-        scheduler: dict[str, Any] | None = None,
-        monitor: str = "val/loss",
-        monitor_mode: str = "min",
+        **training: Any,
     ) -> None:
         super().__init__(
             net=net,
@@ -238,10 +233,7 @@ class VAE(Autoencoder, GenerativeModule):
             noise=noise,
             noise_level=noise_level,
             pictures=pictures,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            monitor=monitor,
-            monitor_mode=monitor_mode,
+            **training,
         )
 
     def decode_latent(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,16 +1,28 @@
-"""What every dlforge LightningModule shares: plain-data hyper-parameters and a tagged checkpoint."""
+"""The shared bases of dlforge's LightningModules: plain-data hyper-parameters, a tagged checkpoint and
+the training options (optimizers, scheduler, monitored metric) every model takes (:class:`DlforgeModule`);
+generative and adversarial models; and the classifiers' metrics (:class:`ClassifierModule`,
+:class:`WeightedClassifierModule`)."""
 
 from __future__ import annotations
 
 import inspect
 import random
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from hydra.utils import get_class, instantiate
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import (
+    BinaryAUROC,
+    BinaryAveragePrecision,
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+)
 
 from dlforge import __version__
 from dlforge.errors import DlforgeError, first_line
@@ -26,19 +38,93 @@ class DlforgeModule(pl.LightningModule):
     ``self.save_hyperparameters()``, so a checkpoint loads with ``torch.load(weights_only=True)``
     and rebuilds through :func:`dlforge.checkpoint.load_model`. ``kind`` names the class in the
     checkpoint (see ``dlforge.models.MODELS``).
+
+    The training options every model takes are written here once (:meth:`training_defaults`): its
+    optimizer configs (``optimizer``; GANs: ``optimizer_g``, ``optimizer_d``), ``scheduler``, and
+    ``monitor``/``monitor_mode``, the metric that picks the best checkpoint (the checkpoint callback
+    reads them from the model config) and whether higher is better. A model takes them as
+    ``**training`` and hands them on, ``super().__init__(**training)``; its signature
+    (``inspect.signature(cls)``, which :func:`dlforge.models.build_model` checks options against)
+    lists them, and ``save_hyperparameters`` keeps them, defaults included. The default
+    :meth:`configure_optimizers` builds the ``optimizer`` and ``scheduler`` configs.
     """
 
     kind: ClassVar[str]
     #: a backward pass leaves some parameters without gradients (each optimizer of a GAN trains one
     #: network): under ``trainer=ddp`` the run uses Lightning's ``ddp_find_unused_parameters_true``
     unused_parameters_in_backward: ClassVar[bool] = False
+    #: the hyper-parameters holding the model's optimizer configs (none: it is fitted without one,
+    #: and takes no ``scheduler`` either)
+    optimizer_keys: ClassVar[tuple[str, ...]] = ("optimizer",)
+    #: the default of ``monitor``, the metric that picks the best checkpoint (None: the latest is kept)
+    default_monitor: ClassVar[str | None] = None
+    #: the default of ``monitor_mode``: ``max`` when a higher ``monitor`` is better, else ``min``
+    default_monitor_mode: ClassVar[str] = "min"
 
-    def __init__(self) -> None:
+    def __init__(self, **training: Any) -> None:
+        """``training``: the training options of :meth:`training_defaults` (their defaults for those
+        not given), kept as hyper-parameters by :meth:`save_hyperparameters`."""
         super().__init__()
+        unknown = sorted(set(training) - set(self.training_defaults()))
+        if unknown:
+            options = ", ".join(self.training_defaults())
+            raise TypeError(
+                f"{type(self).__name__} has no option {', '.join(unknown)}; its training options: {options}"
+            )
         # running sums of the values given to log_train_step this epoch: name -> (sum, samples),
         # and how each mean is logged at epoch end: name -> (key, prog_bar)
         self._train_sums: dict[str, tuple[torch.Tensor | float, int]] = {}
         self._train_epoch_keys: dict[str, tuple[str, bool]] = {}
+
+    @classmethod
+    def training_defaults(cls) -> dict[str, Any]:
+        """The training options this class takes, with their defaults: each of ``optimizer_keys``
+        (an optimizer config: ``_target_: torch.optim.Adam``, ``lr: ...``; None), ``scheduler`` (an
+        optional learning-rate scheduler config, see :meth:`build_scheduler`; only with an optimizer),
+        ``monitor`` and ``monitor_mode`` (``default_monitor``, ``default_monitor_mode``)."""
+        options: dict[str, Any] = dict.fromkeys(cls.optimizer_keys)
+        if cls.optimizer_keys:
+            options["scheduler"] = None
+        return {**options, "monitor": cls.default_monitor, "monitor_mode": cls.default_monitor_mode}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A model whose ``__init__`` takes ``**training`` (handed to this base) shows the training
+        options in its signature, as keyword arguments with their defaults."""
+        super().__init_subclass__(**kwargs)
+        cls.__signature__ = None  # type: ignore[misc]  # (not the parent's): inspect reads __init__
+        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # without self
+        last = parameters[-1] if parameters else None
+        if last is None or last.kind is not inspect.Parameter.VAR_KEYWORD or last.name != "training":
+            return
+        named = {p.name for p in parameters}
+        training = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+            for name, default in cls.training_defaults().items()
+            if name not in named
+        ]
+        cls.__signature__ = inspect.Signature(parameters[:-1] + training)  # type: ignore[misc]
+
+    def save_hyperparameters(
+        self,
+        *args: Any,
+        ignore: Sequence[str] | str | None = None,
+        frame: FrameType | None = None,
+        logger: bool = True,
+    ) -> None:
+        """Lightning's (by default every argument of the calling ``__init__``, ``**training`` merged in),
+        plus the training options not given, with their defaults (:meth:`training_defaults`)."""
+        frame = frame or inspect.currentframe().f_back  # type: ignore[union-attr]
+        super().save_hyperparameters(*args, ignore=ignore, frame=frame, logger=logger)
+        if args:
+            return
+        ignored = {ignore} if isinstance(ignore, str) else set(ignore or ())
+        defaults = {
+            name: value
+            for name, value in self.training_defaults().items()
+            if name not in self.hparams and name not in ignored
+        }
+        if defaults:
+            super().save_hyperparameters({**self.hparams, **defaults}, logger=logger)
 
     def log_train_step(
         self,
@@ -118,6 +204,9 @@ class DlforgeModule(pl.LightningModule):
         Lightning cannot clip the gradients of a fused optimizer under ``16-mixed``, so with
         ``trainer.gradient_clip_val`` set it stays unfused.
         """
+        if not config:
+            keys = ", ".join(f"model.{key}" for key in self.optimizer_keys) or "an optimizer"
+            raise DlforgeError(f"this {self.kind} model has no optimizer config to train with; set {keys}")
         params = list(params)
         fused = (
             {"fused": True} if not {"fused", "foreach"} & set(config) and self._fuses(config, params) else {}
@@ -253,9 +342,10 @@ class AdversarialModule(DlforgeModule):
     generator: torch.nn.Module
     discriminator: torch.nn.Module
     unused_parameters_in_backward = True
+    optimizer_keys = ("optimizer_g", "optimizer_d")
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **training: Any) -> None:
+        super().__init__(**training)
         self.automatic_optimization = False
 
     def configure_optimizers(self) -> Any:
@@ -276,3 +366,102 @@ class AdversarialModule(DlforgeModule):
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
         self.step_schedulers("epoch")
+
+
+class ClassifierModule(DlforgeModule):
+    """What every softmax classifier shares, whatever its inputs (images, token ids).
+
+    Batches are ``(inputs, labels)`` and ``self(inputs)`` gives logits. Logs ``train/loss_step``,
+    ``train/loss_epoch``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_best``, ``test/loss``,
+    ``test/acc`` and keeps the test confusion matrix in ``test_confusion`` (written by
+    :class:`dlforge.callbacks.classifier.ConfusionMatrix`). Subclasses call
+    :meth:`setup_metrics` and keep ``label_smoothing`` and ``data["class_names"]`` in their hyper-parameters.
+    The best checkpoint is the one of the highest ``val/acc`` unless ``monitor`` says otherwise.
+    """
+
+    default_monitor = "val/acc"
+    default_monitor_mode = "max"
+
+    def setup_metrics(self, num_classes: int) -> None:
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.val_acc_best = MaxMetric()
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+
+    def _step(
+        self, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        inputs, labels = batch
+        logits = self(inputs)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        return loss, logits, labels
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, logits, labels = self._step(batch)
+        # the accuracy as a running mean, logged once an epoch: torchmetrics' update cost 50 us a step
+        accuracy = (logits.argmax(dim=1) == labels).float().mean()
+        values = {"loss": loss, "acc": accuracy}
+        self.log_train_step(values, batch_size=len(labels), prog_bar=values, epoch_only=("acc",))
+        return loss
+
+    def on_train_start(self) -> None:
+        self.val_acc_best.reset()  # forget the sanity-check validation
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, logits, labels = self._step(batch)
+        self.val_loss(loss, weight=len(labels))
+        self.val_acc(logits, labels)
+        self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
+        self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, logits, labels = self._step(batch)
+        self.test_loss(loss, weight=len(labels))
+        self.test_acc(logits, labels)
+        self.test_confusion(logits, labels)
+        self.log("test/loss", self.test_loss, on_epoch=True)
+        self.log("test/acc", self.test_acc, on_epoch=True)
+
+
+class WeightedClassifierModule(ClassifierModule):
+    """A classifier whose training loss weighs classes (``data["class_weights"]``, from the training
+    split: rare classes count as much as common ones) and that, for two classes, also logs
+    ``val/roc_auc``, ``val/pr_auc``, ``test/roc_auc`` and ``test/pr_auc`` (area under the ROC curve and
+    average precision of class 1: on data that is 0.2% positive, accuracy alone says nothing).
+    Validation and test losses stay unweighted (the log loss of the data as it is). The tabular
+    classifier and the classical baselines share it."""
+
+    def setup_metrics(self, num_classes: int, class_weights: list[float] | None = None) -> None:
+        super().setup_metrics(num_classes)
+        weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.register_buffer("class_weights", weights, persistent=False)
+        self.two_classes = num_classes == 2
+        if self.two_classes:
+            self.val_roc_auc, self.test_roc_auc = BinaryAUROC(), BinaryAUROC()
+            self.val_pr_auc, self.test_pr_auc = BinaryAveragePrecision(), BinaryAveragePrecision()
+
+    def _step(
+        self, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        inputs, labels = batch
+        logits = self(inputs)
+        weight = self.class_weights if self.training else None
+        smoothing = self.hparams.get("label_smoothing", 0.0)
+        loss = F.cross_entropy(logits, labels, weight=weight, label_smoothing=smoothing)
+        if self.two_classes and not self.training:
+            self.log_ranking(logits, labels)
+        return loss, logits, labels
+
+    def log_ranking(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Update and log ROC-AUC and PR-AUC of class 1 for this validation or test batch."""
+        stage = "test" if self.trainer.testing else "val"
+        scores = logits.float().softmax(dim=1)[:, 1]
+        for name in ("roc_auc", "pr_auc"):
+            metric = getattr(self, f"{stage}_{name}")
+            metric(scores, labels)
+            self.log(f"{stage}/{name}", metric, on_epoch=True)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from dlforge.data.text import PAD_ID
-from dlforge.models.tabular import WeightedClassifierModule
+from dlforge.models.base import WeightedClassifierModule
 from dlforge.nets import build_net
 from dlforge.registry import register_model
 
@@ -40,8 +40,11 @@ class ClassicalClassifier(WeightedClassifierModule):
         data: the data module's ``spec``; ``class_weights`` in it (tables) go to the estimator.
         features: ``{"text": "tfidf" | "mean_vectors", "pca": null | components}``.
         embeddings: the text data's word vectors (``mean_vectors``); None gives zeros (loading).
-        monitor, monitor_mode: the metric that picks the best checkpoint.
+        training: ``monitor``, ``monitor_mode`` (:class:`~dlforge.models.base.DlforgeModule`; an
+            estimator has no optimizer or scheduler).
     """
+
+    optimizer_keys = ()  # fitted once: no optimizer (configure_optimizers makes the run's one empty step)
 
     def __init__(
         self,
@@ -49,10 +52,9 @@ class ClassicalClassifier(WeightedClassifierModule):
         data: dict[str, Any],
         features: dict[str, Any] | None = None,
         embeddings: torch.Tensor | None = None,
-        monitor: str = "val/acc",
-        monitor_mode: str = "max",
+        **training: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**training)
         self.save_hyperparameters(ignore=["embeddings"], logger=False)
         self.automatic_optimization = False
         self.options = {"text": "tfidf", "pca": None, **(features or {})}

@@ -173,8 +173,6 @@ class GAN(GenerativeModule, AdversarialModule):
     Args:
         net: ``{"name": dcgan | cgan | gan_seed002, **its options}`` (see :mod:`dlforge.nets.gan`).
         data: the data module's ``spec`` (shape and classes).
-        optimizer_g, optimizer_d: optimizer configs of the generator and the discriminator.
-        scheduler: optional learning-rate scheduler config, one scheduler for each optimizer.
         loss: non_saturating | hinge | least_squares | wgan_gp.
         r1_gamma: weight of the R1 penalty on real images (0: off).
         gp_weight: weight of WGAN-GP's gradient penalty (``loss=wgan_gp`` only).
@@ -186,7 +184,9 @@ class GAN(GenerativeModule, AdversarialModule):
         d_steps: discriminator steps per generator step.
         samples: options of the fixed-latent sample grids (:class:`dlforge.callbacks.generative.SampleGrid`;
             null: none).
-        monitor, monitor_mode: the metric that picks the best checkpoint (``null``: the latest).
+        training: ``optimizer_g``, ``optimizer_d`` (the optimizer configs of the generator and the
+            discriminator), ``scheduler`` (one for each optimizer), ``monitor`` (default null: the
+            latest checkpoint is kept), ``monitor_mode`` (:class:`~dlforge.models.base.AdversarialModule`).
     """
 
     EMA_STATISTICS_BATCHES = 8
@@ -195,9 +195,6 @@ class GAN(GenerativeModule, AdversarialModule):
         self,
         net: dict[str, Any],
         data: dict[str, Any],
-        optimizer_g: dict[str, Any],
-        optimizer_d: dict[str, Any],
-        scheduler: dict[str, Any] | None = None,
         loss: str = "non_saturating",
         r1_gamma: float = 0.0,
         gp_weight: float = 10.0,
@@ -208,10 +205,9 @@ class GAN(GenerativeModule, AdversarialModule):
         instance_noise_anneal: bool = True,
         d_steps: int = 1,
         samples: dict[str, Any] | None = None,
-        monitor: str | None = None,
-        monitor_mode: str = "min",
+        **training: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**training)
         if d_steps < 1:
             raise ValueError(f"d_steps={d_steps}: need at least one discriminator step per generator step")
         if not 0 <= label_smoothing < 1:

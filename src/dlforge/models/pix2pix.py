@@ -29,32 +29,31 @@ class Pix2Pix(AdversarialModule):
         generator: ``{"name": "unet_generator", **options}``; ``discriminator``: ``{"name":
             "patch_discriminator", **options}`` (``dlforge.nets.pix2pix``).
         data: the paired data module's ``spec`` (channels in and out, size, the task's input transform).
-        optimizer_g, optimizer_d: optimizer configs of the generator and the discriminator.
-        scheduler: optional per-epoch learning-rate scheduler config, one for each optimizer.
         l1_weight: lambda, the weight of the L1 term in the generator loss.
         adversarial_weight: weight of the adversarial term (0: a plain L1-regression U-Net, no
             discriminator updates; the paper's "L1 only" baseline).
         keep_luminance: for grey -> colour: shift each output pixel's RGB so its luminance is the
             input's (the generator only chooses colours, as in pix2pix's Lab colorization mode).
         pictures: ``{"n": ..., "every_n_epochs": ...}`` for the validation grids, or null.
+        training: ``optimizer_g``, ``optimizer_d`` (the optimizer configs of the generator and the
+            discriminator), ``scheduler`` (one for each optimizer), ``monitor``, ``monitor_mode``
+            (:class:`~dlforge.models.base.AdversarialModule`).
     """
+
+    default_monitor = "val/l1"
 
     def __init__(
         self,
         generator: dict[str, Any],
         discriminator: dict[str, Any],
         data: dict[str, Any],
-        optimizer_g: dict[str, Any],
-        optimizer_d: dict[str, Any],
-        scheduler: dict[str, Any] | None = None,
         l1_weight: float = 100.0,
         adversarial_weight: float = 1.0,
         keep_luminance: bool = True,
         pictures: dict[str, Any] | None = None,
-        monitor: str = "val/l1",
-        monitor_mode: str = "min",
+        **training: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**training)
         pairs = "a paired data set (data=edges2mnist, edges2fashion, grey2cifar10, grey2cifar10_jpeg)"
         self.require_data(data, ("in_channels", "out_channels", "task"), pairs)
         self.save_hyperparameters()

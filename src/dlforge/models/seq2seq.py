@@ -11,7 +11,7 @@ from torchmetrics import MaxMetric, MeanMetric, Metric
 from torchmetrics.text import CharErrorRate
 from torchmetrics.utilities import dim_zero_cat
 
-from dlforge.data.piglatin import BOS, PAD, decode_tokens, output_width, word_lengths
+from dlforge.data.piglatin import BOS, EOS, PAD, decode_tokens, output_width, word_lengths
 from dlforge.models.base import DlforgeModule
 from dlforge.nets import build_net
 from dlforge.nets.seq2seq import Seq2SeqNet, beam_search
@@ -75,34 +75,36 @@ class Seq2Seq(DlforgeModule):
     Args:
         net: ``{"name": gru_seq2seq | transformer_seq2seq, **its options}``.
         data: the data's ``spec`` (alphabet, ``max_train_len``, ``max_word_len``).
-        optimizer, scheduler: as every model.
         teacher_forcing: probability of feeding the true previous token while training (GRU only).
         label_smoothing: cross-entropy label smoothing.
         beam: beam width of test decoding (1: greedy).
         pictures: ``{n, every_n_epochs}`` of the attention heat-maps (null: none).
-        monitor, monitor_mode: the metric that picks the best checkpoint.
+        training: ``optimizer``, ``scheduler``, ``monitor``, ``monitor_mode``
+            (:class:`~dlforge.models.base.DlforgeModule`).
     """
+
+    default_monitor = "val/word_acc"
+    default_monitor_mode = "max"
 
     def __init__(
         self,
         net: dict[str, Any],
         data: dict[str, Any],
-        optimizer: dict[str, Any] | None = None,
-        scheduler: dict[str, Any] | None = None,
         teacher_forcing: float = 1.0,
         label_smoothing: float = 0.0,
         beam: int = 1,
         pictures: dict[str, Any] | None = None,
-        monitor: str = "val/word_acc",
-        monitor_mode: str = "max",
+        **training: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**training)
         if "alphabet" not in data:
             raise ValueError(f"a seq2seq model needs word pairs (data=piglatin), not {data.get('name')}")
         if not 0 <= teacher_forcing <= 1 or beam < 1:
             raise ValueError(f"need 0 <= teacher_forcing <= 1 and beam >= 1, got {teacher_forcing}, {beam}")
         self.save_hyperparameters()
-        self.net: Seq2SeqNet = build_net(vocab_size=3 + len(data["alphabet"]), **net)
+        # the tokenizer's special ids, handed to the network (nets import nothing from the data)
+        ids = {"pad": PAD, "bos": BOS, "eos": EOS}
+        self.net: Seq2SeqNet = build_net(vocab_size=3 + len(data["alphabet"]), **ids, **net)
         self.val_loss, self.val_word_acc, self.val_cer = MeanMetric(), MeanMetric(), CharErrorRate()
         self.val_word_acc_best = MaxMetric()
         self.test_word_acc, self.test_word_acc_longer, self.test_cer = (

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlforge.data.text import PAD_ID
-from dlforge.models.classifier import ClassifierModule
+from dlforge.models.base import ClassifierModule
 from dlforge.nets import build_net
 from dlforge.registry import register_model
 
@@ -32,7 +32,9 @@ class TextClassifier(ClassifierModule):
         embedding: ``static`` (frozen), ``non_static`` (fine-tuned) or ``multichannel`` (Kim 2014:
             a frozen and a fine-tuned copy, as two input channels).
         embeddings: the initial (vocabulary x dim) matrix; None gives zeros (loading a checkpoint).
-        optimizer, scheduler, label_smoothing, monitor, monitor_mode: as the image classifier.
+        label_smoothing: cross-entropy label smoothing.
+        training: ``optimizer``, ``scheduler``, ``monitor``, ``monitor_mode``
+            (:class:`~dlforge.models.base.DlforgeModule`).
     """
 
     def __init__(
@@ -41,13 +43,10 @@ class TextClassifier(ClassifierModule):
         data: dict[str, Any],
         embedding: str = "non_static",
         embeddings: torch.Tensor | None = None,
-        optimizer: dict[str, Any] | None = None,
-        scheduler: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
-        monitor: str = "val/acc",
-        monitor_mode: str = "max",
+        **training: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**training)
         texts = "a text data set (data=mr, subj, movie_reviews, imdb, csv_text)"
         self.require_data(data, ("vocab", "embedding_dim", "max_len", "num_classes"), texts)
         if embedding not in EMBEDDING_MODES:

@@ -34,28 +34,27 @@ class WaveNetModel(DlforgeModule):
     Args:
         net: ``{"name": wavenet, **its options}`` (:class:`dlforge.nets.wavenet.WaveNet`).
         data: the data module's ``spec`` (sample rate, digits, training voices).
-        optimizer, scheduler: optimizer and optional learning-rate scheduler configs.
         crop: training window in samples (null: whole clips).
         speaker_dropout: with speaker conditioning, the share of training clips whose voice is hidden
             (index 0, "any voice"), so that the model also learns to speak without one.
         samples: options of the per-epoch audio samples (:class:`dlforge.callbacks.wavenet.AudioSamples`;
             their ``seconds`` and ``temperature`` also serve the quality monitor); null: none.
-        monitor, monitor_mode: the metric that picks the best checkpoint.
+        training: ``optimizer``, ``scheduler``, ``monitor``, ``monitor_mode``
+            (:class:`~dlforge.models.base.DlforgeModule`).
     """
+
+    default_monitor = "val/nll"
 
     def __init__(
         self,
         net: dict[str, Any],
         data: dict[str, Any],
-        optimizer: dict[str, Any] | None = None,
-        scheduler: dict[str, Any] | None = None,
         crop: int | None = 4000,
         speaker_dropout: float = 0.2,
         samples: dict[str, Any] | None = None,
-        monitor: str = "val/nll",
-        monitor_mode: str = "min",
+        **training: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**training)
         self.save_hyperparameters()
         self.sample_rate = data["sample_rate"]
         self.num_classes = data["num_classes"]

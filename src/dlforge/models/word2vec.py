@@ -46,8 +46,12 @@ class Word2Vec(DlforgeModule):
             runs over every step of the run (``trainer.estimated_stepping_batches``).
         evaluation: the callback's options (benchmarks' vocabulary limit, the map's words).
         update_size: centre words per optimizer update (null: the whole batch).
-        monitor, monitor_mode: the metric that picks the best checkpoint.
+        training: ``monitor``, ``monitor_mode`` (:class:`~dlforge.models.base.DlforgeModule`; its
+            ``optimizer`` and ``scheduler`` are named here, being word2vec's own, in the places
+            callers give them: ``Word2Vec(net, data, optimizer)``).
     """
+
+    default_monitor = "val/loss"
 
     def __init__(
         self,
@@ -57,10 +61,9 @@ class Word2Vec(DlforgeModule):
         scheduler: dict[str, Any] | None = None,
         evaluation: dict[str, Any] | None = None,
         update_size: int | None = 1024,
-        monitor: str = "val/loss",
-        monitor_mode: str = "min",
+        **training: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer=optimizer, scheduler=scheduler, **training)
         if "vocab" not in data or "max_len" in data:
             raise ValueError(f"word2vec trains on plain text (data=text_corpus), not {data.get('name')}")
         if update_size is not None and update_size < 1:

@@ -1,6 +1,6 @@
 """Character-level encoder-decoder networks: a bidirectional GRU with attention, and a Transformer.
 
-Both read letter ids (N, S) (PAD = 0 after each word) and write output ids one at a time, starting
+Both read letter ids (N, S) (PAD after each word) and write output ids one at a time, starting
 from BOS and ending with EOS, through one interface that greedy and beam-search decoding share:
 
 - ``encode(src)`` -> ``values`` (N, S, D), attention ``keys`` (N, S, K), ``mask`` (N, S) (True at
@@ -12,6 +12,10 @@ from BOS and ending with EOS, through one interface that greedy and beam-search 
 
 :meth:`Seq2SeqNet.greedy` is written in TorchScript's subset of Python, so a scripted network
 keeps its decoding loop (``python -m dlforge.export format=torchscript``).
+
+The special token ids (``pad``, ``bos``, ``eos``) are the tokenizer's: the model hands them over
+(:class:`dlforge.models.Seq2Seq`, from :mod:`dlforge.data.piglatin`); the networks import nothing
+from the data.
 """
 
 from __future__ import annotations
@@ -22,18 +26,22 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from dlforge.data.piglatin import BOS, EOS, PAD
 from dlforge.registry import register_net
 
 ATTENTION = ("bahdanau", "luong")
 
 
 class Seq2SeqNet(nn.Module):
-    """What both networks share: greedy decoding over ``encode`` and ``step``."""
+    """What both networks share: the special token ids and greedy decoding over ``encode`` and ``step``.
 
-    def __init__(self) -> None:
+    Args:
+        pad, bos, eos: the tokenizer's padding, start and end ids (the defaults are those of
+            :mod:`dlforge.data.piglatin`; the model passes them). PAD and BOS are never an output.
+    """
+
+    def __init__(self, pad: int = 0, bos: int = 1, eos: int = 2) -> None:
         super().__init__()
-        self.pad, self.bos, self.eos = PAD, BOS, EOS  # as attributes: TorchScript reads no globals
+        self.pad, self.bos, self.eos = pad, bos, eos  # as attributes: TorchScript reads no globals
 
     def encode(self, src: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         raise NotImplementedError
@@ -53,7 +61,7 @@ class Seq2SeqNet(nn.Module):
         weights = torch.zeros(src.size(0), max_len, src.size(1), device=src.device)
         for t in range(max_len):
             logits, state, attention = self.step(token, state, values, keys, mask)
-            logits[:, : self.eos] = float("-inf")  # PAD and BOS are never an output
+            self.forbid_specials(logits)
             token = logits.argmax(dim=-1).masked_fill(done, self.pad)
             tokens[:, t] = token
             weights[:, t] = attention.masked_fill(done[:, None], 0.0)
@@ -61,6 +69,11 @@ class Seq2SeqNet(nn.Module):
             if bool(done.all()):
                 break
         return tokens, weights
+
+    def forbid_specials(self, logits: Tensor) -> None:
+        """Rule PAD and BOS out of next-token ``logits`` (N, V), in place: they are never an output."""
+        logits[:, self.pad] = float("-inf")
+        logits[:, self.bos] = float("-inf")
 
 
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
@@ -72,9 +85,11 @@ class BahdanauDecoder(nn.Module):
     """Additive attention (Bahdanau et al. 2015): the previous state asks where to look, the context
     goes into the GRU with the previous token, the output reads state, context and token."""
 
-    def __init__(self, vocab_size: int, embed_dim: int, value_dim: int, hidden: int, dropout: float) -> None:
+    def __init__(
+        self, vocab_size: int, embed_dim: int, value_dim: int, hidden: int, dropout: float, pad: int
+    ) -> None:
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad)
         self.key = nn.Linear(value_dim, hidden, bias=False)
         self.query = nn.Linear(hidden, hidden)
         self.energy = nn.Linear(hidden, 1, bias=False)
@@ -99,9 +114,11 @@ class LuongDecoder(nn.Module):
     where to look, ``tanh(W [context; state])`` gives the output. Without input feeding the GRU
     never sees the attention, so a teacher-forced target runs through it in one call."""
 
-    def __init__(self, vocab_size: int, embed_dim: int, value_dim: int, hidden: int, dropout: float) -> None:
+    def __init__(
+        self, vocab_size: int, embed_dim: int, value_dim: int, hidden: int, dropout: float, pad: int
+    ) -> None:
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad)
         self.key = nn.Linear(value_dim, hidden, bias=False)
         self.rnn = nn.GRU(embed_dim, hidden, batch_first=True)
         self.combine = nn.Linear(value_dim + hidden, hidden)
@@ -132,7 +149,8 @@ class LuongDecoder(nn.Module):
 @register_net("gru_seq2seq")
 class GRUSeq2Seq(Seq2SeqNet):
     """Bidirectional GRU encoder (packed: padding never reaches a state) and a GRU decoder with
-    Bahdanau or Luong attention, started from the encoder's final states of both directions."""
+    Bahdanau or Luong attention, started from the encoder's final states of both directions.
+    ``pad``, ``bos``, ``eos``: the tokenizer's special ids (:class:`Seq2SeqNet`)."""
 
     def __init__(
         self,
@@ -142,11 +160,14 @@ class GRUSeq2Seq(Seq2SeqNet):
         layers: int = 1,
         attention: str = "luong",
         dropout: float = 0.1,
+        pad: int = 0,
+        bos: int = 1,
+        eos: int = 2,
     ) -> None:
-        super().__init__()
+        super().__init__(pad, bos, eos)
         if attention not in ATTENTION:
             raise ValueError(f"model.net.attention must be one of {ATTENTION}, not {attention!r}")
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad)
         self.encoder = nn.GRU(
             embed_dim,
             hidden,
@@ -157,7 +178,7 @@ class GRUSeq2Seq(Seq2SeqNet):
         )
         self.bridge = nn.Linear(2 * hidden, 2 * hidden)
         decoder = BahdanauDecoder if attention == "bahdanau" else LuongDecoder
-        self.decoder = decoder(vocab_size, embed_dim, 2 * hidden, 2 * hidden, dropout)
+        self.decoder = decoder(vocab_size, embed_dim, 2 * hidden, 2 * hidden, dropout, pad)
         self.dropout = nn.Dropout(dropout)
 
     def encode(self, src: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -233,7 +254,8 @@ class DecoderLayer(nn.Module):
 @register_net("transformer_seq2seq")
 class TransformerSeq2Seq(Seq2SeqNet):
     """A small Transformer encoder-decoder (Vaswani et al. 2017, pre-norm) over letters, with fixed
-    sinusoidal positions. Its decoding state is the output so far: each step re-reads it whole."""
+    sinusoidal positions. Its decoding state is the output so far: each step re-reads it whole.
+    ``pad``, ``bos``, ``eos``: the tokenizer's special ids (:class:`Seq2SeqNet`)."""
 
     def __init__(
         self,
@@ -244,11 +266,14 @@ class TransformerSeq2Seq(Seq2SeqNet):
         decoder_layers: int = 2,
         ff: int = 256,
         dropout: float = 0.1,
+        pad: int = 0,
+        bos: int = 1,
+        eos: int = 2,
     ) -> None:
-        super().__init__()
+        super().__init__(pad, bos, eos)
         self.dim = dim
-        self.src_embed = nn.Embedding(vocab_size, dim, padding_idx=PAD)
-        self.tgt_embed = nn.Embedding(vocab_size, dim, padding_idx=PAD)
+        self.src_embed = nn.Embedding(vocab_size, dim, padding_idx=pad)
+        self.tgt_embed = nn.Embedding(vocab_size, dim, padding_idx=pad)
         layer = nn.TransformerEncoderLayer(dim, heads, ff, dropout, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(
             layer, encoder_layers, nn.LayerNorm(dim), enable_nested_tensor=False
@@ -305,18 +330,18 @@ def beam_search(net: Seq2SeqNet, src: Tensor, beam: int, max_len: int) -> tuple[
     values, keys, mask, state = (t.repeat_interleave(beam, dim=0) for t in net.encode(src))
     scores = torch.full((n, beam), float("-inf"), device=src.device)
     scores[:, 0] = 0.0  # one live hypothesis to start with
-    token = torch.full((n * beam,), BOS, dtype=torch.long, device=src.device)
+    token = torch.full((n * beam,), net.bos, dtype=torch.long, device=src.device)
     done = torch.zeros(n * beam, dtype=torch.bool, device=src.device)
-    tokens = torch.full((n * beam, max_len), PAD, dtype=torch.long, device=src.device)
+    tokens = torch.full((n * beam, max_len), net.pad, dtype=torch.long, device=src.device)
     weights = torch.zeros(n * beam, max_len, size, device=src.device)
     rows = torch.arange(n, device=src.device)[:, None] * beam
     for t in range(max_len):
         logits, state, attention = net.step(token, state, values, keys, mask)
-        logits[:, :EOS] = float("-inf")  # PAD and BOS are never an output
+        net.forbid_specials(logits)
         log_probs = logits.log_softmax(dim=-1)
         # a finished hypothesis continues only with PAD, at no cost
         log_probs[done] = float("-inf")
-        log_probs[done, PAD] = 0.0
+        log_probs[done, net.pad] = 0.0
         vocab = log_probs.size(-1)
         candidates = (scores.view(-1, 1) + log_probs).view(n, beam * vocab)
         scores, best = candidates.topk(beam, dim=1)
@@ -325,7 +350,7 @@ def beam_search(net: Seq2SeqNet, src: Tensor, beam: int, max_len: int) -> tuple[
         state, tokens, weights, done = state[parent], tokens[parent], weights[parent], done[parent]
         tokens[:, t] = token
         weights[:, t] = attention[parent].masked_fill(done[:, None], 0.0)
-        done = done | (token == EOS)
+        done = done | (token == net.eos)
         if bool(done.all()):
             break
     pick = (rows[:, 0] + scores.argmax(dim=1)).view(-1)
