@@ -24,6 +24,23 @@ from dlforge.models import MODELS, DlforgeModule, build_model
 M = TypeVar("M", bound=DlforgeModule)
 
 
+def checkpoint_paths(trainer: Any) -> dict[str, str | None]:
+    """Where a run's checkpoint callbacks put the best and the last checkpoint (None: none written):
+    ``last.ckpt`` is the callback named ``last`` (``conf/callbacks/default.yaml``), or ``save_last``'s."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    best = last = None
+    for callback in trainer.checkpoint_callbacks:
+        if not isinstance(callback, ModelCheckpoint):
+            continue
+        if callback.filename == ModelCheckpoint.CHECKPOINT_NAME_LAST:
+            last = callback.best_model_path or last
+        else:
+            best = best or callback.best_model_path or None
+            last = last or callback.last_model_path or None
+    return {"best_checkpoint": best, "last_checkpoint": last}
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint's contents, read without unpickling code (``weights_only=True``)."""
     path = Path(path).expanduser()

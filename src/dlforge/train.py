@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna import TrialPruned
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback
 from torchmetrics import Metric
 
 from dlforge.build import (
@@ -25,7 +25,7 @@ from dlforge.build import (
     model_options,
     prepare_data,
 )
-from dlforge.checkpoint import check_resumable
+from dlforge.checkpoint import check_resumable, checkpoint_paths
 from dlforge.cli import hydra_entry, task_overrides
 from dlforge.data.base import DataModule
 from dlforge.models import DlforgeModule, build_model
@@ -72,17 +72,6 @@ def build_run(
         compile_networks(model)
     trainer = build_trainer(cfg, type(model), options, extra_callbacks=extra_callbacks)
     return datamodule, model, trainer
-
-
-def checkpoint_paths(trainer: pl.Trainer) -> dict[str, str | None]:
-    """Where the checkpoint callback put the best and the last checkpoint (None without one)."""
-    callback = trainer.checkpoint_callback
-    if not isinstance(callback, ModelCheckpoint):
-        return {"best_checkpoint": None, "last_checkpoint": None}
-    return {
-        "best_checkpoint": callback.best_model_path or None,
-        "last_checkpoint": callback.last_model_path or None,
-    }
 
 
 def train(

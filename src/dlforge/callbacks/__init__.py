@@ -21,7 +21,7 @@ from dlforge.callbacks import (  # noqa: F401  (they register)
     word2vec,
 )
 from dlforge.callbacks.progress import ProgressBar
-from dlforge.callbacks.reliability import FiniteLossGuard
+from dlforge.callbacks.reliability import FiniteLossGuard, LastCheckpoint
 from dlforge.registry import CALLBACKS
 
 
@@ -38,4 +38,4 @@ def model_callbacks(
     return callbacks
 
 
-__all__ = ["FiniteLossGuard", "ProgressBar", "model_callbacks"]
+__all__ = ["FiniteLossGuard", "LastCheckpoint", "ProgressBar", "model_callbacks"]

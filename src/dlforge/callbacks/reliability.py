@@ -8,8 +8,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
+from dlforge.checkpoint import checkpoint_paths
 from dlforge.errors import DlforgeError
 
 
@@ -110,7 +111,7 @@ class FiniteLossGuard(Callback):
         batch_idx: int | None,
         step: int | None = None,
     ) -> str:
-        checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
+        checkpoint = checkpoint_paths(trainer)["last_checkpoint"] or "none written yet"
         where = f"epoch {trainer.current_epoch}" + (f", batch {batch_idx}" if batch_idx is not None else "")
         if "optimizer_g" in pl_module.hparams:  # GANs, pix2pix (manual optimization: no clipping flag)
             hint = "lower model.optimizer_g.lr / model.optimizer_d.lr"
@@ -119,4 +120,22 @@ class FiniteLossGuard(Callback):
         return (
             f"training stopped: {what} at step {trainer.global_step if step is None else step} ({where}); "
             f"last good checkpoint: {checkpoint}; try {hint}"
+        )
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` at the end of every epoch, whatever the monitored metric did.
+
+    Lightning 2.6 writes ``save_last``'s copy only when the best checkpoint changes, so after an
+    epoch that did not improve, ``last.ckpt`` would hold an older one. Its own class keeps its state
+    apart from the best-checkpoint callback's in the checkpoint (Lightning keys callback state by class).
+    """
+
+    def __init__(self, dirpath: str) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename=self.CHECKPOINT_NAME_LAST,
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
         )
