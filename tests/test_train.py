@@ -436,3 +436,15 @@ def test_tensorboard_logger_gets_the_scalars_and_the_pictures(make_cfg) -> None:
     assert events.Scalars("test/acc")[-1].value == pytest.approx(summary["metrics"]["test/acc"])
     assert "test/confusion_matrix" in events.Tags()["images"]
     assert (out / "metrics.csv").is_file()  # logger=many: csv as well
+
+
+def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_older(make_cfg, tmp_path: Path) -> None:
+    """With a learning rate of 0 the monitored accuracy never improves after the first epoch: the best
+    checkpoint stays at epoch 0, and last.ckpt must still be the end of the third epoch."""
+    cfg = make_cfg("model=lenet", "data=mnist", *FAST, "trainer.max_epochs=3", "optimizer.lr=0")
+    summary = train(cfg)
+    best = torch.load(summary["best_checkpoint"], weights_only=True)
+    last = torch.load(summary["last_checkpoint"], weights_only=True)
+    assert Path(summary["last_checkpoint"]).name == "last.ckpt"
+    assert (best["epoch"], last["epoch"]) == (0, 2)
+    assert last["global_step"] == 3 * best["global_step"]
