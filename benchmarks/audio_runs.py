@@ -23,7 +23,7 @@ from hydra import compose, initialize_config_dir
 
 from benchmarks.common import write
 from dlforge import CONF_DIR
-from dlforge.train import train
+from dlforge.training import train
 
 EXPERIMENTS = {"classifier": "seed002_audio_cnn_digits", "wavenet": "seed002_wavenet_digits"}
 HISTORY = ("val/acc", "val/nll", "quality/digit_acc", "quality/confidence")

@@ -1,6 +1,6 @@
 """The GAN family's stabilizers, measured: FID, class balance and CPU-minutes of each recipe.
 
-Every run goes through `train.py`'s own path (`dlforge.train.train` on the composed config) and is
+Every run goes through `train.py`'s own path (`dlforge.training.train` on the composed config) and is
 scored with the docs' one FID recipe: the penultimate layer of seed 002's LeNet trained 20 epochs on
 the same data set (`benchmarks/sample_quality.py` trains it once), 10,000 samples against the 10,000
 test images. A case also reports the share of each class among the samples, as that LeNet reads them,
@@ -34,7 +34,7 @@ from benchmarks.sample_quality import config, extractor
 from dlforge.checkpoint import load_model
 from dlforge.data import FashionMNISTDataModule, MNISTDataModule
 from dlforge.quality import SampleQuality
-from dlforge.train import train
+from dlforge.training import train
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gan_recipes.json"
 RUNS = Path("outputs/gan_recipes")
@@ -59,6 +59,7 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "default": ("mnist", (), False),
     "default_alone": ("mnist", (), True),  # run alone on both cores: a user's minutes
     "default_long": ("mnist", ("trainer.max_epochs=16",), True),  # where the default's curve goes
+    "default_xlong": ("mnist", ("trainer.max_epochs=60",), True),  # ... and goes on going
     "fashion": ("fashion_mnist", (), False),
     "old_default": ("mnist", OLD_DEFAULT, True),
     # the ablation: one option at a time turned on or off from HINGE_SN

@@ -35,7 +35,7 @@ from benchmarks.common import cycle, table, write
 from dlforge import CONF_DIR
 from dlforge.callbacks import ProgressBar
 from dlforge.speed import keep_freed_memory
-from dlforge.train import build_run
+from dlforge.training import build_run
 
 GLOVE = "${paths.data_dir}/glove/glove.6B.50d.top50k.txt"  # the shared copy; the config's default is 300-d
 CASES = {

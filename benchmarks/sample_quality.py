@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from dlforge.evaluate import evaluate
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from benchmarks.common import machine, table
 from dlforge import CONF_DIR
 from dlforge.data import FashionMNISTDataModule, MNISTDataModule
-from dlforge.evaluate import evaluate
 from dlforge.quality import SampleQuality
-from dlforge.train import train
+from dlforge.training import train
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sample_quality.json"
 RUNS = Path("outputs/sample_quality")

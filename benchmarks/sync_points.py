@@ -27,7 +27,7 @@ from pytorch_lightning.callbacks import Callback
 from benchmarks.common import table, write
 from benchmarks.overhead import CASES
 from dlforge import CONF_DIR
-from dlforge.train import build_run
+from dlforge.training import build_run
 
 
 def call_site(stack: list[traceback.FrameSummary], depth: int = 7) -> str:

@@ -25,7 +25,7 @@ from pytorch_lightning.callbacks import Callback
 from benchmarks.common import table, write
 from dlforge import CONF_DIR
 from dlforge.speed import keep_freed_memory
-from dlforge.train import build_run
+from dlforge.training import build_run
 
 GLOVE = "${paths.data_dir}/glove/glove.6B.50d.top50k.txt"
 CASES: dict[str, tuple[list[str], float]] = {

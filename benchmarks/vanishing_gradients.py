@@ -4,7 +4,7 @@
         [--seeds 42 43 44] [--pytorch-init-lengths 50] [--plot-only]
 
 Every run is ``python train.py experiment=seed001_vanishing_gradients model=<cell> data.length=<L>
-seed=<seed>`` (the same config and code path, ``dlforge.train.train``) in a temporary run dir: its
+seed=<seed>`` (the same config and code path, ``dlforge.training.train``) in a temporary run dir: its
 test accuracy, epochs and wall time. Then the gradient norm reaching each time step t, the l2 norm
 of d loss / d x_t (``TextClassifier.input_gradient_norms``, in float64: a plain RNN's falls below
 float32's smallest number) averaged over the 1000 test sequences, for the network at initialization
@@ -36,7 +36,7 @@ from dlforge import CONF_DIR
 from dlforge.checkpoint import load_model
 from dlforge.cli import quiet_library_chatter
 from dlforge.models import TextClassifier
-from dlforge.train import build_run, train
+from dlforge.training import build_run, train
 from dlforge.viz import save_figure
 
 REPO = Path(__file__).resolve().parents[1]

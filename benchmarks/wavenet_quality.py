@@ -22,10 +22,10 @@ from PIL import Image
 
 from benchmarks.common import table, write
 from dlforge import CONF_DIR
-from dlforge.audio import sound_figure
 from dlforge.checkpoint import data_for, load_model
 from dlforge.models import WaveNetModel
 from dlforge.quality import DigitRecognition
+from dlforge.sound import sound_figure
 from dlforge.viz import save_figure
 
 

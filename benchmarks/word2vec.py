@@ -37,10 +37,10 @@ from pytorch_lightning.callbacks import Callback
 
 from benchmarks.common import table, write
 from dlforge import CONF_DIR
-from dlforge.data.text import tokenize
-from dlforge.data.text_corpus import TextCorpusDataModule
+from dlforge.data.text_encoder import tokenize
+from dlforge.data.word2vec_corpus import TextCorpusDataModule
 from dlforge.data.word_benchmarks import WordBenchmarks, read_benchmarks
-from dlforge.train import build_run
+from dlforge.training import build_run
 from dlforge.word_vectors import WordVectors, from_glove, from_model
 
 DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))

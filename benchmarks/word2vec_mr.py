@@ -30,9 +30,9 @@ from omegaconf import open_dict
 
 from benchmarks.common import table, write
 from dlforge import CONF_DIR
-from dlforge.data.corpora import MRDataModule
 from dlforge.data.glove import load_glove
-from dlforge.train import train
+from dlforge.data.text_classifier_corpora import MRDataModule
+from dlforge.training import train
 
 DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))
 

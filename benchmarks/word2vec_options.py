@@ -32,10 +32,10 @@ import torch
 
 from benchmarks.common import table, write
 from benchmarks.word2vec import BENCHMARKS, config, scores
-from dlforge.data.text_corpus import TextCorpusDataModule
+from dlforge.data.word2vec_corpus import TextCorpusDataModule
 from dlforge.data.word_benchmarks import read_benchmarks
 from dlforge.nets.word2vec import CBOW, SkipGram, Word2VecNet
-from dlforge.train import build_run
+from dlforge.training import build_run
 from dlforge.word_vectors import from_model
 
 DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dlforge.export import export
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 from PIL import Image, ImageDraw
 
 from dlforge import CONF_DIR
-from dlforge.export import export
-from dlforge.train import train
+from dlforge.training import train
 from tests.conftest import FAST, once_per_session
 from tests.test_audio import FAST_AUDIO, TINY_WAVENET, write_spoken_digits
 from tests.text_fixtures import text_overrides, write_text_data

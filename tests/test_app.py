@@ -12,21 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from dlforge.app import PANELS, create_app, listening_socket, load_panels, serve
+from dlforge.export import write_onnx
 from fastapi.testclient import TestClient
 from PIL import Image
 from torch import nn
 
-from dlforge.app import PANELS, create_app, listening_socket, load_panels, serve
-from dlforge.audio import AudioInputError, read_wav
 from dlforge.errors import DlforgeError
-from dlforge.export import write_onnx
 from dlforge.inference import describe, graph_of, load
 from dlforge.models.base import GenerativeModule
 from dlforge.preprocess import load_image
-from dlforge.serving.base import onnx_runner
 from dlforge.serving.generative import GeneratorModel, example_latents
 from dlforge.serving.seq2seq import ATTENTION_WORDS
+from dlforge.serving.served import onnx_runner
 from dlforge.serving.web import Limits
+from dlforge.sound import AudioInputError, read_wav
 from tests.app_fixtures import (
     drawn_seven,
     png_bytes,
@@ -249,6 +249,7 @@ def tiny_translator(factory: pytest.TempPathFactory) -> dict[str, str]:
     """The tiny seq2seq of tests/test_seq2seq.py (it translates "Hello, world!" right): its checkpoint
     and its TorchScript export, made once per test session."""
     from dlforge.export import export
+
     from tests.app_fixtures import export_cfg
     from tests.conftest import once_per_session
     from tests.test_seq2seq import TINY_DATA

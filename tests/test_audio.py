@@ -14,13 +14,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlforge.audio import AudioInputError, read_wav, write_wav
 from dlforge.checkpoint import load_model
-from dlforge.data.audio import SpokenDigitsDataModule, gather_padded, random_shift, random_windows
+from dlforge.data.spoken_digits import SpokenDigitsDataModule, gather_padded, random_shift, random_windows
 from dlforge.errors import DlforgeError
 from dlforge.models import AudioClassifier, WaveNetModel
 from dlforge.nets import build_net
-from dlforge.train import train
+from dlforge.sound import AudioInputError, read_wav, write_wav
+from dlforge.training import train
 
 RATE = 8000
 SPEAKERS = ["anna", "bert", "cleo", "dave", "erik"]
@@ -358,8 +358,8 @@ def test_audio_classifier_trains_and_its_loss_falls(classifier_ckpt: Path, tmp_p
 def test_wavenet_trains_its_nll_falls_and_logs_quality(
     make_cfg, digits_root: Path, classifier_ckpt: Path, tmp_path: Path
 ) -> None:
-    from dlforge.audio import joined, sound_figure
     from dlforge.callbacks.wavenet import AudioSamples, DigitQualityMonitor
+    from dlforge.sound import joined, sound_figure
     from dlforge.viz import save_figure
 
     cfg = train_cfg(
@@ -416,6 +416,7 @@ def test_an_exported_audio_classifier_hears_what_its_checkpoint_hears(
     make_cfg, tmp_path: Path, digits_root: Path, classifier_ckpt: Path
 ) -> None:
     from dlforge.export import export
+
     from dlforge.inference import load
 
     data = ("data=spoken_digits", f"data.root={digits_root}", "data.clip_seconds=0.25")

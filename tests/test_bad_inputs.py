@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlforge.train import train
+from dlforge.training import train
 from tests.app_fixtures import tiny_audio_checkpoints, wav_file
 from tests.conftest import FAST, run_tool, write_cifar_like, write_mnist_like
 from tests.test_audio import FAST_AUDIO, write_spoken_digits
@@ -587,13 +587,13 @@ CASES = [
     Case("export-no-ckpt", "export", (), "ckpt_path is required"),
     Case("generate-no-ckpt", "generate", (), "ckpt_path is required"),
     Case("dream-no-ckpt", "dream", (), "ckpt_path is required"),
-    Case("translate-no-ckpt", "translate", ("input=x.png",), "ckpt_path is required"),
+    Case("translate-no-ckpt", "pix2pix", ("input=x.png",), "ckpt_path is required"),
     Case(
         "generate-a-classifier", "generate", ("ckpt_path={ckpt:lenet}",), "this tool needs a generative model"
     ),
     Case(
         "translate-a-classifier",
-        "translate",
+        "pix2pix",
         ("ckpt_path={ckpt:lenet}", "input=x.png"),
         "this tool needs a pix2pix model",
     ),
@@ -628,13 +628,13 @@ CASES = [
     ),
     Case(
         "translate-missing-picture",
-        "translate",
+        "pix2pix",
         ("ckpt_path={ckpt:pix2pix}", "input={root}/none.png"),
         "no picture at",
     ),
     Case(
         "translate-not-a-picture",
-        "translate",
+        "pix2pix",
         ("ckpt_path={ckpt:pix2pix}", "input={root}/notes.png"),
         "cannot decode",
         text_file,

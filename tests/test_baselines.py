@@ -14,7 +14,7 @@ from dlforge.checkpoint import load_model
 from dlforge.errors import CheckpointError
 from dlforge.models import ClassicalClassifier
 from dlforge.nets.classical import load_pipeline
-from dlforge.train import build_run, train
+from dlforge.training import build_run, train
 from tests.text_fixtures import write_text_data
 
 BASELINES = ("random_forest", "decision_tree", "gradient_boosting", "logistic_regression")

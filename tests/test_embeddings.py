@@ -18,19 +18,19 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from dlforge.embeddings import hydra_arguments
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
 from dlforge import CONF_DIR, embeddings
 from dlforge.data.glove import embedding_matrix, load_glove
-from dlforge.data.text_corpus import TextCorpusDataModule, Windows, keep_probabilities
+from dlforge.data.word2vec_corpus import TextCorpusDataModule, Windows, keep_probabilities
 from dlforge.data.word_benchmarks import read_analogies, read_pairs
-from dlforge.embeddings import hydra_arguments
 from dlforge.errors import DlforgeError
 from dlforge.models.word2vec import Word2Vec
 from dlforge.nets.word2vec import CBOW, SkipGram
-from dlforge.train import build_run, train
+from dlforge.training import build_run, train
 from dlforge.word_vectors import WordVectors, load_vectors, parse_expression
 
 ANIMALS = ["cat", "dog", "cow", "horse", "sheep", "goat"]
@@ -181,7 +181,7 @@ def test_epochs_draw_fresh_batches_of_a_fixed_count(planted, tmp_path: Path, mon
     assert not torch.equal(first[0][3], second[0][3])  # new negatives every epoch
     again = list(datamodule.train_epochs())  # the same seed: the same first epoch
     assert all(torch.equal(a, b) for a, b in zip(first[0], again[0], strict=True))
-    import dlforge.data.text_corpus as text_corpus
+    import dlforge.data.word2vec_corpus as text_corpus
 
     def unread(*args: object) -> None:
         raise AssertionError("the text was read again instead of the cache")

@@ -33,8 +33,8 @@ from dlforge.registry import (
     register_net,
     register_serving,
 )
-from dlforge.serving.base import ServedModel, card_header
-from dlforge.train import train
+from dlforge.serving.served import ServedModel, card_header
+from dlforge.training import train
 from tests.conftest import FAST
 
 
@@ -164,9 +164,9 @@ def served_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
 def test_the_family_serves_itself_through_every_tool_unedited(
     data_dir: Path, tmp_path: Path, served_family: type[ServedModel], run_main: Any
 ) -> None:
+    from dlforge.app import create_app, load_panels
     from fastapi.testclient import TestClient
 
-    from dlforge.app import create_app, load_panels
     from dlforge.inference import load
 
     ckpt = train_family(data_dir, tmp_path)[1]["last_checkpoint"]

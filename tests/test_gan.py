@@ -15,7 +15,7 @@ from dlforge.checkpoint import load_model
 from dlforge.errors import DlforgeError
 from dlforge.models import GAN
 from dlforge.nets import build_net
-from dlforge.train import build_run, train
+from dlforge.training import build_run, train
 from tests.conftest import FAST
 from tests.test_quality import classifier_run  # noqa: F401  (module fixture)
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from dlforge.generate import generate
 from PIL import Image
 
 from dlforge.checkpoint import load_model
 from dlforge.errors import CheckpointError, DlforgeError
-from dlforge.generate import generate
 from dlforge.models import GenerativeModule
 from dlforge.serving.generative import (
     grid_samples,
@@ -22,7 +22,7 @@ from dlforge.serving.generative import (
     slerp,
     vector_arithmetic,
 )
-from dlforge.train import train
+from dlforge.training import train
 from tests.conftest import FAST
 from tests.test_quality import classifier_run  # noqa: F401  (module fixture)
 

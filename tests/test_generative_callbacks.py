@@ -95,7 +95,7 @@ def test_quality_monitor_logs_fid_with_its_extractor(data_dir: Path, tmp_path: P
 
 
 def test_callbacks_ignore_classifiers(make_cfg) -> None:
-    from dlforge.train import train
+    from dlforge.training import train
     from tests.conftest import FAST
 
     cfg = make_cfg("model=lenet", *FAST, "trainer.max_epochs=1", "quality_classifier=/nonexistent.ckpt")

@@ -17,11 +17,11 @@ from omegaconf import OmegaConf
 import dlforge
 from dlforge import CONF_DIR
 from dlforge.data import MNISTDataModule, MRDataModule, PigLatinDataModule, SpokenDigitsDataModule
-from dlforge.data.base import LoaderOptions
+from dlforge.data.datamodule import LoaderOptions
 from dlforge.data.files import label_order
 from dlforge.data.piglatin import BOS, EOS, PAD, VOCAB_SIZE, encode_words
 from dlforge.data.table import CSVTableDataModule
-from dlforge.data.text_corpus import TextCorpusDataModule
+from dlforge.data.word2vec_corpus import TextCorpusDataModule
 from dlforge.errors import DlforgeError
 from dlforge.models import MODELS, Seq2Seq, build_model
 from dlforge.models.base import DlforgeModule
@@ -84,11 +84,14 @@ def test_no_network_imports_the_data() -> None:
 
 def test_the_import_check_sees_relative_and_absolute_imports() -> None:
     source = (
-        "from ..data.piglatin import PAD\nimport dlforge.data.text\nfrom dlforge import data\nimport torch\n"
+        "from ..data.piglatin import PAD\n"
+        "import dlforge.data.text_encoder\n"
+        "from dlforge import data\n"
+        "import torch\n"
     )
     assert imports_of(source, "dlforge.nets") == [
         ("dlforge.data.piglatin", ["PAD"]),
-        ("dlforge.data.text", []),
+        ("dlforge.data.text_encoder", []),
         ("dlforge", ["data"]),
     ]
     assert imports_of("from . import layers\n", "dlforge.nets") == [("dlforge.nets", ["layers"])]

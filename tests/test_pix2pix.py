@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from dlforge.pix2pix import model_input, translate
 from hydra.utils import instantiate
 from PIL import Image
 
@@ -15,8 +16,7 @@ from dlforge.data.paired import edge_map, make_input, to_grey
 from dlforge.errors import DlforgeError
 from dlforge.models.pix2pix import Pix2Pix
 from dlforge.nets.pix2pix import PatchDiscriminator, UNetGenerator
-from dlforge.train import train
-from dlforge.translate import model_input, translate
+from dlforge.training import train
 from tests.conftest import FAST
 
 TINY_NETS = (
@@ -178,7 +178,7 @@ def test_translate_cli_writes_an_image_of_the_right_size(
     ckpt = edges_run["last_checkpoint"]
     result = run_cli(
         "-m",
-        "dlforge.translate",
+        "dlforge.pix2pix",
         f"ckpt_path={ckpt}",
         f"input={picture}",
         "output=out.png",
@@ -190,12 +190,12 @@ def test_translate_cli_writes_an_image_of_the_right_size(
     assert seen.size == (28, 28) and 0 < (torch.tensor(list(seen.getdata())) < 128).sum() < 28 * 28 / 2
     kept = translate(
         make_cfg(
-            f"ckpt_path={ckpt}", f"input={picture}", "keep_size=true", "sketch=true", config_name="translate"
+            f"ckpt_path={ckpt}", f"input={picture}", "keep_size=true", "sketch=true", config_name="pix2pix"
         )
     )
     assert Image.open(kept).size == (50, 40)
     with pytest.raises(DlforgeError, match="no picture at"):
-        translate(make_cfg(f"ckpt_path={ckpt}", "input=missing.png", config_name="translate"))
+        translate(make_cfg(f"ckpt_path={ckpt}", "input=missing.png", config_name="pix2pix"))
 
 
 def test_grey_to_colour_trains_on_cifar_and_writes_colour_translations(make_cfg) -> None:

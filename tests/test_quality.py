@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dlforge.quality import SampleQuality
-from dlforge.train import build_run, train
+from dlforge.training import build_run, train
 from tests.conftest import FAST
 
 

@@ -19,7 +19,7 @@ from dlforge.checkpoint import load_model
 from dlforge.data import MNISTDataModule
 from dlforge.errors import DlforgeError
 from dlforge.models import GAN
-from dlforge.train import train
+from dlforge.training import train
 from tests.conftest import FAST, REPO, write_mnist_like
 
 AUGMENTED = (

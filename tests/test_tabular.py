@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 
 from dlforge.checkpoint import load_model
 from dlforge.data.table import encode_rows
-from dlforge.train import train
+from dlforge.training import train
 
 QUICK = ("trainer=cpu", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=1")
 

@@ -20,8 +20,8 @@ from dlforge.data import (
 )
 from dlforge.data import glove as glove_module
 from dlforge.data.glove import embedding_matrix, load_glove, locate_glove
-from dlforge.data.text import OOV_ID, PAD_ID, TextEncoder, build_vocab, fix_length, tokenize
 from dlforge.data.text_datamodule import stratified_folds, stratified_holdout
+from dlforge.data.text_encoder import OOV_ID, PAD_ID, TextEncoder, build_vocab, fix_length, tokenize
 from dlforge.errors import DataNotFoundError, DlforgeError
 from tests.text_fixtures import (
     GLOVE_DIM,

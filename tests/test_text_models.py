@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlforge.data.text import PAD_ID
+from dlforge.data.text_encoder import PAD_ID
 from dlforge.models import TextClassifier
 from dlforge.nets.text import TextRNN
-from dlforge.train import build_run, train
+from dlforge.training import build_run, train
 from tests.text_fixtures import text_overrides, write_text_data
 
 

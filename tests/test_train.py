@@ -18,7 +18,7 @@ from dlforge.build import model_options
 from dlforge.checkpoint import load_model
 from dlforge.errors import CheckpointError, DlforgeError
 from dlforge.models import build_model
-from dlforge.train import build_run, train
+from dlforge.training import build_run, train
 from tests.conftest import FAST, REPO
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from dlforge.checkpoint import load_model
 from dlforge.models import VAE
-from dlforge.train import train
+from dlforge.training import train
 from tests.test_autoencoder import compose_cfg
 
 

@@ -18,7 +18,7 @@ COMMANDS = {
     "crossval": ("dlforge.crossval", "k-fold cross-validation of a text classifier"),
     "generate": ("dlforge.generate", "draw samples from a GAN, VAE or WaveNet checkpoint"),
     "dream": ("dlforge.dream", "optimize noise until a classifier sees a class"),
-    "translate": ("dlforge.translate", "translate a picture with a pix2pix checkpoint"),
+    "pix2pix": ("dlforge.pix2pix", "translate a picture with a pix2pix checkpoint"),
     "predict": (
         "dlforge.predict",
         "classify images, texts or clips, or translate, with a checkpoint or an export",
@@ -28,6 +28,10 @@ COMMANDS = {
     "report": ("dlforge.report", "tabulate and plot runs and sweeps"),
     "embeddings": ("dlforge.embeddings", "score, explore, map and export word vectors"),
 }
+
+
+#: old command names that still work
+ALIASES = {"translate": "pix2pix"}
 
 
 def usage() -> str:
@@ -41,7 +45,7 @@ def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print(usage(), end="")
         return
-    name, args = sys.argv[1], sys.argv[2:]
+    name, args = ALIASES.get(sys.argv[1], sys.argv[1]), sys.argv[2:]
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(2)

@@ -15,7 +15,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
 from dlforge.callbacks import model_callbacks
-from dlforge.data.base import DataModule
+from dlforge.data.datamodule import DataModule
 from dlforge.errors import DlforgeError
 from dlforge.models import DlforgeModule
 

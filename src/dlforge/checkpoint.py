@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dlforge import CONF_DIR
-from dlforge.data.base import DataModule
+from dlforge.data.datamodule import DataModule
 from dlforge.errors import CheckpointError, DlforgeError, first_line
 from dlforge.models import MODELS, DlforgeModule, build_model
 

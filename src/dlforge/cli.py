@@ -63,7 +63,7 @@ def quiet_library_chatter() -> None:
 
 def task_overrides() -> list[str]:
     """The command line's overrides of this Hydra run (this job's, in a multirun); none outside one.
-    For the entry points, which hand them to the library (:func:`dlforge.train.train`)."""
+    For the entry points, which hand them to the library (:func:`dlforge.training.train`)."""
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 

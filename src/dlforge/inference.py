@@ -24,7 +24,7 @@ from dlforge.errors import CheckpointError
 from dlforge.models import DlforgeModule
 from dlforge.registry import TASKS
 from dlforge.serving import served_class, task_class
-from dlforge.serving.base import CARD_VERSION, FORMATS, ServedModel, onnx_runner, torchscript_runner
+from dlforge.serving.served import CARD_VERSION, FORMATS, ServedModel, onnx_runner, torchscript_runner
 
 
 def describe(model: DlforgeModule) -> dict[str, Any]:

@@ -21,7 +21,7 @@ NETS: dict[str, Callable[..., Any]] = {}
 MODELS: dict[str, type] = {}
 #: model class -> function(hparams, options) -> callbacks for models of that class (and subclasses)
 CALLBACKS: dict[type, Callable[..., list[Any]]] = {}
-#: model class -> its families' serving classes (``dlforge.serving.base.ServedModel``), tried in order
+#: model class -> its families' serving classes (``dlforge.serving.served.ServedModel``), tried in order
 SERVING: dict[type, list[type]] = {}
 #: a card's task -> the serving class that runs an export of that task
 TASKS: dict[str, type] = {}

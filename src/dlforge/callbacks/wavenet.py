@@ -11,11 +11,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from dlforge.audio import joined, sound_figure, write_wav
 from dlforge.models.wavenet import WaveNetModel
 from dlforge.outputs import write_json
 from dlforge.quality import DigitRecognition
 from dlforge.registry import register_callbacks
+from dlforge.sound import joined, sound_figure, write_wav
 from dlforge.viz import evaluating, log_image, save_figure
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from dlforge.data.tensors import TensorBatches, TensorDataModule
-from dlforge.data.text import OOV, PAD
+from dlforge.data.text_encoder import OOV, PAD
 from dlforge.errors import DlforgeError
 
 FIRST_CLASS_ID = 2  # c0 comes after <pad> and <unk>
@@ -36,7 +36,7 @@ class FirstTokenDataModule(TensorDataModule):
         embedding_dim: size of the token vectors handed to the model (seeded normal vectors).
         seed: seed of the sequences and the vectors (each split has its own stream).
         loader: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``, ``on_device``
-            (:class:`~dlforge.data.base.LoaderOptions`).
+            (:class:`~dlforge.data.datamodule.LoaderOptions`).
     """
 
     name = "first_token"

@@ -24,7 +24,7 @@ from typing import IO
 import numpy as np
 import torch
 
-from dlforge.data.text import PAD_ID
+from dlforge.data.text_encoder import PAD_ID
 from dlforge.errors import DataNotFoundError, DlforgeError, first_line
 
 log = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ class ImageDataModule(TensorDataModule):
         download: fetch missing files from the upstream source when the data set has one.
         seed: seed of the validation split and the subset.
         loader: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``, ``on_device``
-            (:class:`~dlforge.data.base.LoaderOptions`).
+            (:class:`~dlforge.data.datamodule.LoaderOptions`).
     """
 
     name = "images"

@@ -3,7 +3,7 @@
 The source data module serves its uint8 batches as usual; on the device each batch becomes
 (input, target) pairs in [0, 1]: the target is the image, the input is computed from it in batch
 form (``edges``: a Canny-like edge map, dark lines on white like a pencil sketch; ``grey``: the
-luminance). :func:`make_input` is the same transform ``python -m dlforge.translate`` applies to a
+luminance). :func:`make_input` is the same transform ``python -m dlforge.pix2pix`` applies to a
 user's picture, so a checkpoint's ``data`` spec carries everything its inputs need.
 """
 
@@ -17,7 +17,7 @@ from hydra.utils import get_class
 from torch.utils.data import DataLoader
 from torchvision.transforms.functional import gaussian_blur
 
-from dlforge.data.base import DataModule
+from dlforge.data.datamodule import DataModule
 from dlforge.data.images import ImageDataModule
 from dlforge.errors import DlforgeError
 

@@ -36,9 +36,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from dlforge.data.corpora import MRDataModule
 from dlforge.data.files import read_text
 from dlforge.data.tensors import TensorBatches, TensorDataModule
+from dlforge.data.text_classifier_corpora import MRDataModule
 from dlforge.errors import DataNotFoundError, DlforgeError
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ class PigLatinDataModule(TensorDataModule):
             "I") are then learned exactly, not only the rule on rare words.
         seed: seed of the splits.
         loader: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``, ``on_device``
-            (:class:`~dlforge.data.base.LoaderOptions`).
+            (:class:`~dlforge.data.datamodule.LoaderOptions`).
     """
 
     name = "piglatin"

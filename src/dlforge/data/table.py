@@ -108,7 +108,7 @@ class CSVTableDataModule(TensorDataModule):
         name: the data set's name in logs and checkpoints.
         seed: seed of the splits.
         loader: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``, ``on_device``
-            (:class:`~dlforge.data.base.LoaderOptions`).
+            (:class:`~dlforge.data.datamodule.LoaderOptions`).
     """
 
     loader_defaults: ClassVar[dict[str, Any]] = {"batch_size": 256}

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from dlforge.data.base import DataModule, LoaderOptions
+from dlforge.data.datamodule import DataModule, LoaderOptions
 
 
 class TensorBatches(Dataset):
@@ -43,7 +43,7 @@ class TensorDataModule(DataModule):
     """Serves ``self.splits`` (``train``, ``val``, ``test``: :class:`TensorBatches`) in batches.
 
     Subclasses load the splits in ``setup(stage)``, which must be idempotent. They take the loader
-    options (:class:`~dlforge.data.base.LoaderOptions`: ``batch_size``, ``eval_batch_size``,
+    options (:class:`~dlforge.data.datamodule.LoaderOptions`: ``batch_size``, ``eval_batch_size``,
     ``num_workers``, ``pin_memory``, ``on_device``) as ``**loader`` and hand them on,
     ``super().__init__(**loader)``; ``loader_defaults`` holds a subclass's own defaults of them.
     """

@@ -18,7 +18,7 @@ import torch
 
 from dlforge.data.glove import embedding_matrix, load_glove
 from dlforge.data.tensors import TensorBatches, TensorDataModule
-from dlforge.data.text import TextEncoder, build_vocab, tokenize
+from dlforge.data.text_encoder import TextEncoder, build_vocab, tokenize
 from dlforge.errors import DataNotFoundError, DlforgeError, first_line
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class TextDataModule(TensorDataModule):
         download: fetch the corpus (and glove.6B.zip) from upstream when missing.
         seed: seed of the splits and of random vectors.
         loader: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``, ``on_device``
-            (:class:`~dlforge.data.base.LoaderOptions`).
+            (:class:`~dlforge.data.datamodule.LoaderOptions`).
     """
 
     name = "text"

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from dlforge.data.audio import random_shift
+from dlforge.data.spoken_digits import random_shift
 from dlforge.models.base import ClassifierModule
 from dlforge.nets import build_net
 from dlforge.registry import register_model
@@ -17,7 +17,8 @@ from dlforge.registry import register_model
 class AudioClassifier(ClassifierModule):
     """Softmax classifier of clips, e.g. spoken digits, over any registered audio network.
 
-    Batches are ``(waves, labels, lengths, speakers)`` (:class:`dlforge.data.audio.SpokenDigitsDataModule`).
+    Batches are ``(waves, labels, lengths, speakers)``
+    (:class:`dlforge.data.spoken_digits.SpokenDigitsDataModule`).
     Inputs shorter than the training clips are padded with silence to their length, so a model reads
     a short clip as it read the padded training clips. ``shift`` moves each training clip to a random
     start within its padded window: the classifier learns digits wherever they are spoken.

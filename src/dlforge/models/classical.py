@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlforge.data.text import PAD_ID
+from dlforge.data.text_encoder import PAD_ID
 from dlforge.models.base import WeightedClassifierModule
 from dlforge.nets import build_net
 from dlforge.registry import register_model

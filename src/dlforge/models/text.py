@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlforge.data.text import PAD_ID
+from dlforge.data.text_encoder import PAD_ID
 from dlforge.models.base import ClassifierModule
 from dlforge.nets import build_net
 from dlforge.registry import register_model

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torchaudio.functional import mu_law_decoding, mu_law_encoding
 from torchmetrics import MeanMetric
 
-from dlforge.data.audio import gather_padded, random_windows
+from dlforge.data.spoken_digits import gather_padded, random_windows
 from dlforge.errors import DlforgeError
 from dlforge.models.base import DlforgeModule
 from dlforge.nets import build_net
@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 class WaveNetModel(DlforgeModule):
     """An autoregressive model of waveforms: the clip's mu-law levels, each predicted from the ones before.
 
-    Training reads random windows of ``crop`` samples (:func:`dlforge.data.audio.random_windows`), each
+    Training reads random windows of ``crop`` samples
+    (:func:`dlforge.data.spoken_digits.random_windows`), each
     with the receptive field of real past before it (silence before a clip's start), and scores only
     recorded samples: the padding after a clip is never a target. Validation and test score whole
     clips, after a receptive field of silence as in training and generation. The loss is the

@@ -10,7 +10,7 @@ from dlforge.nets import (  # noqa: F401  (they register)
     audio,
     autoencoder,
     classical,
-    classifiers,
+    classifier,
     gan,
     pix2pix,
     seq2seq,

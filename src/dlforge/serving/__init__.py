@@ -18,7 +18,7 @@ from dlforge.serving import (  # noqa: F401  (they register)
     text,
     wavenet,
 )
-from dlforge.serving.base import ServedModel
+from dlforge.serving.served import ServedModel
 
 
 def served_class(model: Any) -> type[ServedModel]:

@@ -15,14 +15,14 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from dlforge.audio import AudioInputError, decode_wav, read_wav, sound_picture, to_mono
 from dlforge.errors import DlforgeError
 from dlforge.models.audio import AudioClassifier
 from dlforge.preprocess import to_png
 from dlforge.registry import register_serving
-from dlforge.serving.base import card_header
 from dlforge.serving.classifier import CLASSIFIER_OUTPUTS, ClassifierServing
+from dlforge.serving.served import card_header
 from dlforge.serving.web import AppContext, BadRequest, classes, data_url, since
+from dlforge.sound import AudioInputError, decode_wav, read_wav, sound_picture, to_mono
 
 log = logging.getLogger("dlforge")
 
@@ -61,7 +61,7 @@ class AudioClassifierModel(ClassifierServing):
 
     def read(self, source: str | Path | bytes) -> torch.Tensor:
         """A mono PCM WAV file (path or bytes) at the model's rate as a (T,) waveform; anything else
-        raises :class:`dlforge.audio.AudioInputError` saying what is wrong."""
+        raises :class:`dlforge.sound.AudioInputError` saying what is wrong."""
         return read_wav(source, self.sample_rate)
 
     def classify(self, waves: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -21,7 +21,7 @@ from dlforge.models.classifier import ClassifierModule
 from dlforge.outputs import atomic_write
 from dlforge.preprocess import ImageInputError, ImageTooLarge, load_image, style_for, to_png
 from dlforge.registry import register_serving
-from dlforge.serving.base import ServedModel, card_header, write_json_answer
+from dlforge.serving.served import ServedModel, card_header, write_json_answer
 from dlforge.serving.web import AppContext, BadRequest, classes, data_url, since
 
 log = logging.getLogger("dlforge")

@@ -33,7 +33,7 @@ from dlforge.models.classifier import ImageClassifier
 from dlforge.outputs import write_json
 from dlforge.preprocess import to_png
 from dlforge.registry import register_serving
-from dlforge.serving.base import ServedModel, card_header
+from dlforge.serving.served import ServedModel, card_header
 from dlforge.serving.web import AppContext, BadRequest, data_url, since
 from dlforge.viz import save_grid
 

@@ -34,7 +34,7 @@ from dlforge.errors import DlforgeError
 from dlforge.models.seq2seq import Seq2Seq
 from dlforge.outputs import atomic_write
 from dlforge.registry import register_serving
-from dlforge.serving.base import ServedModel, card_header, read_texts, write_json_answer
+from dlforge.serving.served import ServedModel, card_header, read_texts, write_json_answer
 from dlforge.serving.web import AppContext, BadRequest, since
 
 #: The pig-latin panel shows the attention of this many distinct words of a text.

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from dlforge.data.text import PAD_ID, TextEncoder
+from dlforge.data.text_encoder import PAD_ID, TextEncoder
 from dlforge.errors import DlforgeError
 from dlforge.models.classifier import ClassifierModule
 from dlforge.registry import register_serving
-from dlforge.serving.base import card_header, read_texts
 from dlforge.serving.classifier import CLASSIFIER_OUTPUTS, ClassifierServing
+from dlforge.serving.served import card_header, read_texts
 from dlforge.serving.web import AppContext, classes, since
 
 

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from dlforge.audio import joined, sound_figure, sound_picture, to_mono, wav_bytes, write_wav
 from dlforge.checkpoint import class_index, class_names
 from dlforge.errors import DlforgeError
 from dlforge.models.wavenet import WaveNetModel
 from dlforge.preprocess import to_png
 from dlforge.registry import register_serving
-from dlforge.serving.base import Runner, ServedModel, card_header
+from dlforge.serving.served import Runner, ServedModel, card_header
 from dlforge.serving.web import AppContext, BadRequest, data_url, since
+from dlforge.sound import joined, sound_figure, sound_picture, to_mono, wav_bytes, write_wav
 from dlforge.viz import save_figure
 
 log = logging.getLogger("dlforge")

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from dlforge.serving.base import ServedModel
+from dlforge.serving.served import ServedModel
 
 
 @dataclass(frozen=True)

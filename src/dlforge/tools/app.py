@@ -49,13 +49,13 @@ from dlforge.cli import hydra_entry
 from dlforge.errors import DlforgeError
 from dlforge.inference import load
 from dlforge.serving import all_served
-from dlforge.serving.base import ServedModel
+from dlforge.serving.served import ServedModel
 from dlforge.serving.web import AppContext, BadRequest, Limits, since
 from dlforge.word_vectors import WordVectors, load_vectors
 
 log = logging.getLogger("dlforge")
 
-STATIC = Path(__file__).with_name("app_static")
+STATIC = Path(__file__).resolve().parent.parent / "app_static"  # the package's, beside tools/
 
 
 def panel_table() -> dict[str, type[ServedModel]]:

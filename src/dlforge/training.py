@@ -1,4 +1,5 @@
-"""Training: config -> data module -> model -> trainer -> run dir (``python train.py ...``)."""
+"""A run: config -> data module -> model -> trainer -> run dir. ``python train.py`` (``dlforge.train``) is
+its command; benchmarks, cross-validation and tests call :func:`train` and :func:`build_run` here."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna import TrialPruned
@@ -26,11 +26,9 @@ from dlforge.build import (
     prepare_data,
 )
 from dlforge.checkpoint import check_resumable, checkpoint_paths
-from dlforge.cli import hydra_entry, task_overrides
-from dlforge.data.base import DataModule
+from dlforge.data.datamodule import DataModule
 from dlforge.models import DlforgeModule, build_model
 from dlforge.outputs import run_record, write_json
-from dlforge.speed import keep_freed_memory
 
 log = logging.getLogger("dlforge")
 
@@ -40,18 +38,6 @@ def compile_networks(model: pl.LightningModule) -> None:
     for child in model.children():
         if not isinstance(child, Metric) and any(True for _ in child.parameters()):
             child.compile()
-
-
-def search_callbacks(cfg: DictConfig) -> list[Callback]:
-    """Optuna's pruning callback on the model's monitored metric, when this run is a trial of a search
-    with a pruner (``hparams_search=``, docs/search.md). Reads Hydra's state: for :func:`main` only."""
-    if not HydraConfig.initialized() or not HydraConfig.get().sweeper.get("pruner"):
-        return []
-    from dlforge.pruning import trial_pruning  # Optuna's storage and Lightning integration: searches only
-
-    options = model_options(cfg)
-    pruning = trial_pruning(options.get("monitor"), options.get("monitor_mode"))
-    return [pruning] if pruning else []
 
 
 def build_run(
@@ -152,30 +138,3 @@ def train(
         write_json(out / "metrics.json", summary)
         log.info("run dir: %s", out.resolve())
     return summary
-
-
-@hydra_entry("train")
-def main(cfg: DictConfig) -> dict[str, Any]:
-    """Train; return the run record, from which a search's sweeper reads the ``optimized_metric``.
-
-    The command's own settings, which :func:`train` leaves to its caller: glibc's malloc keeps freed
-    memory (``keep_freed_memory``), and what Hydra holds (the run dir, the command line's overrides, a
-    search trial's pruning) is handed over as arguments.
-    """
-    if cfg.get("keep_freed_memory"):
-        keep_freed_memory()
-    summary = train(
-        cfg,
-        search_callbacks(cfg),
-        output_dir=cfg.paths.output_dir,  # Hydra's run dir unless the command line set another
-        overrides=task_overrides(),
-    )
-    if cfg.get("optimized_metric") and summary["status"] == "ok":
-        from dlforge.study import metric_names, objective_values
-
-        objective_values(summary, metric_names(cfg.optimized_metric))  # fail now if one is missing
-    return summary
-
-
-if __name__ == "__main__":
-    main()

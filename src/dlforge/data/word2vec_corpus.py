@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from dlforge.data.tensors import TensorBatches, TensorDataModule
-from dlforge.data.text import tokenize
+from dlforge.data.text_encoder import tokenize
 from dlforge.data.word_benchmarks import WordBenchmarks, read_benchmarks
 from dlforge.errors import DataNotFoundError, DlforgeError
 

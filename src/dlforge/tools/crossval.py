@@ -1,6 +1,6 @@
 """k-fold cross-validation: ``python -m dlforge.crossval model=textcnn_kim data=mr data.folds=10``.
 
-Trains and tests once per fold (fold k is the test split; :func:`dlforge.train.train` with the
+Trains and tests once per fold (fold k is the test split; :func:`dlforge.training.train` with the
 run dir ``fold_<k>/``), then writes ``metrics.json`` with every metric's mean and standard
 deviation over the folds and the per-fold values.
 """
@@ -21,7 +21,7 @@ from dlforge.cli import hydra_entry, task_overrides
 from dlforge.errors import DlforgeError
 from dlforge.outputs import run_record, write_json
 from dlforge.speed import keep_freed_memory
-from dlforge.train import train
+from dlforge.training import train
 
 log = logging.getLogger("dlforge")
 
@@ -37,7 +37,7 @@ def aggregate(runs: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, f
 
 def crossval(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Run every fold of ``cfg.data.folds`` and write the aggregate ``metrics.json`` (``overrides``: the
-    command line's, handed to :func:`~dlforge.train.train`)."""
+    command line's, handed to :func:`~dlforge.training.train`)."""
     folds = int(cfg.data.get("folds") or 0)
     if folds < 2:
         raise DlforgeError("k-fold cross-validation needs data.folds >= 2 (e.g. data.folds=10)")

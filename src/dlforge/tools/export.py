@@ -26,7 +26,7 @@ from dlforge.inference import sidecar_of
 from dlforge.models import DlforgeModule
 from dlforge.outputs import atomic_write, write_json
 from dlforge.serving import served_class
-from dlforge.serving.base import FORMATS, onnx_runner, torch_runner, torchscript_runner
+from dlforge.serving.served import FORMATS, onnx_runner, torch_runner, torchscript_runner
 
 log = logging.getLogger("dlforge")
 

@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from dlforge.audio import read_wav
 from dlforge.data.tensors import TensorBatches, TensorDataModule
 from dlforge.errors import DataNotFoundError, DlforgeError, first_line
+from dlforge.sound import read_wav
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class SpokenDigitsDataModule(TensorDataModule):
         cache_dir: where the decoded tensors are kept (keyed by the files, their sizes and times).
         download: fetch the real FSDD recordings (its public git repository) when the folder is missing.
         loader: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``, ``on_device``
-            (:class:`~dlforge.data.base.LoaderOptions`).
+            (:class:`~dlforge.data.datamodule.LoaderOptions`).
     """
 
     name = "spoken_digits"

@@ -1,4 +1,4 @@
-"""Translate one picture with a pix2pix checkpoint: ``python -m dlforge.translate ckpt_path=... input=a.png``.
+"""Translate one picture with a pix2pix checkpoint: ``python -m dlforge.pix2pix ckpt_path=... input=a.png``.
 
 Any size and colour of input: it is resized to the model's size, converted to its channels and
 turned into a model input exactly as in training (the edge extraction of an edges model, the
@@ -82,7 +82,7 @@ def translate(cfg: DictConfig) -> Path:
     return target
 
 
-@hydra_entry("translate")
+@hydra_entry("pix2pix")
 def main(cfg: DictConfig) -> None:
     translate(cfg)
 
