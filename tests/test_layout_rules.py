@@ -326,3 +326,75 @@ def test_bad_loader_options_are_refused_in_one_place() -> None:
         "pin_memory",
         "on_device",
     ]
+
+
+# --- the layout: names, parts, and which part may import which ------------------------------------
+#: the layers a family's pieces live in: its name may repeat across them, and only there
+FAMILY_LAYERS = {"nets", "models", "callbacks", "serving", "tools"}
+#: part -> the parts it must not import (the library's shared modules may be imported by all)
+FORBIDDEN = {
+    "nets": {"data", "models", "callbacks", "serving", "tools"},
+    "data": {"nets", "models", "callbacks", "serving", "tools"},
+    "models": {"callbacks", "serving", "tools"},
+    "callbacks": {"serving", "tools"},
+    "serving": {"callbacks", "tools"},
+    "library": {"tools"},
+}
+TOOLS = {p.stem for p in (PACKAGE / "tools").glob("*.py")}
+
+
+def part(module: str) -> str:
+    """``dlforge.models.gan`` -> ``models``; ``dlforge.predict`` (a tool) -> ``tools``; else ``library``."""
+    name = module.split(".")[1] if module.count(".") else ""
+    return name if name in FORBIDDEN or name == "tools" else "tools" if name in TOOLS else "library"
+
+
+def modules_imported(path: Path) -> set[str]:
+    found = set()
+    for module, names in dlforge_imports(path):
+        found |= {f"dlforge.{name}" for name in names} if module == "dlforge" else {module}
+    return found
+
+
+def test_no_two_modules_share_a_name_but_a_familys_pieces() -> None:
+    by_name: dict[str, list[Path]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.name != "__init__.py":
+            by_name.setdefault(path.name, []).append(path.relative_to(PACKAGE))
+    clashes = {
+        name: [str(p) for p in paths]
+        for name, paths in by_name.items()
+        if len(paths) > 1 and not all(p.parts[0] in FAMILY_LAYERS and len(p.parts) == 2 for p in paths)
+    }
+    assert clashes == {}
+
+
+def test_the_top_level_holds_the_shared_library_only() -> None:
+    top = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    assert not set(top) & TOOLS and len(top) <= 22, top  # 31 before issue 29 (benchmarks/layout.py)
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_each_part_imports_only_what_it_may(layer: str) -> None:
+    files = PACKAGE.glob("*.py") if layer == "library" else (PACKAGE / layer).rglob("*.py")
+    offending = [
+        f"{path.relative_to(PACKAGE)} imports {module}"
+        for path in sorted(files)
+        for module in sorted(modules_imported(path))
+        if part(module) in FORBIDDEN[layer]
+    ]
+    assert offending == []
+
+
+def test_tools_never_import_each_other_and_name_no_family() -> None:
+    offending = []
+    for path in sorted((PACKAGE / "tools").glob("*.py")):
+        for module in sorted(modules_imported(path)):
+            other_tool = part(module) == "tools" and module != f"dlforge.{path.stem}"
+            family = module.split(".")[1:2] in (["nets"], ["callbacks"]) or (
+                module.startswith(("dlforge.serving.", "dlforge.models.")) and module.count(".") == 2
+                and module.split(".")[2] not in ("served", "web", "base")
+            )  # fmt: skip
+            if other_tool or (family and path.stem in ("predict", "generate", "export", "app")):
+                offending.append(f"tools/{path.name} imports {module}")
+    assert offending == []
