@@ -54,10 +54,8 @@ class PixelLogReg(nn.Module):
 # --- models/<family>.py: the LightningModule, registered under its kind ----------------------------
 @register_model("pixel_logreg")
 class PixelLogRegModel(DlforgeModule):
-    def __init__(
-        self, net: dict[str, Any], data: dict[str, Any], optimizer: dict[str, Any], **_: Any
-    ) -> None:
-        super().__init__()
+    def __init__(self, net: dict[str, Any], data: dict[str, Any], **training: Any) -> None:
+        super().__init__(**training)  # optimizer, scheduler, monitor, monitor_mode: the base's
         self.save_hyperparameters()
         shape = {k: data[k] for k in ("height", "width", "num_classes")}
         self.net = build_net(in_channels=data["channels"], **shape, **net)
@@ -86,13 +84,13 @@ def pixel_logreg_callbacks(hparams: dict[str, Any], options: dict[str, Any]) -> 
 
 # --- conf/model/<name>.yaml ------------------------------------------------------------------------
 CONFIG = """\
+defaults:
+  - base/training@_here_
+  - _self_
 kind: pixel_logreg
 net:
   name: pixel_logreg
-optimizer: ${optimizer}
-scheduler: ${scheduler}
 monitor: null
-monitor_mode: min
 """
 
 
