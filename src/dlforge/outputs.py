@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,8 @@ def run_record(
     wall_time_s: float | None = None,
     status: str = "ok",
     error: str | None = None,
+    choices: Mapping[str, Any] | None = None,
+    overrides: Sequence[str] | None = None,
     **facts: Any,
 ) -> dict[str, Any]:
     """The one schema of every ``metrics.json`` (train, evaluate, crossval, a failed sweep job).
@@ -72,10 +74,15 @@ def run_record(
     the config choices ``experiment``, ``model``
     and ``data`` (None where the tool has no such group), the command-line ``overrides``, ``metrics``
     (logged name -> float or None) and ``wall_time_s``; then the tool's own ``facts`` (``kind``,
-    ``epochs``, checkpoints, per-fold values, ...).
+    ``epochs``, checkpoints, per-fold values, ...). ``choices`` and ``overrides``: the config's group
+    choices and the command line's overrides, as the caller has them; when neither is given (a tool's
+    entry point), they are read from Hydra's run.
     """
-    hydra = HydraConfig.get() if HydraConfig.initialized() else None
-    choices = dict(hydra.runtime.choices) if hydra else {}
+    if choices is None and overrides is None:
+        hydra = HydraConfig.get() if HydraConfig.initialized() else None
+        choices = dict(hydra.runtime.choices) if hydra else {}
+        overrides = list(hydra.overrides.task) if hydra else []
+    choices = choices or {}
     return {
         "tool": tool,
         "status": status,
@@ -83,7 +90,7 @@ def run_record(
         "experiment": choices.get("experiment"),
         "model": choices.get("model"),
         "data": choices.get("data"),
-        "overrides": list(hydra.overrides.task) if hydra else [],
+        "overrides": list(overrides or []),
         "metrics": plain_metrics(metrics),
         "wall_time_s": None if wall_time_s is None else round(wall_time_s, 3),
         **facts,

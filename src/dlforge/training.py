@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ def train(
     *,
     output_dir: str | Path | None = None,
     overrides: Sequence[str] = (),
+    choices: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fit and/or test as the config says; write ``config.yaml`` and ``metrics.json`` in the run dir
     (``fit_seconds``: the time ``trainer.fit`` took, validation included).
@@ -74,7 +75,9 @@ def train(
     Hydra run ``${hydra:...}`` has nothing to resolve); it replaces ``paths.output_dir`` in a copy of
     ``cfg``, so the checkpoints and logs go there too (where the config says ``${paths.output_dir}``, as
     conf/ does; a saved, resolved ``config.yaml`` names its own run dir). ``overrides``: the command
-    line's, if any (``optimizer=`` is refused for a model with one optimizer per network). Nothing here
+    line's, if any (``optimizer=`` is refused for a model with one optimizer per network); with
+    ``choices`` (the config's group choices: ``model``, ``data``, ``experiment``) they go into
+    ``metrics.json``. Nothing here
     reads Hydra's global state or changes the process's malloc: :func:`main` does both for the command.
     """
     if output_dir is not None:
@@ -123,6 +126,8 @@ def train(
         metrics,
         time.perf_counter() - start,
         status=status,
+        choices=choices or {},
+        overrides=overrides,
         kind=model.kind,
         reference=OmegaConf.to_container(cfg.reference, resolve=True) if cfg.get("reference") else None,
         # epochs trained: a trial is pruned after its epoch's validation, before the epoch count moves on

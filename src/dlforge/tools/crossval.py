@@ -11,10 +11,11 @@ import copy
 import logging
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from dlforge.cli import hydra_entry, task_overrides
@@ -35,9 +36,11 @@ def aggregate(runs: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, f
     return mean, std
 
 
-def crossval(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Run every fold of ``cfg.data.folds`` and write the aggregate ``metrics.json`` (``overrides``: the
-    command line's, handed to :func:`~dlforge.training.train`)."""
+def crossval(
+    cfg: DictConfig, overrides: Sequence[str] = (), choices: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Run every fold of ``cfg.data.folds`` and write the aggregate ``metrics.json`` (``overrides`` and
+    ``choices``: the command line's and the config's, handed to :func:`~dlforge.training.train`)."""
     folds = int(cfg.data.get("folds") or 0)
     if folds < 2:
         raise DlforgeError("k-fold cross-validation needs data.folds >= 2 (e.g. data.folds=10)")
@@ -50,7 +53,7 @@ def crossval(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
             fold_cfg.data.fold = fold
             fold_cfg.paths.output_dir = str(out / f"fold_{fold}")
         log.info("fold %d of %d", fold + 1, folds)
-        summary = train(fold_cfg, overrides=overrides)
+        summary = train(fold_cfg, overrides=overrides, choices=choices)
         runs.append({"fold": fold, "run_dir": str(out / f"fold_{fold}"), **summary})
         log.info("fold %d: test/acc %s", fold, summary["metrics"].get("test/acc"))
     mean, std = aggregate(runs)
@@ -58,6 +61,8 @@ def crossval(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
         "crossval",
         mean,
         time.perf_counter() - start,
+        choices=choices or {},
+        overrides=overrides,
         kind=runs[0].get("kind"),
         folds=folds,
         metrics_std=std,
@@ -77,7 +82,8 @@ def crossval(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
 def main(cfg: DictConfig) -> float | None:
     if cfg.get("keep_freed_memory"):  # the command's setting, as train.py's main applies it
         keep_freed_memory()
-    return crossval(cfg, task_overrides())["metrics"].get(cfg.get("optimized_metric") or "")
+    choices = dict(HydraConfig.get().runtime.choices)
+    return crossval(cfg, task_overrides(), choices)["metrics"].get(cfg.get("optimized_metric") or "")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         search_callbacks(cfg),
         output_dir=cfg.paths.output_dir,  # Hydra's run dir unless the command line set another
         overrides=task_overrides(),
+        choices=dict(HydraConfig.get().runtime.choices),
     )
     if cfg.get("optimized_metric") and summary["status"] == "ok":
         from dlforge.study import metric_names, objective_values
