@@ -67,7 +67,8 @@ def test_the_page_and_its_panels(client: TestClient) -> None:
     assert page.status_code == 200 and 'id="digit-canvas"' in page.text
     assert client.get("/static/app.js").status_code == 200
     panels = client.get("/api/panels").json()["panels"]
-    assert set(panels) == {"digit", "photo", "review", "generator", "piglatin", "speech", "wavenet"}
+    served = {"digit", "photo", "review", "generator", "piglatin", "speech", "wavenet"}
+    assert set(panels) == {*served, "embeddings"} and panels["embeddings"] is None  # no vectors= given
     assert panels["digit"]["backend"] == "onnx" and panels["digit"]["input"] == [1, 28, 28]
     assert panels["photo"]["data"] == "fashion_mnist" and panels["photo"]["backend"] == "pytorch"
     assert panels["review"]["class_names"] == ["negative", "positive"]
@@ -521,8 +522,9 @@ def write_royal_glove(path: Path) -> Path:
 def test_the_embeddings_panel_finds_neighbours_and_analogies(tmp_path: Path) -> None:
     from dlforge.word_vectors import from_glove
 
-    vectors = from_glove(write_royal_glove(tmp_path / "royal.txt"))
-    client = TestClient(create_app({}, vectors=vectors), raise_server_exceptions=False)
+    glove = write_royal_glove(tmp_path / "royal.txt")
+    vectors = from_glove(glove)
+    client = TestClient(create_app(load_panels({"embeddings": str(glove)})), raise_server_exceptions=False)
     assert client.get("/api/embeddings").json() == {"source": "royal.txt", "words": 6, "dim": 5}
     assert 'id="emb-query"' in client.get("/").text
     answer = client.post("/api/embeddings", json={"query": "king - man + woman", "k": 2}).json()

@@ -17,6 +17,7 @@ from dlforge.serving import (  # noqa: F401  (they register)
     seq2seq,
     text,
     wavenet,
+    word2vec,
 )
 from dlforge.serving.served import ServedModel
 

@@ -122,7 +122,8 @@ class ServedModel:
     - :meth:`write_samples`: ``python -m dlforge.generate`` for a generative family.
 
     Once loaded: :meth:`predict` (``python -m dlforge.predict``), :attr:`panels` and :meth:`add_routes`
-    (the app's panels: ``<panel>.html`` and ``<panel>.js`` in :attr:`panel_files`), :meth:`panel_info`.
+    (the app's panels: ``<panel>.html`` and ``<panel>.js`` in :attr:`panel_files`), :meth:`panel_info`;
+    the app opens a panel's model with :meth:`open_model` from its option (:attr:`panel_options`).
     """
 
     #: the card's task, e.g. ``image_classification``; an export's card finds its class by it
@@ -136,6 +137,8 @@ class ServedModel:
     #: the app panels this family offers, and where their files are
     panels: ClassVar[tuple[str, ...]] = ()
     panel_files: ClassVar[Path] = PANEL_FILES
+    #: the app option naming a panel's model where it is not the panel's name (``{"embeddings": "vectors"}``)
+    panel_options: ClassVar[dict[str, str]] = {}
     #: what ``predict`` adds when this family cannot predict (e.g. "sample it with dlforge.generate")
     predict_hint: ClassVar[str] = ""
 
@@ -174,6 +177,14 @@ class ServedModel:
         raise CheckpointError(
             f"{cfg.ckpt_path} holds a {model.kind} model ({cls.what}); this tool needs a generative model"
         )
+
+    @classmethod
+    def open_model(cls, path: str, cache_dir: str | None = None) -> ServedModel:
+        """The model of one of this family's panels from the path the app is given: a checkpoint or an
+        export (:func:`dlforge.inference.load`) unless the family's panel takes other files."""
+        from dlforge.inference import load  # (it imports every family's serving)
+
+        return load(path)
 
     # --- a loaded model -----------------------------------------------------------------------
     @property

@@ -2,14 +2,16 @@
 
 One page with panels, each served by a model given in ``conf/app.yaml`` as a checkpoint or an
 exported file. A panel belongs to its family (``dlforge/serving/<family>.py`` names it in ``panels``,
-adds its ``/api/...`` routes, and keeps its ``<panel>.html`` and ``<panel>.js``); this module
-assembles the page (``app_static/``) and holds no family names besides the word vectors'.
+opens its model, adds its ``/api/...`` routes, and keeps its ``<panel>.html`` and ``<panel>.js``);
+this module assembles the page (``app_static/``) and holds no family names. A panel's model is given
+as ``<panel>=<path>``, or as the option its family names (``vectors=`` for the embeddings panel).
 The panels: draw a digit (an MNIST classifier), upload a photo (any image
 classifier, e.g. Fashion-MNIST), type a review (a text classifier), sample a GAN/VAE (seed, class,
 one latent coordinate on a slider), type English and get pig latin (a seq2seq translator, with where
 it looked), classify a spoken clip (``speech=``: an audio classifier), hear a WaveNet say a digit
-(``wavenet=``: a checkpoint, judged by the speech model when there is one). A panel without a model
-says so. The page talks to a small
+(``wavenet=``: a checkpoint, judged by the speech model when there is one), find word neighbours and
+analogies (``vectors=``: a word2vec checkpoint or a GloVe-format file). A panel without a model says
+so. The page talks to a small
 JSON API (FastAPI), which the tests and ``benchmarks/app_latency.py`` call directly:
 
 - ``GET /api/panels``: the configured panels and their models;
@@ -22,9 +24,9 @@ JSON API (FastAPI), which the tests and ``benchmarks/app_latency.py`` call direc
   what the model hears (any rate and channel count is converted to the model's mono rate);
 - ``POST /api/speak``: ``{"label", "seed", "temperature", "seconds"}`` -> a WAV clip, its picture, the
   generation time, and the speech model's verdict on it;
-- ``GET /api/embeddings``: the word vectors of the embeddings panel (``vectors=``: a word2vec checkpoint
-  or a GloVe-format file), or null; ``POST /api/embeddings``: ``{"query": "king - man + woman", "k"}``
-  -> the nearest words of one word, or an analogy's answers (3CosAdd).
+- ``GET /api/embeddings``: the word vectors of the embeddings panel, or null;
+  ``POST /api/embeddings``: ``{"query": "king - man + woman", "k"}`` -> the nearest words of one word,
+  or an analogy's answers (3CosAdd).
 
 Bad input (not an image, too large, a decompression bomb, an empty text) gets a 4xx answer with
 ``{"error": "<one line>"}``; an unexpected failure a 500 with the same shape; the server goes on.
@@ -34,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +44,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from omegaconf import DictConfig
-from pydantic import BaseModel, Field
 
 from dlforge.cli import hydra_entry
 from dlforge.errors import DlforgeError
-from dlforge.inference import load
 from dlforge.serving import all_served
 from dlforge.serving.served import ServedModel
-from dlforge.serving.web import AppContext, BadRequest, Limits, since
-from dlforge.word_vectors import WordVectors, load_vectors
+from dlforge.serving.web import AppContext, BadRequest, Limits
 
 log = logging.getLogger("dlforge")
 
@@ -68,8 +66,15 @@ def panel_table() -> dict[str, type[ServedModel]]:
 PANELS = panel_table()
 
 
-def load_panels(paths: dict[str, str | None]) -> dict[str, ServedModel]:
-    """The model of every configured panel, checked to be of the kind the panel needs."""
+def option_of(panel: str, served: type[ServedModel]) -> str:
+    """The app option that names ``panel``'s model (``conf/app.yaml``): the panel's name unless its
+    family names another (``vectors`` for ``embeddings``)."""
+    return served.panel_options.get(panel, panel)
+
+
+def load_panels(paths: dict[str, str | None], cache_dir: str | None = None) -> dict[str, ServedModel]:
+    """The model of every configured panel (panel name -> path), opened by the panel's family and
+    checked to be of the kind the panel needs."""
     panels = panel_table()
     models = {}
     for panel, path in paths.items():
@@ -77,13 +82,16 @@ def load_panels(paths: dict[str, str | None]) -> dict[str, ServedModel]:
             raise DlforgeError(f"unknown panel {panel!r}; the panels are {', '.join(panels)}")
         if not path:
             continue
+        served = panels[panel]
+        option = option_of(panel, served)
         try:
-            model = load(path)
+            model = served.open_model(path, cache_dir)
         except DlforgeError as err:
-            raise DlforgeError(f"{panel}={path}: {err}") from None
-        if not isinstance(model, panels[panel]):
-            needs = panels[panel].what
-            raise DlforgeError(f"{panel}={path}: the {panel} panel needs {needs}, not this {model.kind}")
+            raise DlforgeError(f"{option}={path}: {err}") from None
+        if not isinstance(model, served):
+            raise DlforgeError(
+                f"{option}={path}: the {panel} panel needs {served.what}, not this {model.kind}"
+            )
         models[panel] = model
     return models
 
@@ -115,12 +123,9 @@ def page(panels: dict[str, type[ServedModel]]) -> str:
 
 
 def create_app(
-    models: dict[str, ServedModel],
-    limits: Limits | None = None,
-    preprocess: str = "auto",
-    vectors: WordVectors | None = None,
+    models: dict[str, ServedModel], limits: Limits | None = None, preprocess: str = "auto"
 ) -> BodyLimit:
-    """The FastAPI application serving ``models`` (panel name -> model) and word ``vectors``."""
+    """The FastAPI application serving ``models`` (panel name -> model)."""
     limits = limits or Limits()
     panels = panel_table()
     context = AppContext(models, limits, preprocess, panels)
@@ -168,48 +173,8 @@ def create_app(
 
     for served in dict.fromkeys(panels.values()):
         served.add_routes(app, context)
-    add_embeddings_routes(app, vectors)
 
     return BodyLimit(app, limits.upload_bytes + 64_000)
-
-
-# --- the embeddings panel: neighbours and analogies of word vectors -------------------------------
-class Explore(BaseModel):
-    query: str = Field(max_length=500)
-    k: int = Field(10, ge=1, le=100)
-
-
-def describe_vectors(vectors: WordVectors) -> dict[str, Any]:
-    return {"source": Path(vectors.source).name, "words": len(vectors), "dim": vectors.dim}
-
-
-def load_word_vectors(path: str | None, cache_dir: str | None) -> WordVectors | None:
-    """The embeddings panel's vectors (``vectors=``: a word2vec checkpoint or a GloVe-format file)."""
-    if not path:
-        return None
-    try:
-        return load_vectors(path, cache_dir)
-    except DlforgeError as err:
-        raise DlforgeError(f"vectors={path}: {err}") from None
-
-
-def add_embeddings_routes(app: FastAPI, vectors: WordVectors | None) -> None:
-    @app.get("/api/embeddings")
-    def embeddings_panel() -> dict[str, Any] | None:
-        return describe_vectors(vectors) if vectors is not None else None
-
-    @app.post("/api/embeddings")
-    def explore(body: Explore) -> dict[str, Any]:
-        start = time.perf_counter()
-        if vectors is None:
-            raise BadRequest("the embeddings panel has no vectors: start the app with vectors=<file>", 404)
-        if not body.query.strip():
-            raise BadRequest("type a word, or an analogy such as king - man + woman")
-        try:
-            answer = vectors.explore(body.query, body.k)
-        except DlforgeError as err:
-            raise BadRequest(str(err)) from None
-        return {**answer, "ms": since(start)}
 
 
 class BodyLimit:
@@ -277,12 +242,12 @@ def serve(cfg: DictConfig) -> None:
     """Load the configured models and serve the app until interrupted."""
     import uvicorn
 
-    models = load_panels({panel: cfg.get(panel) for panel in PANELS})
-    vectors = load_word_vectors(cfg.get("vectors"), cfg.paths.cache_dir)
-    if not models and vectors is None:
-        options = ", ".join(f"{panel}=" for panel in [*PANELS, "vectors"])
+    options = {panel: option_of(panel, served) for panel, served in PANELS.items()}
+    models = load_panels({panel: cfg.get(option) for panel, option in options.items()}, cfg.paths.cache_dir)
+    if not models:
+        listed = ", ".join(f"{option}=" for option in options.values())
         raise DlforgeError(
-            f"no model configured: pass at least one of {options} "
+            f"no model configured: pass at least one of {listed} "
             "(a checkpoint or a file from python -m dlforge.export)"
         )
     limits = Limits(
@@ -292,15 +257,14 @@ def serve(cfg: DictConfig) -> None:
         audio_seconds=float(cfg.limits.audio_seconds),
         speech_seconds=float(cfg.limits.speech_seconds),
     )
-    app = create_app(models, limits, cfg.preprocess, vectors)
+    app = create_app(models, limits, cfg.preprocess)
     sock = listening_socket(cfg.host, cfg.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     for panel in PANELS:
         model = models.get(panel)
         log.info("%s panel: %s", panel, f"{model.kind} from {model.source}" if model else "not configured")
-    served = [*models, *(["embeddings"] if vectors is not None else [])]
-    print(f"dlforge app on http://{shown}:{port}/ (panels: {', '.join(served)}); Ctrl+C stops it", flush=True)
+    print(f"dlforge app on http://{shown}:{port}/ (panels: {', '.join(models)}); Ctrl+C stops it", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level=cfg.log_level, timeout_graceful_shutdown=2))
     server.run(sockets=[sock])
 
