@@ -23,6 +23,7 @@ from hydra import compose, initialize_config_dir
 
 from benchmarks.common import write
 from dlforge import CONF_DIR
+from dlforge.speed import keep_freed_memory
 from dlforge.training import train
 
 EXPERIMENTS = {"classifier": "seed002_audio_cnn_digits", "wavenet": "seed002_wavenet_digits"}
@@ -50,6 +51,7 @@ def confusion(run_dir: Path) -> list[list[int]] | None:
 
 
 def main() -> None:
+    keep_freed_memory()  # as train.py's main does by default: timings comparable with earlier runs
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -33,6 +33,7 @@ from pytorch_lightning.callbacks import Callback
 
 from benchmarks.common import cycle, table, write
 from dlforge import CONF_DIR
+from dlforge.build import lightning_advice_ignored
 from dlforge.callbacks import ProgressBar
 from dlforge.speed import keep_freed_memory
 from dlforge.training import build_run
@@ -124,7 +125,8 @@ def interleaved_windows(
         callbacks=[timer, *([ProgressBar()] if default_callbacks else [])],
         default_root_dir=cfg.paths.output_dir,
     )
-    trainer.fit(model, datamodule=datamodule)
+    with lightning_advice_ignored():
+        trainer.fit(model, datamodule=datamodule)
     return window_sums(timer.lightning, steps), window_sums(timer.plain, steps), datamodule.batch_size
 
 

@@ -30,6 +30,7 @@ from benchmarks.common import machine, table
 from dlforge import CONF_DIR
 from dlforge.data import FashionMNISTDataModule, MNISTDataModule
 from dlforge.quality import SampleQuality
+from dlforge.speed import keep_freed_memory
 from dlforge.training import train
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sample_quality.json"
@@ -171,6 +172,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    keep_freed_memory()  # as train.py's main does by default: timings comparable with earlier runs
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", nargs="*", default=[*CASES, "floor_mnist", "floor_fashion_mnist"])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())

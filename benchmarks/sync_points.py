@@ -27,6 +27,7 @@ from pytorch_lightning.callbacks import Callback
 from benchmarks.common import table, write
 from benchmarks.overhead import CASES
 from dlforge import CONF_DIR
+from dlforge.build import lightning_advice_ignored
 from dlforge.training import build_run
 
 
@@ -82,7 +83,8 @@ def count(case: str, warmup: int, steps: int) -> Counter[str]:
     datamodule, model, trainer = build_run(cfg)
     counter = SyncCounter(warmup, steps)
     trainer.callbacks.append(counter)
-    trainer.fit(model, datamodule=datamodule)
+    with lightning_advice_ignored():
+        trainer.fit(model, datamodule=datamodule)
     return counter.sites
 
 

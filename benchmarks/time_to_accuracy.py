@@ -24,6 +24,7 @@ from pytorch_lightning.callbacks import Callback
 
 from benchmarks.common import table, write
 from dlforge import CONF_DIR
+from dlforge.build import lightning_advice_ignored
 from dlforge.speed import keep_freed_memory
 from dlforge.training import build_run
 
@@ -107,7 +108,8 @@ def run(
         enable_model_summary=False,
         callbacks=[clock],
     )
-    trainer.fit(model, datamodule=datamodule)
+    with lightning_advice_ignored():
+        trainer.fit(model, datamodule=datamodule)
     epoch, seconds, accuracy = clock.reached or clock.history[-1]
     return {
         "case": case,

@@ -36,6 +36,7 @@ from dlforge import CONF_DIR
 from dlforge.checkpoint import load_model
 from dlforge.cli import quiet_library_chatter
 from dlforge.models import TextClassifier
+from dlforge.speed import keep_freed_memory
 from dlforge.training import build_run, train
 from dlforge.viz import save_figure
 
@@ -165,6 +166,7 @@ HEADER = ["model", "length", "mean test acc", "per seed", "epochs", "grad t=0 / 
 
 
 def main() -> None:
+    keep_freed_memory()  # as train.py's main does by default: timings comparable with earlier runs
     parser = argparse.ArgumentParser()
     parser.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"], choices=list(COLORS))
     parser.add_argument("--lengths", type=int, nargs="+", default=[10, 25, 50, 100, 200])

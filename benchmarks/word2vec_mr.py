@@ -32,6 +32,7 @@ from benchmarks.common import table, write
 from dlforge import CONF_DIR
 from dlforge.data.glove import load_glove
 from dlforge.data.text_classifier_corpora import MRDataModule
+from dlforge.speed import keep_freed_memory
 from dlforge.training import train
 
 DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))
@@ -59,6 +60,7 @@ def coverage(vectors: Path | None) -> float | None:
 
 
 def main() -> None:
+    keep_freed_memory()  # as train.py's main does by default: timings comparable with earlier runs
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/word2vec_mr"))
     parser.add_argument("--epochs", type=int, default=5)

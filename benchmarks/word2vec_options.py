@@ -32,6 +32,7 @@ import torch
 
 from benchmarks.common import table, write
 from benchmarks.word2vec import BENCHMARKS, config, scores
+from dlforge.build import lightning_advice_ignored
 from dlforge.data.word2vec_corpus import TextCorpusDataModule
 from dlforge.data.word_benchmarks import read_benchmarks
 from dlforge.nets.word2vec import CBOW, SkipGram, Word2VecNet
@@ -106,7 +107,8 @@ def batch_size_run(batch_size: int, epochs: int) -> dict[str, Any]:
         )  # one update per batch
         datamodule, net, trainer = build_run(cfg)
         start = time.perf_counter()
-        trainer.fit(net, datamodule=datamodule)
+        with lightning_advice_ignored():
+            trainer.fit(net, datamodule=datamodule)
         seconds = time.perf_counter() - start
     finite = bool(torch.isfinite(net.vectors()).all())  # diverged training leaves NaN vectors
     result = (

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from dlforge.build import build_trainer, prepare_data
+from dlforge.build import build_trainer, lightning_advice_ignored, prepare_data
 from dlforge.checkpoint import check_same_data, load_model
 from dlforge.cli import hydra_entry
 from dlforge.outputs import run_record, write_json
@@ -32,7 +32,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_same_data(model, datamodule.spec, f"data={datamodule.name}")
     trainer = build_trainer(cfg, type(model), dict(model.hparams))
     start = time.perf_counter()
-    trainer.test(model, datamodule=datamodule)
+    with lightning_advice_ignored():
+        trainer.test(model, datamodule=datamodule)
     summary = run_record(
         "evaluate",
         trainer.callback_metrics,

@@ -51,6 +51,7 @@ from dlforge.study import (
     metric_names,
     objective_values,
     open_storage,
+    optuna_notes_ignored,
     shown,
     storage_url,
     trial_label,
@@ -262,7 +263,8 @@ class SearchSweeper(Sweeper):
         study_id = storage.get_study_id_from_name(study.study_name)
         first = True
         while True:
-            fail_stale_trials(study)  # trials of dead workers: failed, their parameters queued again
+            with optuna_notes_ignored():  # heartbeats and stale-trial retries: "experimental"
+                fail_stale_trials(study)  # trials of dead workers: failed, their parameters queued again
             trials = study.get_trials(deepcopy=False)
             if sum(map(counts_towards_n_trials, trials)) >= n_trials:
                 return
@@ -270,7 +272,8 @@ class SearchSweeper(Sweeper):
             if sum(map(taken, trials)) >= n_trials and not queued:
                 time.sleep(self.options.heartbeat_interval)  # others run the last trials; one may die
                 continue
-            trial = study.ask()
+            with optuna_notes_ignored():  # "heartbeats are meant for Study.optimize": we ask and tell
+                trial = study.ask()
             if first and trial.number:  # workers sample with different seeds: seed + their first trial
                 study.sampler = self.sampler(seed_offset=trial.number)
             first = False
@@ -299,7 +302,8 @@ class SearchSweeper(Sweeper):
         except (KeyboardInterrupt, SystemExit):
             # Ctrl-C (which Lightning turns into an exit) stops the search; the trial runs again on resume
             frozen = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            RetryHeartbeatStaleTrialCallback(max_retry=self.options.max_retries)(study, frozen)
+            with optuna_notes_ignored():
+                RetryHeartbeatStaleTrialCallback(max_retry=self.options.max_retries)(study, frozen)
             raise
         state, values, error = self.outcome(job)
         if job.hydra_cfg is not None:
