@@ -464,3 +464,72 @@ def test_cli_train_generate_and_predict(
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and lines[0].split("\t")[0] in [str(d) for d in range(10)]
     assert 0 < float(lines[0].split("\t")[1]) <= 1
+
+
+# --- held-out voices: a list or a pattern of names, as a user types them ---------------------------
+
+
+def held_out(test_speakers: object, val_speakers: object = 0, seed: int = 0) -> dict[str, list[str]]:
+    """The speaker split of :data:`SPEAKERS` (no files needed: the split sees only names)."""
+    data = SpokenDigitsDataModule(test_speakers=test_speakers, val_speakers=val_speakers, seed=seed)
+    return data.split_speakers(SPEAKERS)
+
+
+def test_a_pattern_holds_out_exactly_the_speakers_it_matches() -> None:
+    import itertools
+    import re
+
+    # every proper subset of the voices, by alternation, and patterns on parts of the names
+    subsets = [names for k in range(1, 5) for names in itertools.combinations(SPEAKERS, k)]
+    patterns = [f"^({'|'.join(names)})$" for names in subsets]
+    patterns += ["e", "^[a-c]", "a$", "r", "^(?!anna)[a-d]", "(?i)E"]
+    for pattern, seed in itertools.product(patterns, (0, 1, 7)):
+        matching = sorted(name for name in SPEAKERS if re.search(pattern, name))
+        split = held_out(f"re:{pattern}", seed=seed)
+        assert split["test"] == matching, pattern
+        assert split["train"] == sorted(set(SPEAKERS) - set(matching)) and split["val"] == []
+    both = held_out("re:^a", "re:^b")  # validation voices by a pattern too, from the rest
+    assert both == {"train": ["cleo", "dave", "erik"], "val": ["bert"], "test": ["anna"]}
+    assert held_out("cleo")["test"] == ["cleo"]  # one name, as a text
+
+
+@pytest.mark.parametrize(
+    ("test_speakers", "message"),
+    [
+        ("re:^zed", "data.test_speakers='re:^zed' matches no speaker; write a pattern that holds out "
+         "some of: anna, bert, cleo, dave, erik"),
+        ("re:[a-e]", "data.test_speakers='re:[a-e]' matches every speaker (all 5)"),
+        ("re:(anna", "data.test_speakers='re:(anna' is not a regular expression (missing ), unterminated"),
+        ("^anna", "data.test_speakers: no recordings of ['^anna'] (a pattern is written 're:^anna')"),
+    ],
+)  # fmt: skip
+def test_a_pattern_that_holds_out_no_voice_or_every_voice_is_one_clear_error(
+    test_speakers: str, message: str
+) -> None:
+    with pytest.raises(DlforgeError) as caught:
+        held_out(test_speakers)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("test_speakers", "val_speakers"),
+    [("\"data.test_speakers='re:^(anna|bert)$'\"", "data.val_speakers=[cleo]"),
+     ("data.test_speakers=[anna,bert]", "\"data.val_speakers='re:^c'\"")],
+    ids=["pattern", "list"],
+)  # fmt: skip
+def test_cli_holds_out_voices_by_a_list_and_by_a_pattern(
+    run_main, tmp_path: Path, digits_root: Path, test_speakers: str, val_speakers: str
+) -> None:
+    """Both forms pass the command line's check (a list or a text, where the default is a number) and
+    hold out exactly the named or matching voices: the model hears only the other two."""
+    # as the shell hands them over: the outer double quotes are the shell's, the inner quotes Hydra's
+    args = [arg.strip('"') for arg in (test_speakers, val_speakers)]
+    result = run_main(
+        "train.py", "model=audio_cnn", "data=spoken_digits", *FAST_AUDIO, f"data.root={digits_root}", *args,
+        "trainer.max_epochs=1", "hydra.run.dir=outputs/voices",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "outputs" / "voices"
+    model = load_model(run / "checkpoints" / "last.ckpt", AudioClassifier)
+    assert model.hparams.data["speakers"] == ["dave", "erik"]  # anna, bert: test; cleo: validation
+    assert json.loads((run / "metrics.json").read_text())["status"] == "ok"

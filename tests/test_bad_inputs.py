@@ -810,6 +810,59 @@ CASES += [
     ),
 ]
 
+# held-out voices by a pattern (spoken digits: anna, bert, cleo, dave, erik), and values in forms no
+# option takes
+DIGITS = ("model=audio_cnn", *FAST_AUDIO)
+
+
+def good_digits(root: Path) -> None:
+    write_spoken_digits(root / "spoken-digits", takes=1)
+
+
+CASES += [
+    Case(
+        "speakers-pattern-matches-none",
+        "train",
+        (*DIGITS, "data.test_speakers='re:^zed'"),
+        "data.test_speakers='re:^zed' matches no speaker; write a pattern that holds out some of: anna,",
+        good_digits,
+    ),
+    Case(
+        "speakers-pattern-matches-all",
+        "train",
+        (*DIGITS, "data.test_speakers='re:[a-e]'"),
+        "data.test_speakers='re:[a-e]' matches every speaker (all 5)",
+        good_digits,
+    ),
+    Case(
+        "speakers-pattern-not-a-regex",
+        "train",
+        (*DIGITS, "data.test_speakers='re:(anna'"),
+        "data.test_speakers='re:(anna' is not a regular expression",
+        good_digits,
+    ),
+    Case(
+        "speakers-a-flag",
+        "train",
+        ("data=spoken_digits", "data.test_speakers=true"),
+        "data.test_speakers takes a number, a text or a list [a,b] (default 0.2)",
+    ),
+    Case(
+        "speakers-pattern-unquoted",
+        "train",
+        ("data=spoken_digits", "data.test_speakers=re:^enus"),
+        "cannot read the command line (LexerNoViableAltException: data.test_speakers=re:^enus); write "
+        "key=value, lists as key=[a,b], and quote a value with other signs",
+    ),
+    Case(
+        "trainer-flag-word",
+        "train",
+        ("trainer.deterministic=maybe",),
+        "trainer.deterministic takes true, false or warn (default false)",
+    ),
+    Case("epochs-fraction", "train", ("trainer.max_epochs=2.5",), "trainer.max_epochs takes a whole number"),
+]
+
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import enum
 import functools
+import inspect
 import json
 import logging
 import os
 import re
 import shutil
 import sys
+import types
+import typing
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, Union
 
 import hydra
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.object_type import ObjectType
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_object
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from dlforge import CONF_DIR
@@ -172,9 +179,10 @@ MULTIRUN_FLAGS = ("-m", "--multirun")
 def check_command_line(config_name: str, args: list[str]) -> str | None:
     """What is wrong with a command line's overrides, as one line, or None.
 
-    Composes the config as Hydra will (unknown keys, unknown options, syntax) and compares each new
-    value with the type of the value it replaces (``data.batch_size=abc``); also names mandatory values
-    left unset (``ckpt_path=???``). Command lines with Hydra flags other than ``-m`` are left to Hydra.
+    Composes the config as Hydra will (unknown keys, unknown options, syntax; config groups and options
+    also from the folders of ``hydra.searchpath=[file:///my/conf]``) and checks each new value's type
+    (:func:`type_error`: ``data.batch_size=abc``); also names mandatory values left unset
+    (``ckpt_path=???``). Command lines with Hydra flags other than ``-m`` are left to Hydra.
     """
     multirun = any(arg in MULTIRUN_FLAGS for arg in args)
     args = [arg for arg in args if arg not in MULTIRUN_FLAGS]
@@ -183,7 +191,16 @@ def check_command_line(config_name: str, args: list[str]) -> str | None:
     try:
         overrides = OverridesParser.create().parse_overrides(args)
     except OverrideParseException as err:
-        return f"cannot read the command line ({first_line(err)}); write key=value, lists as key=[a,b]"
+        return (
+            f"cannot read the command line ({first_line(err)}); write key=value, lists as key=[a,b], "
+            "and quote a value with other signs: \"text='Hello, world!'\""
+        )
+    # a user's own config folders: Hydra finds groups and options there too (as Hydra reads the override)
+    searchpath = [
+        o.input_line
+        for o in overrides
+        if o.get_key_element() == "hydra.searchpath" and not o.is_sweep_override()
+    ]
     checked = [o for o in overrides if not o.key_or_group.startswith("hydra")]
     for override in checked:
         if override.is_sweep_override() and not multirun:
@@ -192,13 +209,14 @@ def check_command_line(config_name: str, args: list[str]) -> str | None:
                 f"write a list as {override.key_or_group}=[...], or quote a text with commas"
             )
     single = [o for o in checked if not o.is_sweep_override()]
-    groups = [o.input_line for o in single if is_group(o.key_or_group)]
-    values = [o for o in single if not (o.is_add() or o.is_delete() or is_group(o.key_or_group))]
+    found = ConfigGroups(config_name, searchpath)
+    groups = [o.input_line for o in single if found.is_group(o.key_or_group)]
+    values = [o for o in single if not (o.is_add() or o.is_delete() or found.is_group(o.key_or_group))]
     try:
-        cfg = compose_config(config_name, [o.input_line for o in single])
-        base = compose_config(config_name, groups) if values else cfg
+        cfg = compose_config(config_name, [*searchpath, *(o.input_line for o in single)])
+        base = compose_config(config_name, [*searchpath, *groups]) if values else cfg
     except Exception as err:  # Hydra's composition errors come in several types
-        return composition_error(err, single, config_name)
+        return composition_error(err, single, found)
     for override in values:
         problem = type_error(override, base, cfg)
         if problem:
@@ -228,25 +246,47 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
         return compose(config_name, overrides=overrides)
 
 
-def is_group(key: str) -> bool:
-    return (Path(CONF_DIR) / key.lstrip("+~").replace(".", "/")).is_dir()
+class ConfigGroups:
+    """The config groups of one command line and their options, as Hydra finds them: in conf/ and in the
+    folders its ``hydra.searchpath=[...]`` override adds (a user's own ``model/my_model.yaml``)."""
+
+    def __init__(self, config_name: str, searchpath: list[str]) -> None:
+        self.config_name, self.searchpath = config_name, searchpath
+        self.listed: dict[tuple[str, ObjectType], list[str]] = {}
+
+    def listing(self, group: str, kind: ObjectType) -> list[str]:
+        """The config groups (``ObjectType.GROUP``) or options (``CONFIG``) in ``group`` (``""``: the top)."""
+        if (group, kind) not in self.listed:
+            with initialize_config_dir(CONF_DIR, version_base="1.3"):
+                loader = GlobalHydra.instance().config_loader()
+                found = loader.get_group_options(group, kind, self.config_name, self.searchpath)
+            self.listed[group, kind] = sorted(found)
+        return self.listed[group, kind]
+
+    def options(self, group: str) -> list[str]:
+        return self.listing(group, ObjectType.CONFIG)
+
+    def is_group(self, key: str) -> bool:
+        """Whether an override's key names a config group (``model``, ``model/net``), not a value."""
+        parent, _, name = key.lstrip("+~").replace(".", "/").rpartition("/")
+        return name in self.listing(parent, ObjectType.GROUP)
 
 
-def composition_error(err: Exception, overrides: list[Any], config_name: str) -> str:
+def composition_error(err: Exception, overrides: list[Any], found: ConfigGroups) -> str:
     """Hydra's multi-line composition errors as one line naming the valid keys or options."""
     text = str(err)
     missing = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
     if isinstance(err, MissingConfigException) and missing:
         group, choice = missing.groups()
-        options = sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
-        return f"{group}={choice}: no such option; choose one of {', '.join(options)}"
+        return f"{group}={choice}: no such option; choose one of {', '.join(found.options(group))}"
     unknown = re.search(r"Key '([^']+)' is not in struct\s+full_key: (\S+)", f"{err.__cause__}")
     if unknown:
         key, full_key = unknown.groups()
         parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
         line = next((o.input_line for o in overrides if o.key_or_group == full_key), full_key)
-        groups = [o.input_line for o in overrides if is_group(o.key_or_group)]
-        node = OmegaConf.select(compose_config(config_name, groups), parent) if parent else None
+        groups = [o.input_line for o in overrides if found.is_group(o.key_or_group)]
+        composed = compose_config(found.config_name, [*found.searchpath, *groups])
+        node = OmegaConf.select(composed, parent) if parent else None
         keys = ", ".join(str(k) for k in node) if isinstance(node, DictConfig) else "see --help"
         where = parent or "the config"
         return f"{line}: {where} has no option {key!r}; its options: {keys} (a new key needs +{line})"
@@ -254,19 +294,142 @@ def composition_error(err: Exception, overrides: list[Any], config_name: str) ->
 
 
 def type_error(override: Any, base: DictConfig, cfg: DictConfig) -> str | None:
-    """A new value whose type cannot replace the default's (a word for a number, a number for a flag)."""
+    """A new value of a form its option does not take (a word for a number, a number for a flag).
+
+    An option takes what the code that takes it declares: the annotation of its parameter in its node's
+    ``_target_`` (:func:`declared_type`), so every documented form passes (``data.test_speakers: float |
+    str | Sequence[str]``: a fraction, a count, a pattern or a list of names; ``trainer.deterministic``:
+    true, false or warn). An option that no signature declares (the model's, the command's own: ``test``,
+    ``seed``; the loader options of ``**loader``) takes its default's type, any number for a number (a
+    count may be a fraction: ``data.val_size=0.1``). Null always passes.
+    """
     key = override.key_or_group
-    old, new = OmegaConf.select(base, key, default=None), OmegaConf.select(cfg, key, default=None)
-    if new is None or old is None:
+    new = OmegaConf.select(cfg, key, default=None)
+    if new is None:
         return None
-    if isinstance(old, bool):
-        expected, ok = "true or false", isinstance(new, bool)
-    elif isinstance(old, (int, float)):  # counts may also be fractions (data.val_size=0.1)
-        expected, ok = "a number", isinstance(new, (int, float)) and not isinstance(new, bool)
+    old = OmegaConf.select(base, key, default=None)
+    declared = declared_type(cfg, key)
+    if declared is not inspect.Parameter.empty:
+        if takes(declared, new):
+            return None
+        words = forms(declared)
+        expected = in_words(words) if words else f"a {declared}"
+    elif isinstance(old, bool):
+        if isinstance(new, bool):
+            return None
+        expected, words = "true or false", []
+    elif isinstance(old, (int, float)):
+        if isinstance(new, (int, float)) and not isinstance(new, bool):
+            return None
+        expected, words = "a number", []
     else:
         return None
-    default = str(old).lower() if isinstance(old, bool) else old
-    return None if ok else f"{override.input_line}: {key} takes {expected} (default {default})"
+    problem = f"{override.input_line}: {key} takes {expected} (default {as_typed(old)})"
+    if "a text" in words and isinstance(new, (bool, int, float)):  # Hydra read the text as a number
+        problem += f"; quote a text: {key}='{override.input_line.split('=', 1)[1]}'"
+    return problem
+
+
+def as_typed(value: Any) -> str:
+    """A value as a command line writes it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "''" if value == "" else str(value)
+
+
+def declared_type(cfg: DictConfig, key: str) -> Any:
+    """The annotation of the parameter that takes ``key`` in the ``_target_`` of its node: of the target
+    itself or, where a class hands ``**kwargs`` on to its bases, of the base that names it;
+    ``inspect.Parameter.empty`` where none is declared."""
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+    if not isinstance(node, DictConfig) or not isinstance(node.get("_target_"), str):
+        return inspect.Parameter.empty
+    try:
+        target = get_object(node._target_)
+    except Exception:  # a target that does not import here fails in the run, with Hydra's own message
+        return inspect.Parameter.empty
+    for candidate in target.__mro__[:-1] if inspect.isclass(target) else (target,):
+        try:
+            parameters = inspect.signature(candidate, eval_str=True).parameters
+        except (NameError, TypeError, ValueError):  # no signature, or annotations not readable here
+            return inspect.Parameter.empty
+        if name in parameters:
+            return parameters[name].annotation
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            break
+    return inspect.Parameter.empty
+
+
+def takes(annotation: Any, value: Any) -> bool:
+    """Whether a command line's value (null, true/false, a number, a text, a list, a mapping) has one of
+    the forms ``annotation`` declares; any value for an annotation that says nothing (``Any``, a type
+    variable). An object's type takes a mapping (a config node Hydra instantiates)."""
+    if annotation in (inspect.Parameter.empty, Any, object):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return any(takes(option, value) for option in typing.get_args(annotation))
+    if origin is Literal:
+        return any(type(value) is type(v) and value == v for v in typing.get_args(annotation))
+    kind = origin or annotation
+    if not inspect.isclass(kind):
+        return True
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:  # a whole number is a float too
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if issubclass(kind, (str, os.PathLike, enum.Enum)):
+        return isinstance(value, str)
+    if is_container(kind, Mapping):
+        return isinstance(value, DictConfig)
+    if is_container(kind, Iterable):
+        return isinstance(value, ListConfig)
+    return isinstance(value, DictConfig)
+
+
+def is_container(kind: type, abstract: type) -> bool:
+    """A built-in or abstract container type (``list``, ``Sequence``, ``dict``) of the ``abstract`` kind;
+    not a class that merely iterates (a tensor)."""
+    return kind.__module__ in ("builtins", "collections.abc", "typing") and issubclass(kind, abstract)
+
+
+def forms(annotation: Any) -> list[str]:
+    """The forms of value ``annotation`` declares, in words, as a command line gives them."""
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return list(dict.fromkeys(f for option in typing.get_args(annotation) for f in forms(option)))
+    if origin is Literal:
+        return [str(v).lower() if isinstance(v, bool) else str(v) for v in typing.get_args(annotation)]
+    kind = origin or annotation
+    if not inspect.isclass(kind) or kind is type(None):
+        return []
+    if kind is bool:
+        return ["true", "false"]
+    if kind in (int, float):
+        return ["a whole number" if kind is int else "a number"]
+    if issubclass(kind, enum.Enum):
+        return [str(member.value) for member in kind]
+    if issubclass(kind, (str, os.PathLike)):
+        return ["a text"]
+    if is_container(kind, Mapping):
+        return ["a mapping {key: value}"]
+    if is_container(kind, Iterable):
+        return ["a list [a,b]"]
+    return []
+
+
+def in_words(words: list[str]) -> str:
+    """``a, b or c``; a whole number is among the numbers."""
+    if "a number" in words:
+        words = [w for w in words if w != "a whole number"]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
 class SweepSummary(Callback):

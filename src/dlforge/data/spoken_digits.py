@@ -70,16 +70,51 @@ def random_shift(
     return gather_padded(waves, positions)
 
 
-def pick_speakers(speakers: list[str], amount: Any, what: str) -> list[str]:
-    """``amount`` of the (already shuffled) ``speakers``: a list of names, a count, or a fraction < 1."""
+#: ``data.test_speakers='re:<regular expression>'``: every speaker whose name it matches (re.search)
+PATTERN = "re:"
+#: what ``data.test_speakers`` and ``data.val_speakers`` take (the command line checks values against it)
+Speakers = float | str | Sequence[str]
+
+
+def pick_speakers(speakers: list[str], amount: Speakers, what: str) -> list[str]:
+    """``amount`` of the (already shuffled) ``speakers``: a fraction < 1, a count, a pattern
+    ``re:<regular expression>`` (every speaker whose name it matches: an accent, a variant), a list of
+    names, or one name."""
+    if isinstance(amount, bool):
+        raise DlforgeError(
+            f"data.{what}={str(amount).lower()}: give a fraction, a count, 're:<pattern>' or names"
+        )
     if isinstance(amount, (int, float)):
         n = max(1, round(amount * len(speakers))) if 0 < amount < 1 else int(amount)
         return speakers[:n]
-    names = [str(name) for name in amount]
+    if isinstance(amount, str) and amount.startswith(PATTERN):
+        return matching_speakers(speakers, amount, what)
+    names = [amount] if isinstance(amount, str) else [str(name) for name in amount]
     unknown = sorted(set(names) - set(speakers))
     if unknown:
-        raise DlforgeError(f"data.{what}: no recordings of {unknown}; speakers here: {sorted(speakers)}")
+        hint = f" (a pattern is written '{PATTERN}{names[0]}')" if isinstance(amount, str) else ""
+        raise DlforgeError(
+            f"data.{what}: no recordings of {unknown}{hint}; speakers here: {sorted(speakers)}"
+        )
     return names
+
+
+def matching_speakers(speakers: list[str], pattern: str, what: str) -> list[str]:
+    """The ``speakers`` whose names the regular expression of ``re:<expression>`` matches (anywhere:
+    anchor it with ``^`` for a prefix); some, but not all of them."""
+    expression = pattern.removeprefix(PATTERN)
+    try:
+        regex = re.compile(expression)
+    except re.error as err:
+        raise DlforgeError(f"data.{what}='{pattern}' is not a regular expression ({err})") from None
+    chosen = [name for name in speakers if regex.search(name)]
+    if not chosen or len(chosen) == len(speakers):
+        which = "no speaker" if not chosen else f"every speaker (all {len(speakers)})"
+        raise DlforgeError(
+            f"data.{what}='{pattern}' matches {which}; write a pattern that holds out some of: "
+            f"{', '.join(sorted(speakers))}"
+        )
+    return chosen
 
 
 class SpokenDigitsDataModule(TensorDataModule):
@@ -94,8 +129,10 @@ class SpokenDigitsDataModule(TensorDataModule):
         root: any folder with ``recordings/{digit}_{speaker}_{index}.wav`` instead.
         sample_rate: the rate every clip must have (FSDD: 8000 Hz).
         clip_seconds: clips are padded with silence (or trimmed, with a warning) to this length.
-        test_speakers, val_speakers: voices held out: a fraction of the speakers, a count, or a list of
-            names; the rest (seeded shuffle by ``seed``) are the training voices.
+        test_speakers, val_speakers: voices held out: a fraction of the speakers, a count, a list of
+            names, or ``re:<regular expression>``: every speaker whose name it matches (``re:^enus``: an
+            accent); validation voices come from the rest, the rest of those (seeded shuffle by
+            ``seed``) are the training voices.
         cache_dir: where the decoded tensors are kept (keyed by the files, their sizes and times).
         download: fetch the real FSDD recordings (its public git repository) when the folder is missing.
         loader: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``, ``on_device``
@@ -111,8 +148,8 @@ class SpokenDigitsDataModule(TensorDataModule):
         root: str | None = None,
         sample_rate: int = 8000,
         clip_seconds: float = 1.0,
-        test_speakers: Any = 0.2,
-        val_speakers: Any = 0.1,
+        test_speakers: Speakers = 0.2,
+        val_speakers: Speakers = 0.1,
         cache_dir: str | None = None,
         download: bool = True,
         seed: int = 0,
