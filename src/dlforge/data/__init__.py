@@ -1,5 +1,6 @@
 """Data modules: each hands what its models need over through ``model_kwargs()``."""
 
+from dlforge.data.captioned import CaptionedDataModule, CaptionedFashionDataModule
 from dlforge.data.first_token import FirstTokenDataModule
 from dlforge.data.folder import ImageFolderDataModule
 from dlforge.data.images import ImageDataModule
@@ -22,6 +23,8 @@ __all__ = [
     "CIFAR10DataModule",
     "CSVTableDataModule",
     "CSVTextDataModule",
+    "CaptionedDataModule",
+    "CaptionedFashionDataModule",
     "FashionMNISTDataModule",
     "FirstTokenDataModule",
     "IMDBDataModule",
