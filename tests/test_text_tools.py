@@ -176,7 +176,7 @@ def test_crossval_without_folds_is_one_clear_error(make_cfg, text_root: Path) ->
 
 @pytest.mark.parametrize("text", ["a gorgeous, witty film", "it's [great] = ${fun}", "a\\b\\", "'"])
 def test_text_argument_reaches_predict_verbatim(text: str) -> None:
-    from dlforge.predict import verbatim_text
+    from dlforge.cli import verbatim
 
-    cfg = predict_cfg("ckpt_path=x", verbatim_text(f"text={text}"))
+    cfg = predict_cfg("ckpt_path=x", verbatim(f"text={text}", "text"))
     assert cfg.text == text

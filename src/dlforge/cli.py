@@ -74,6 +74,19 @@ def task_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def verbatim(arg: str, key: str) -> str:
+    """``key=a gorgeous, witty film`` (free text: a review, a caption) as a quoted Hydra override, so
+    that it reaches the tool as typed (Hydra's grammar would read commas as a sweep, and parse quotes,
+    brackets, ``${``); other arguments as they are."""
+    if not arg.startswith(f"{key}="):
+        return arg
+    value = arg[len(key) + 1 :]
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return arg  # already quoted for Hydra
+    value = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return f"{key}='" + value.replace("${", "\\${") + "'"
+
+
 def record_failure(err: BaseException) -> dict[str, Any]:
     """In a multirun: log the error, mark the job's ``metrics.json`` as failed, let the sweep go on.
 

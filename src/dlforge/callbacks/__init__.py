@@ -17,6 +17,7 @@ from dlforge.callbacks import (  # noqa: F401  (they register)
     generative,
     pix2pix,
     seq2seq,
+    stackgan,
     wavenet,
     word2vec,
 )

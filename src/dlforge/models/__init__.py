@@ -15,6 +15,7 @@ from dlforge.models.classifier import ImageClassifier
 from dlforge.models.gan import GAN
 from dlforge.models.pix2pix import Pix2Pix
 from dlforge.models.seq2seq import Seq2Seq
+from dlforge.models.stackgan import StackGAN
 from dlforge.models.tabular import TabularClassifier
 from dlforge.models.text import TextClassifier
 from dlforge.models.wavenet import WaveNetModel
@@ -56,6 +57,7 @@ __all__ = [
     "ImageClassifier",
     "Pix2Pix",
     "Seq2Seq",
+    "StackGAN",
     "TabularClassifier",
     "TextClassifier",
     "WaveNetModel",

@@ -14,6 +14,7 @@ from dlforge.nets import (  # noqa: F401  (they register)
     gan,
     pix2pix,
     seq2seq,
+    stackgan,
     tabular,
     text,
     wavenet,

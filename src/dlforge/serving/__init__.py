@@ -15,6 +15,7 @@ from dlforge.serving import (  # noqa: F401  (they register)
     classifier,
     generative,
     seq2seq,
+    stackgan,
     text,
     wavenet,
     word2vec,

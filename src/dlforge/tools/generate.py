@@ -7,6 +7,8 @@ What is drawn is the family's (``dlforge/serving/<family>.py``, ``ServedModel.wr
   images) or ``arithmetic`` (latent vector arithmetic ``A - B + C`` over latents grouped by class);
   one PNG, ``output`` (default: ``samples.png``, ``interpolation.png`` or ``arithmetic.png`` in the run
   dir ``outputs/generate/<time>/``);
+- a text-to-image model (StackGAN) draws ``caption="a small 3 at the bottom right"`` ``n`` times, stage I
+  beside stage II;
 - a WaveNet speaks ``n`` clips of ``seconds`` (``label=7``: all that digit) at ``temperature``: ``output``
   (default ``samples.wav``) holds them one after another, ``<output stem>/NNNN.wav`` each one, and
   ``<output stem>.png`` pictures the first 16.
@@ -17,12 +19,13 @@ The written file's path is printed.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from dlforge.checkpoint import load_model, pick_device
-from dlforge.cli import hydra_entry
+from dlforge.cli import hydra_entry, verbatim
 from dlforge.models import DlforgeModule
 from dlforge.serving import served_class
 
@@ -36,9 +39,14 @@ def generate(cfg: DictConfig) -> Path:
 
 
 @hydra_entry("generate")
-def main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     print(generate(cfg), flush=True)
+
+
+def main() -> None:
+    sys.argv = [sys.argv[0], *(verbatim(arg, "caption") for arg in sys.argv[1:])]  # free text, as typed
+    _main()
 
 
 if __name__ == "__main__":

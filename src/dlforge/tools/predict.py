@@ -19,13 +19,12 @@ does with its inputs is its family's (``dlforge/serving/<family>.py``): this too
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import Any
 
 from omegaconf import DictConfig
 
-from dlforge.cli import hydra_entry
+from dlforge.cli import hydra_entry, verbatim
 from dlforge.errors import DlforgeError
 from dlforge.inference import load
 
@@ -43,25 +42,13 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     return load(cfg.get("ckpt_path") or cfg.model_path).predict(cfg)
 
 
-def verbatim_text(arg: str) -> str:
-    """``text=a gorgeous, witty film`` as a quoted Hydra override, so that the review reaches the
-    tool as typed (Hydra's grammar would read commas as a sweep, and parse quotes, brackets, ``${``)."""
-    if not arg.startswith("text="):
-        return arg
-    value = arg[len("text=") :]
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return arg  # already quoted for Hydra
-    value = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
-    return "text='" + value.replace("${", "\\${") + "'"
-
-
 @hydra_entry("predict")
 def _main(cfg: DictConfig) -> None:
     predict(cfg)
 
 
 def main() -> None:
-    sys.argv = [sys.argv[0], *map(verbatim_text, sys.argv[1:])]
+    sys.argv = [sys.argv[0], *(verbatim(arg, "text") for arg in sys.argv[1:])]
     _main()
 
 

@@ -1,0 +1,179 @@
+"""Text to image: StackGAN's two stages trained together on captioned canvases (``data=captioned_mnist``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlforge.data.captioned import TEST_SETS
+from dlforge.models.base import AdversarialModule
+from dlforge.models.gan import LOSSES, discriminator_loss, generator_loss
+from dlforge.nets import build_net
+from dlforge.registry import register_model
+
+#: what a caption says of an item: each property's column in a batch's ``properties`` (N, items, 4)
+PROPERTIES = ("class", "position", "size", "colour")
+VALUES = {"class": "class_names", "position": "positions", "size": "sizes", "colour": "colours"}
+
+
+@register_model("stackgan")
+class StackGAN(AdversarialModule):
+    """StackGAN (Zhang et al. 2017) on captioned canvases; batches are ``(images, tokens, properties)``.
+
+    Both stages train together, each step: stage I draws at half the canvas size from noise and the
+    caption's code; stage II redraws the *detached* stage-I picture at full size from the code again,
+    so each stage's generator learns from its own matching-aware discriminator only (stage II
+    refines whatever stage I draws, and a stage-II checkpoint needs no stage-I one). The
+    discriminators reject real images paired with another caption of the batch as well as fakes.
+
+    The caption encoder is trained beforehand in the same step, not by the GAN: a head on its
+    embedding predicts every property the caption states (class, position, size, colour of each
+    item; cross-entropy, its own optimizer). The grammar makes these labels exact, so the code the
+    generators see carries what the caption says from the first steps, and the discriminators cannot
+    shape the text space to their own ends (StackGAN used a fixed pretrained char-CNN-RNN for the same
+    reason). The generators see the embedding detached.
+
+    Args:
+        net: ``{"name": "stackgan", **its options}`` (:class:`dlforge.nets.stackgan.StackGAN`).
+        data: the captioned data module's ``spec`` (canvas shape, vocabulary, property values).
+        loss: the GAN family's losses (non_saturating | hinge | least_squares).
+        kl_weight: weight of conditioning augmentation's KL term in the generators' loss.
+        caption_lr: the caption encoder's learning rate (``optimizer_d``'s optimizer at this rate).
+        embeddings: starting word vectors (the data's GloVe rows), or None.
+        samples: options of the caption grids (:class:`dlforge.callbacks.stackgan.CaptionGrid`).
+        training: ``optimizer_g``, ``optimizer_d``, ``scheduler``, ``monitor``.
+    """
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        data: dict[str, Any],
+        loss: str = "hinge",
+        kl_weight: float = 1.0,
+        caption_lr: float = 0.001,
+        embeddings: torch.Tensor | None = None,
+        samples: dict[str, Any] | None = None,
+        **training: Any,
+    ) -> None:
+        super().__init__(**training)
+        if loss not in LOSSES or loss == "wgan_gp":
+            raise ValueError(f"loss={loss}: choose one of non_saturating, hinge, least_squares")
+        self.save_hyperparameters(ignore=["embeddings"])
+        nets = build_net(
+            in_channels=data["channels"],
+            height=data["height"],
+            width=data["width"],
+            vocab_size=len(data["vocab"]),
+            vectors=embeddings,
+            **net,
+        )
+        self.encoder = nets.encoder
+        self.generator = nn.ModuleDict(
+            {"augmentation": nets.augmentation, "one": nets.stage_one, "two": nets.stage_two}
+        )
+        self.discriminator = nn.ModuleDict({"one": nets.critic_one, "two": nets.critic_two})
+        self.latent_dim = nets.latent_dim
+        self.properties = [p for p in PROPERTIES if p in data.get("properties", PROPERTIES[:3])]
+        sizes = [len(data[VALUES[p]]) for p in self.properties]
+        self.items = int(data.get("items", 1))
+        self.heads = nn.ModuleList(nn.Linear(self.encoder.dim, n * self.items) for n in sizes)
+        self.sizes = sizes
+
+    # --- drawing -------------------------------------------------------------------------------
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.encoder(tokens)
+
+    def draw(
+        self, tokens: torch.Tensor, z: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage-I and stage-II pictures in [0, 1] for captions' token ids (N, L) (noise drawn with
+        ``generator`` unless ``z`` is given); stage I at half the size."""
+        if z is None:
+            z = torch.randn(len(tokens), self.latent_dim, generator=generator).to(self.device)
+        code, _ = self.generator["augmentation"](self.embed(tokens))
+        one = self.generator["one"](z, code)
+        two = self.generator["two"](one, code)
+        return (one.float() + 1) / 2, (two.float() + 1) / 2
+
+    # --- training ------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optimizers = super().configure_optimizers()
+        reader = [*self.encoder.parameters(), *self.heads.parameters()]
+        text = self.build_optimizer({**self.hparams.optimizer_d, "lr": self.hparams.caption_lr}, reader)
+        if isinstance(optimizers, tuple):  # with schedulers
+            return [*optimizers[0], text], optimizers[1]
+        return [*optimizers, text]
+
+    def caption_loss(self, embedding: torch.Tensor, properties: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the head's guess of every stated property (-1: not stated)."""
+        losses = []
+        for head, size, name in zip(self.heads, self.sizes, self.properties, strict=True):
+            target = properties[:, :, PROPERTIES.index(name)]
+            logits = head(embedding).view(len(embedding), self.items, size)
+            losses.append(F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-1))
+        return torch.stack(losses).mean()
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, torch.Tensor]:
+        images, tokens, properties = batch
+        opt_g, opt_d, opt_t = self.optimizers()
+        kind = self.hparams.loss
+
+        # the caption encoder, on the caption's own labels
+        embedding = self.embed(tokens)
+        t_loss = self.caption_loss(embedding, properties)
+        opt_t.zero_grad(set_to_none=True)
+        self.manual_backward(t_loss)
+        opt_t.step()
+        embedding = embedding.detach()
+        wrong = embedding.roll(1, dims=0)  # another caption of the batch
+
+        real_two = images * 2 - 1
+        real_one = F.avg_pool2d(real_two, 2)
+        z = torch.randn(len(images), self.latent_dim, device=self.device)
+        code, kl = self.generator["augmentation"](embedding)
+        fake_one = self.generator["one"](z, code)
+        fake_two = self.generator["two"](fake_one.detach(), code)
+
+        critics = self.discriminator
+        self.toggle_optimizer(opt_d)
+        d_loss = torch.zeros((), device=self.device)
+        for stage, real, fake in (("one", real_one, fake_one), ("two", real_two, fake_two)):
+            critic = critics[stage]
+            rejected = torch.cat([critic(real, wrong), critic(fake.detach(), embedding)])
+            d_loss = d_loss + discriminator_loss(kind, critic(real, embedding), rejected)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+
+        self.toggle_optimizer(opt_g)
+        g_one = generator_loss(kind, critics["one"](fake_one, embedding))
+        g_two = generator_loss(kind, critics["two"](fake_two, embedding))
+        g_loss = g_one + g_two + self.hparams.kl_weight * kl
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+
+        log = {
+            "d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "g_one": g_one.detach(),
+            "g_two": g_two.detach(), "kl": kl.detach(), "caption_loss": t_loss.detach(),
+        }  # fmt: skip
+        self.log_train_step(log, batch_size=len(images), prog_bar=("d_loss", "g_loss", "caption_loss"))
+        return {"d_loss": log["d_loss"], "g_loss": log["g_loss"]}
+
+    # --- validation / test: how well the caption encoder reads captions it has not trained on -----
+    def _evaluate(self, batch: tuple[torch.Tensor, ...], stage: str, suffix: str = "") -> None:
+        _, tokens, properties = batch
+        embedding = self.embed(tokens)
+        loss = self.caption_loss(embedding, properties)
+        self.log(f"{stage}/caption_loss{suffix}", loss, batch_size=len(tokens), add_dataloader_idx=False)
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, "test", f"_{TEST_SETS[dataloader_idx]}")
