@@ -401,6 +401,26 @@ def test_weight_average_follows_its_update_rule_and_differs_from_the_raw_generat
     assert not torch.allclose(saved[next(iter(saved))], model.generator.state_dict()[next(iter(saved))])
 
 
+def test_a_checkpoint_of_the_weight_average_before_averaged_model_still_loads(
+    make_cfg, tmp_path: Path
+) -> None:
+    """Checkpoints written before the average was torch's AveragedModel held ``generator_ema.net.*`` and
+    no update count: they load, with the same averaged weights and a finished warm-up."""
+    cfg = make_cfg(*FAST, NARROW, "model.ema_decay=0.9", "test=false", "trainer.max_epochs=1")
+    summary = train(cfg)
+    checkpoint = torch.load(summary["last_checkpoint"], weights_only=True)
+    state = checkpoint["state_dict"]
+    old = {key.replace("generator_ema.module.", "generator_ema."): value for key, value in state.items()}
+    del old["generator_ema.n_averaged"]
+    assert any(key.startswith("generator_ema.net.") for key in old)
+    path = tmp_path / "old.ckpt"
+    torch.save({**checkpoint, "state_dict": old}, path)
+    model = load_model(path, GAN)
+    for key, value in model.generator_ema.module.state_dict().items():
+        assert torch.equal(value, state[f"generator_ema.module.{key}"]), key
+    assert int(model.generator_ema.n_averaged) >= 10_000  # decay min(0.9, (1 + n) / (10 + n)) = 0.9
+
+
 def test_diffaugment_shifts_and_cuts_each_image_and_lets_gradients_reach_the_generator() -> None:
     from dlforge.nets.gan import DiffAugment, cutout, translate
 

@@ -116,6 +116,26 @@ def warmed_up_average(decay: float) -> Callable[[torch.Tensor, torch.Tensor, tor
     return average
 
 
+#: what an average written before torch's ``AveragedModel`` counts as its updates: enough that the
+#: warm-up is over (the average of a trained model), as it was for any checkpoint worth loading
+OLD_AVERAGE_UPDATES = 100_000
+
+
+def averaged_model_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """A ``load_state_dict`` pre-hook: a weight average saved before it was torch's ``AveragedModel``
+    (keys ``generator_ema.net.*``, no update count) loads into one (``generator_ema.module.net.*``)."""
+    old = f"{prefix}generator_ema.net."
+    keys = [key for key in state_dict if key.startswith(old)]
+    if not keys:
+        return
+    expected = set(module.state_dict())
+    for key in keys:
+        value, new = state_dict.pop(key), f"{prefix}generator_ema.module.net." + key[len(old) :]
+        if new.removeprefix(prefix) in expected:
+            state_dict[new] = value
+    state_dict.setdefault(f"{prefix}generator_ema.n_averaged", torch.tensor(OLD_AVERAGE_UPDATES))
+
+
 @torch.no_grad()
 def refresh_batch_norm(
     net: nn.Module, sample: Callable[[torch.Generator], tuple[torch.Tensor, ...]], batches: int
@@ -243,6 +263,7 @@ class GAN(GenerativeModule, AdversarialModule):
             self.generator_ema = AveragedModel(self.generator, avg_fn=warmed_up_average(ema_decay))
             self.generator_ema.requires_grad_(False)
             self.ema_stale = True  # batch-norm statistics not yet those of the averaged weights
+            self.register_load_state_dict_pre_hook(averaged_model_keys)
         self.eval_metrics = torch.nn.ModuleDict()
         for stage in ("val", "test"):
             self.eval_metrics[f"{stage}_d_acc"] = BinaryAccuracy()

@@ -1,0 +1,110 @@
+"""Text to image, measured: StackGAN on captioned digits, judged on captions it never saw.
+
+Trains ``experiment=stackgan_captioned_<data>`` through ``train.py``'s own path (about 30 minutes on
+the 2 CPU cores: ``trainer.max_time``), then tests it on the two held-out sets (phrasings,
+combinations) with the judge (:func:`dlforge.data.captioned.judge`) reading items with the docs'
+LeNet (seed 002's, 20 epochs: ``benchmarks/sample_quality.py``). The judge's own accuracy on the real
+canvases of the same test captions is measured too, so a model's figure can be read against it.
+
+    DATA_DIR=../shared/data python -m benchmarks.text_to_image [--data mnist] [--items 1] [--minutes 30]
+
+Results: benchmarks/results/text_to_image.json (one entry per data set and item count);
+the run dir is outputs/text_to_image/<case>/ and its last caption grid is copied to
+docs/img/text_to_image_<case>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.common import machine
+from benchmarks.sample_quality import config, extractor
+from dlforge.checkpoint import load_model
+from dlforge.data.captioned import TEST_SETS, CaptionedDataModule, CaptionedFashionDataModule, judge
+from dlforge.models.classifier import ImageClassifier
+from dlforge.speed import keep_freed_memory
+from dlforge.training import train
+
+RESULTS = Path(__file__).resolve().parent / "results" / "text_to_image.json"
+RUNS = Path("outputs/text_to_image")
+IMAGES = Path(__file__).resolve().parent.parent / "docs" / "img"
+
+
+@torch.no_grad()
+def judge_real(data: str, items: int, classifier_ckpt: str, data_dir: str) -> dict[str, dict[str, float]]:
+    """The judge's accuracy on the real canvases of each test set (the ceiling of a model's figure)."""
+    module_cls = CaptionedDataModule if data == "mnist" else CaptionedFashionDataModule
+    module = module_cls(data_dir=data_dir, items=items, download=False)
+    module.setup("test")
+    classifier = load_model(classifier_ckpt, ImageClassifier, what="an image classifier").eval()
+    scores: dict[str, dict[str, float]] = {}
+    for name, loader in zip(TEST_SETS, module.test_dataloader(), strict=True):
+        correct: dict[str, list[torch.Tensor]] = {}
+        for batch in loader:
+            images, _, properties = module.on_after_batch_transfer(batch, 0)
+            for prop, ok in judge(images, properties, module.spec, classifier).items():
+                correct.setdefault(prop, []).append(ok.flatten())
+        scores[name] = {prop: round(float(torch.cat(v).float().mean()), 4) for prop, v in correct.items()}
+    return scores
+
+
+def run(data: str, items: int, minutes: float) -> dict[str, Any]:
+    case = f"captioned_{data}_{items}item"
+    classifier = extractor(data if data == "mnist" else "fashion_mnist")
+    overrides = (
+        f"experiment=stackgan_captioned_{data}",
+        f"data.items={items}",
+        f"trainer.max_time=00:00:{int(minutes):02d}:00",
+        f"quality_classifier={classifier}",
+    )
+    cfg = config(case, overrides, runs=RUNS)
+    summary = train(cfg)
+    metrics = summary["metrics"]
+    samples = sorted((RUNS / case / "samples").glob("epoch_*.png"))
+    if samples:
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copy(samples[-1], IMAGES / f"text_to_image_{case}.png")
+    measured = {
+        name: {
+            key.removeprefix("test/").removesuffix(f"_{name}"): round(value, 4)
+            for key, value in metrics.items()
+            if key.startswith("test/") and key.endswith(f"_{name}") and value is not None
+        }
+        for name in TEST_SETS
+    }
+    return {
+        "case": case,
+        "overrides": list(overrides),
+        "epochs": summary["epochs"],
+        "global_step": summary["global_step"],
+        "fit_minutes": round(summary["fit_seconds"] / 60, 2),
+        "model": measured,
+        "judge_on_real_canvases": judge_real(data, items, classifier, str(cfg.paths.data_dir)),
+        "extractor": classifier,
+        "picture": f"docs/img/text_to_image_{case}.png" if samples else None,
+    }
+
+
+def main() -> None:
+    keep_freed_memory()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="mnist", choices=["mnist", "fashion"])
+    parser.add_argument("--items", type=int, default=1)
+    parser.add_argument("--minutes", type=float, default=30)
+    args = parser.parse_args()
+    document = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}
+    result = run(args.data, args.items, args.minutes)
+    document["machine"] = machine()
+    document["runs"][result["case"]] = result
+    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
