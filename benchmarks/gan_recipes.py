@@ -88,7 +88,7 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
 
 
 #: the cases whose samples the figure shows
-GRIDS = ("old_default", "hinge_sn", "default", "default_long")
+GRIDS = ("old_default", "default", "default_xlong")
 #: what a case's overrides amount to, where listing them would not fit a table cell
 LABELS = {"old_default": "the old default: raw weights, 64 channels (OLD_DEFAULT)"}
 
