@@ -1,9 +1,9 @@
 """The package's shape, measured from git: what a family touches, the top level, the imports between parts.
 
-- **Tool files a family edits.** The commits that brought the audio family (audio CNN + WaveNet: data,
-  nets, models, callbacks, then its app panels) are split into the family's own files and the shared
-  files they had to edit (tools, their configs, the page). After issue 29 a family's serving lives
-  beside it (``serving/<family>.py``): the contract test's toy family, and the next family, edit none.
+- **Shared files a family edits.** The commits that brought the audio family (audio CNN + WaveNet:
+  data, nets, models, callbacks, then its app panels) and, after issue 29, the text-to-image family
+  (StackGAN) are split into the family's own files, its data set's, and the shared files they had to
+  edit (tools, their configs, the page, the packages' import lists).
 - **Family names in the serving tools.** Identifiers naming a model or served class, in the code (not
   the docstrings) of predict, generate, export, the app and the inference layer, at each revision.
 - **Modules in the package's top level**, at each revision.
@@ -28,6 +28,9 @@ RESULTS = REPO / "benchmarks" / "results" / "layout.json"
 BEFORE = "d690d82"  # the revision issue 29 measured
 #: the audio family's commits: data, nets, models, callbacks and the tools' audio paths; its app panels
 AUDIO_COMMITS = ("63cf383", "4b9b944")
+#: the text-to-image family's commits (issue 30, the first family after the serving layer): its data
+#: set and judge, then its nets, model, callbacks, serving, configs and tests
+STACKGAN_COMMITS = ("d3de913", "e84210e")
 #: the files that are a family's own pieces (anything else a family commit edits is shared)
 OWN = (
     "nets/", "models/", "callbacks/", "serving/", "conf/model/", "conf/experiment/", "tests/", "benchmarks/"
@@ -147,6 +150,10 @@ def main() -> None:
             "after": family_names_in_tools(head),
         },
         "audio_family_commits": {"commits": list(AUDIO_COMMITS), **shared_files_edited(AUDIO_COMMITS)},
+        "stackgan_family_commits": {
+            "commits": list(STACKGAN_COMMITS),
+            **shared_files_edited(STACKGAN_COMMITS),
+        },
         "imports_between_parts": imports_between_parts(),
     }
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
