@@ -138,14 +138,17 @@ def test_the_app_panel_draws_a_typed_caption(stackgan_run) -> None:
     assert refused.status_code == 400 and "purple" in refused.json()["error"]
 
 
-def test_the_export_draws_as_the_checkpoint_does(stackgan_run, run_main, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_the_export_draws_as_the_checkpoint_does(stackgan_run, run_main, tmp_path: Path, fmt: str) -> None:
     from dlforge.inference import load
 
     _, summary, _ = stackgan_run
     ckpt = summary["last_checkpoint"]
-    result = run_main("-m", "dlforge.export", f"ckpt_path={ckpt}", "format=torchscript", "output=drawer.pt")
+    output = tmp_path / ("drawer.pt" if fmt == "torchscript" else "drawer.onnx")
+    result = run_main("-m", "dlforge.export", f"ckpt_path={ckpt}", f"format={fmt}", f"output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
-    exported, checkpoint = load(tmp_path / "drawer.pt"), load(ckpt)
+    exported, checkpoint = load(output), load(ckpt)
+    assert exported.backend == fmt
     for caption in (CAPTION, "nine, small, at the bottom"):
         torch.testing.assert_close(
             exported.draw(caption, 2, 5)[1], checkpoint.draw(caption, 2, 5)[1], atol=1e-4, rtol=0
