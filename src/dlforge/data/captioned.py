@@ -67,7 +67,7 @@ from torchvision import datasets
 from torchvision.ops import roi_align
 
 from dlforge.data.standard import FashionMNISTDataModule, MNISTDataModule
-from dlforge.data.tensors import TensorBatches, TensorDataModule, keep_batch
+from dlforge.data.tensors import TensorBatches, TensorDataModule
 from dlforge.errors import DlforgeError
 
 log = logging.getLogger(__name__)
@@ -1011,22 +1011,6 @@ class CaptionedDataModule(TensorDataModule):
         return order[starts[classes] + offset.clamp_max(counts[classes] - 1)]
 
     # --- serving -------------------------------------------------------------------------------
-    def loader(self, split: str, device: torch.device | None = None) -> DataLoader:
-        """Batches of ``split`` (``train``, ``val``, ``test_phrasings``, ``test_combinations``)."""
-        self.setup("test" if split.startswith("test") else "fit")
-        resident = self.on_device and device is not None
-        if resident:
-            self.move_to(device)
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=split == "train",
-            collate_fn=keep_batch,
-            num_workers=0 if resident else self.num_workers,
-            pin_memory=self.pin_memory and not resident,
-            persistent_workers=self.num_workers > 0 and not resident,
-        )
-
     def test_dataloader(self) -> list[DataLoader]:  # type: ignore[override]
         """Two loaders, :data:`TEST_SETS`: 0 held-out phrasings, 1 held-out combinations."""
         return [self.loader(f"test_{name}", self._device()) for name in TEST_SETS]

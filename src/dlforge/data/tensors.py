@@ -75,8 +75,9 @@ class TensorDataModule(DataModule):
         return self.trainer.strategy.root_device if self.trainer is not None else None
 
     def loader(self, split: str, device: torch.device | None = None) -> DataLoader:
-        """Batches of ``split`` (shuffled for ``train``); with ``on_device``, indexed on ``device``."""
-        self.setup("test" if split == "test" else "fit")
+        """Batches of ``split`` (shuffled for ``train``); with ``on_device``, indexed on ``device``. A
+        split named ``test...`` (``test``, or one of several test sets) needs only the test set-up."""
+        self.setup("test" if split.startswith("test") else "fit")
         resident = self.on_device and device is not None
         if resident:
             self.move_to(device)
