@@ -6,7 +6,8 @@ combinations) with the judge (:func:`dlforge.data.captioned.judge`) reading item
 LeNet (seed 002's, 20 epochs: ``benchmarks/sample_quality.py``). The judge's own accuracy on the real
 canvases of the same test captions is measured too, so a model's figure can be read against it.
 
-    DATA_DIR=../shared/data python -m benchmarks.text_to_image [--data mnist] [--items 1] [--minutes 30]
+    DATA_DIR=../shared/data python -m benchmarks.text_to_image [--data mnist] [--items 1] [--minutes 30] \
+        [--set model.property_weight=0 --tag matching_only]
 
 Results: benchmarks/results/text_to_image.json (one entry per data set and item count);
 the run dir is outputs/text_to_image/<case>/ and its last caption grid is copied to
@@ -54,14 +55,15 @@ def judge_real(data: str, items: int, classifier_ckpt: str, data_dir: str) -> di
     return scores
 
 
-def run(data: str, items: int, minutes: float) -> dict[str, Any]:
-    case = f"captioned_{data}_{items}item"
+def run(data: str, items: int, minutes: float, extra: list[str], tag: str) -> dict[str, Any]:
+    case = f"captioned_{data}_{items}item" + (f"_{tag}" if tag else "")
     classifier = extractor(data if data == "mnist" else "fashion_mnist")
     overrides = (
         f"experiment=stackgan_captioned_{data}",
         f"data.items={items}",
         f"trainer.max_time=00:00:{int(minutes):02d}:00",
         f"quality_classifier={classifier}",
+        *extra,
     )
     cfg = config(case, overrides, runs=RUNS)
     summary = train(cfg)
@@ -97,9 +99,11 @@ def main() -> None:
     parser.add_argument("--data", default="mnist", choices=["mnist", "fashion"])
     parser.add_argument("--items", type=int, default=1)
     parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--set", nargs="*", default=[], help="more overrides, e.g. model.property_weight=0")
+    parser.add_argument("--tag", default="", help="a name for this recipe, added to the case's")
     args = parser.parse_args()
     document = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}
-    result = run(args.data, args.items, args.minutes)
+    result = run(args.data, args.items, args.minutes, args.set, args.tag)
     document["machine"] = machine()
     document["runs"][result["case"]] = result
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")

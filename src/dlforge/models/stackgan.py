@@ -41,6 +41,9 @@ class StackGAN(AdversarialModule):
         data: the captioned data module's ``spec`` (canvas shape, vocabulary, property values).
         loss: the GAN family's losses (non_saturating | hinge | least_squares).
         kl_weight: weight of conditioning augmentation's KL term in the generators' loss.
+        property_weight: weight of the discriminators' property loss (0: none): each reads the caption's
+            properties from an image alone, learns them from real images and holds the generators to
+            them (as AC-GAN's auxiliary classifier, Odena et al. 2017).
         caption_lr: the caption encoder's learning rate (``optimizer_d``'s optimizer at this rate).
         embeddings: starting word vectors (the data's GloVe rows), or None.
         samples: options of the caption grids (:class:`dlforge.callbacks.stackgan.CaptionGrid`).
@@ -53,6 +56,7 @@ class StackGAN(AdversarialModule):
         data: dict[str, Any],
         loss: str = "hinge",
         kl_weight: float = 1.0,
+        property_weight: float = 1.0,
         caption_lr: float = 0.001,
         embeddings: torch.Tensor | None = None,
         samples: dict[str, Any] | None = None,
@@ -62,25 +66,26 @@ class StackGAN(AdversarialModule):
         if loss not in LOSSES or loss == "wgan_gp":
             raise ValueError(f"loss={loss}: choose one of non_saturating, hinge, least_squares")
         self.save_hyperparameters(ignore=["embeddings"])
+        self.properties = [p for p in PROPERTIES if p in data.get("properties", PROPERTIES[:3])]
+        self.items = int(data.get("items", 1))
+        self.sizes = [len(data[VALUES[p]]) for p in self.properties]
+        outputs = sum(self.sizes) * self.items  # every property of every item
         nets = build_net(
             in_channels=data["channels"],
             height=data["height"],
             width=data["width"],
             vocab_size=len(data["vocab"]),
+            properties=outputs if property_weight else 0,
             vectors=embeddings,
             **net,
         )
         self.encoder = nets.encoder
+        self.reader = nn.Linear(self.encoder.dim, outputs)  # the caption's properties, from its embedding
         self.generator = nn.ModuleDict(
             {"augmentation": nets.augmentation, "one": nets.stage_one, "two": nets.stage_two}
         )
         self.discriminator = nn.ModuleDict({"one": nets.critic_one, "two": nets.critic_two})
         self.latent_dim = nets.latent_dim
-        self.properties = [p for p in PROPERTIES if p in data.get("properties", PROPERTIES[:3])]
-        sizes = [len(data[VALUES[p]]) for p in self.properties]
-        self.items = int(data.get("items", 1))
-        self.heads = nn.ModuleList(nn.Linear(self.encoder.dim, n * self.items) for n in sizes)
-        self.sizes = sizes
 
     # --- drawing -------------------------------------------------------------------------------
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -101,20 +106,25 @@ class StackGAN(AdversarialModule):
     # --- training ------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         optimizers = super().configure_optimizers()
-        reader = [*self.encoder.parameters(), *self.heads.parameters()]
+        reader = [*self.encoder.parameters(), *self.reader.parameters()]
         text = self.build_optimizer({**self.hparams.optimizer_d, "lr": self.hparams.caption_lr}, reader)
         if isinstance(optimizers, tuple):  # with schedulers
             return [*optimizers[0], text], optimizers[1]
         return [*optimizers, text]
 
-    def caption_loss(self, embedding: torch.Tensor, properties: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of the head's guess of every stated property (-1: not stated)."""
+    def property_loss(self, logits: torch.Tensor, properties: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of property logits (N, items x sum of the property sizes) against the stated
+        properties (N, items, 4; -1: not stated)."""
         losses = []
-        for head, size, name in zip(self.heads, self.sizes, self.properties, strict=True):
+        parts = logits.view(len(logits), self.items, -1).split(self.sizes, dim=2)
+        for part, name in zip(parts, self.properties, strict=True):
             target = properties[:, :, PROPERTIES.index(name)]
-            logits = head(embedding).view(len(embedding), self.items, size)
-            losses.append(F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-1))
+            losses.append(F.cross_entropy(part.flatten(0, 1), target.flatten(), ignore_index=-1))
         return torch.stack(losses).mean()
+
+    def caption_loss(self, embedding: torch.Tensor, properties: torch.Tensor) -> torch.Tensor:
+        """How well the caption's embedding says its properties."""
+        return self.property_loss(self.reader(embedding), properties)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, torch.Tensor]:
         images, tokens, properties = batch
@@ -138,20 +148,32 @@ class StackGAN(AdversarialModule):
         fake_two = self.generator["two"](fake_one.detach(), code)
 
         critics = self.discriminator
+        weight = self.hparams.property_weight
         self.toggle_optimizer(opt_d)
         d_loss = torch.zeros((), device=self.device)
         for stage, real, fake in (("one", real_one, fake_one), ("two", real_two, fake_two)):
             critic = critics[stage]
             rejected = torch.cat([critic(real, wrong), critic(fake.detach(), embedding)])
-            d_loss = d_loss + discriminator_loss(kind, critic(real, embedding), rejected)
+            if weight:
+                accepted, read = critic(real, embedding, with_properties=True)
+                d_loss = d_loss + weight * self.property_loss(read, properties)
+            else:
+                accepted = critic(real, embedding)
+            d_loss = d_loss + discriminator_loss(kind, accepted, rejected)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
         self.untoggle_optimizer(opt_d)
 
         self.toggle_optimizer(opt_g)
-        g_one = generator_loss(kind, critics["one"](fake_one, embedding))
-        g_two = generator_loss(kind, critics["two"](fake_two, embedding))
+        g_losses = []
+        for stage, fake in (("one", fake_one), ("two", fake_two)):
+            if weight:
+                logit, read = critics[stage](fake, embedding, with_properties=True)
+                g_losses.append(generator_loss(kind, logit) + weight * self.property_loss(read, properties))
+            else:
+                g_losses.append(generator_loss(kind, critics[stage](fake, embedding)))
+        g_one, g_two = g_losses
         g_loss = g_one + g_two + self.hparams.kl_weight * kl
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)

@@ -135,9 +135,14 @@ class StageIIGenerator(nn.Module):
 class MatchingDiscriminator(nn.Module):
     """(image, caption embedding) -> one logit per pair: strided convolutions down to 4x4, the caption
     compressed and joined at every position, then a 4x4 convolution. A real image with another
-    caption's embedding is a pair to reject (matching-aware, Reed et al. 2016)."""
+    caption's embedding is a pair to reject (matching-aware, Reed et al. 2016). With ``properties``
+    > 0 it also reads that many property logits from the image alone (an auxiliary classifier, as
+    AC-GAN's, Odena et al. 2017): ``forward(..., with_properties=True)`` gives both."""
 
-    def __init__(self, channels: int, size: int, text_dim: int, code_dim: int, features: int, spectral: bool):
+    def __init__(
+        self, channels: int, size: int, text_dim: int, code_dim: int, features: int, spectral: bool,
+        properties: int = 0,
+    ) -> None:  # fmt: skip
         super().__init__()
         steps = (size // 4).bit_length() - 1
         layers = [down(channels, features, spectral, batch_norm=False)]
@@ -150,18 +155,27 @@ class MatchingDiscriminator(nn.Module):
             nn.LeakyReLU(0.2, True),
             normed(nn.Conv2d(width, 1, 4), spectral),
         )
+        self.properties = nn.Linear(width * 16, properties) if properties else None
 
-    def forward(self, image: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, image: torch.Tensor, embedding: torch.Tensor, with_properties: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         x = self.image(image)
         text = self.text(embedding)[:, :, None, None].expand(-1, -1, *x.shape[2:])
-        return self.joint(torch.cat([x, text], dim=1)).flatten()
+        logit = self.joint(torch.cat([x, text], dim=1)).flatten()
+        if not with_properties:
+            return logit
+        if self.properties is None:
+            raise ValueError("this discriminator reads no properties (properties=0)")
+        return logit, self.properties(x.flatten(1))
 
 
 @register_net("stackgan")
 class StackGAN(nn.Module):
     """The caption encoder, conditioning augmentation and both stages, sized from the data.
 
-    Stage I works at ``height // 2`` (e.g. 32x32 for 64x64 canvases), stage II at ``height``.
+    Stage I works at ``height // 2`` (e.g. 32x32 for 64x64 canvases), stage II at ``height``;
+    ``properties``: how many property logits each discriminator also reads from an image (0: none).
     """
 
     def __init__(
@@ -177,6 +191,7 @@ class StackGAN(nn.Module):
         features: int = 32,
         residual_blocks: int = 2,
         spectral_norm: bool = True,
+        properties: int = 0,
         vectors: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
@@ -194,6 +209,7 @@ class StackGAN(nn.Module):
             "code_dim": code_dim,
             "features": features,
             "spectral": spectral_norm,
+            "properties": properties,
         }
         self.critic_one = MatchingDiscriminator(in_channels, height // 2, **d)
         self.critic_two = MatchingDiscriminator(in_channels, height, **d)
