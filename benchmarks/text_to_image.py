@@ -8,6 +8,7 @@ canvases of the same test captions is measured too, so a model's figure can be r
 
     DATA_DIR=../shared/data python -m benchmarks.text_to_image [--data mnist] [--items 1] [--minutes 30] \
         [--set model.property_weight=0 --tag matching_only]
+    python -m benchmarks.text_to_image --table          # the docs' table from the JSON
 
 Results: benchmarks/results/text_to_image.json (one entry per data set and item count);
 the run dir is outputs/text_to_image/<case>/ and its last caption grid is copied to
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +95,33 @@ def run(data: str, items: int, minutes: float, extra: list[str], tag: str) -> di
     }
 
 
+def markdown(document: dict[str, Any]) -> str:
+    """The docs' table, straight from the JSON: per run and test set, the judge's accuracies and FIDs."""
+    rows = []
+    for case, result in document["runs"].items():
+        for name in TEST_SETS:
+            model, real = result["model"].get(name, {}), result["judge_on_real_canvases"][name]
+            cells = [
+                f"{100 * model[f'caption_{p}_acc']:.1f} ({100 * real[p]:.1f})"
+                if f"caption_{p}_acc" in model
+                else "-"
+                for p in ("class", "position", "size", "colour")
+            ]
+            fids = [model.get(f"fid_stage_{stage}", float("nan")) for stage in ("one", "two")]
+            steps = result["global_step"] // 3  # three optimizers a step: generators, critics, caption reader
+            first = f"| {case} | {name} | {result['fit_minutes']:.0f} | {steps} | "
+            rows.append(first + " | ".join(cells) + f" | {fids[0]:.1f} | {fids[1]:.1f} |")
+    head = (
+        "| run | test set | train min | steps | class % (real) | position % (real) | size % (real) | "
+        "colour % (real) | FID stage I | FID stage II |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
+    return head + "\n" + "\n".join(rows)
+
+
 def main() -> None:
+    if "--table" in sys.argv:
+        print(markdown(json.loads(RESULTS.read_text())))
+        return
     keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist", choices=["mnist", "fashion"])
