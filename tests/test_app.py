@@ -68,7 +68,9 @@ def test_the_page_and_its_panels(client: TestClient) -> None:
     assert client.get("/static/app.js").status_code == 200
     panels = client.get("/api/panels").json()["panels"]
     served = {"digit", "photo", "review", "generator", "piglatin", "speech", "wavenet"}
-    assert set(panels) == {*served, "embeddings"} and panels["embeddings"] is None  # no vectors= given
+    # every registered panel is listed; those without a model (no vectors=, no caption=) as null
+    assert set(panels) == {*served, "embeddings", "caption"}
+    assert panels["embeddings"] is None and panels["caption"] is None
     assert panels["digit"]["backend"] == "onnx" and panels["digit"]["input"] == [1, 28, 28]
     assert panels["photo"]["data"] == "fashion_mnist" and panels["photo"]["backend"] == "pytorch"
     assert panels["review"]["class_names"] == ["negative", "positive"]
