@@ -470,7 +470,7 @@ CASES = [
         "lr-negative",
         "train",
         ("model=lenet", "optimizer.lr=-1", *FAST),
-        "cannot build the Adam optimizer: Invalid learning rate: -1",
+        "optimizer.lr=-1: use a number above 0 (default 0.001)",
         mnist,
     ),
     Case("lr-word", "train", ("optimizer.lr=fast",), "optimizer.lr takes a number"),

@@ -7,6 +7,7 @@ import functools
 import inspect
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import types
 import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NoReturn, Union
 
@@ -24,17 +26,17 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.object_type import ObjectType
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.errors import InstantiationException, MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import get_object
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from dlforge import CONF_DIR
 from dlforge.errors import DlforgeError, first_line
 from dlforge.outputs import run_record, write_json
-from dlforge.usage import command, options, tool_help
+from dlforge.usage import KEY, command, groups, options, tool_help
 
 log = logging.getLogger("dlforge")
 
@@ -127,6 +129,8 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
                 remove_empty_run_dir()
                 if isinstance(problem, DlforgeError):
                     fail(str(problem))
+                if isinstance(problem, InstantiationException):
+                    fail(instantiation_error(problem, cfg, task_overrides()))
                 fail(f"{first_line(problem)}; check the trainer.* options")
 
         main = hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(guarded)
@@ -152,11 +156,59 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
 
 def user_error(err: BaseException | None) -> BaseException | None:
     """The error a user caused (a :class:`DlforgeError`, or Lightning's configuration error), also when
-    Hydra's ``instantiate`` wrapped it; None for a bug."""
+    Hydra's ``instantiate`` wrapped it; else Hydra's error in building a config node (a Trainer, a
+    logger, a scheduler, a data module: the library refused a value of the config); None for a bug."""
+    chain = []
     while err is not None:
         if isinstance(err, (DlforgeError, MisconfigurationException)):
             return err
+        chain.append(err)
         err = err.__cause__
+    return next((e for e in chain if isinstance(e, InstantiationException)), None)
+
+
+def instantiation_error(err: InstantiationException, cfg: DictConfig, overrides: list[str]) -> str:
+    """Hydra's several-line "Error in call to target ..." as one line: the node that could not be built,
+    the library's reason, and the command line's values for that node with the values their option
+    takes (from its declared type)."""
+    text = str(err)
+    target = re.search(r"target '([^']+)'", text)
+    node = re.search(r"full_key: (\S+)", text)
+    key = node[1] if node else node_of_target(cfg, target[1] if target else "")
+    cause = err.__cause__ or err
+    what = f"{key} ({target[1].rsplit('.', 1)[-1]})" if key and target else key or "a config node"
+    given = [o for o in overrides if key and o.lstrip("+~").split("=", 1)[0].startswith(f"{key}.")]
+    hints = []
+    for line in given:
+        option = line.lstrip("+~").split("=", 1)[0]
+        words = forms(declared_type(cfg, option))
+        if len(words) > 1 or (words and "a text" not in words[0]):
+            hints.append(f"{option} takes {in_words(words)}")
+    problem = f"cannot build {what}: {first_line(cause)}"
+    problem += f" (from {', '.join(given)})" if given else ""
+    return problem + (f"; {'; '.join(hints)}" if hints else f"; check the {key or 'config'}.* options")
+
+
+def node_of_target(cfg: DictConfig, target: str, prefix: str = "") -> str | None:
+    """The dotted key of the config node whose ``_target_`` is ``target`` (an object's full name, as
+    Hydra names it in its errors), or None."""
+    try:
+        wanted = get_object(target)
+    except Exception:
+        return None
+    for key in cfg:
+        if OmegaConf.is_interpolation(cfg, key) or not isinstance(cfg[key], DictConfig):
+            continue
+        node, here = cfg[key], f"{prefix}{key}"
+        named = node.get("_target_") if not OmegaConf.is_interpolation(node, "_target_") else None
+        try:
+            if isinstance(named, str) and get_object(named) is wanted:
+                return here
+        except Exception:
+            pass
+        found = node_of_target(node, target, f"{here}.")
+        if found:
+            return found
     return None
 
 
@@ -226,12 +278,15 @@ def check_command_line(config_name: str, args: list[str]) -> str | None:
     groups = [o.input_line for o in single if found.is_group(o.key_or_group)]
     values = [o for o in single if not (o.is_add() or o.is_delete() or found.is_group(o.key_or_group))]
     try:
-        cfg = compose_config(config_name, [*searchpath, *(o.input_line for o in single)])
+        cfg = compose_config(config_name, [*searchpath, *(o.input_line for o in single)], choices=True)
         base = compose_config(config_name, [*searchpath, *groups]) if values else cfg
     except Exception as err:  # Hydra's composition errors come in several types
         return composition_error(err, single, found)
+    with open_dict(cfg):
+        choices = OmegaConf.to_container(cfg.pop("hydra").runtime.choices)
+    ranges = option_ranges(config_name, choices) if values else {}
     for override in values:
-        problem = type_error(override, base, cfg)
+        problem = type_error(override, base, cfg) or range_error(override, base, cfg, ranges)
         if problem:
             return problem
     missing = list(missing_keys(cfg))
@@ -254,9 +309,11 @@ def missing_keys(node: DictConfig, prefix: str = "") -> Iterator[str]:
             yield from missing_keys(node[key], f"{prefix}{key}.")
 
 
-def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+def compose_config(config_name: str, overrides: list[str], choices: bool = False) -> DictConfig:
+    """The config as Hydra composes it (``choices``: with Hydra's own node, whose ``runtime.choices``
+    names the option chosen in each group)."""
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        return compose(config_name, overrides=overrides)
+        return compose(config_name, overrides=overrides, return_hydra_config=choices)
 
 
 class ConfigGroups:
@@ -443,6 +500,150 @@ def in_words(words: list[str]) -> str:
     if "a number" in words:
         words = [w for w in words if w != "a whole number"]
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+#: A number in a range's statement: ``-1``, ``0.5``, ``1e-4``, ``inf``
+NUMBER = r"-?(?:inf|\d+(?:\.\d*)?(?:e[-+]?\d+)?)"
+#: One way a value may lie in its range: ``[0, 1)`` (any number; brackets closed, parentheses open),
+#: ``1..65536`` or ``1..`` (whole numbers), or one number (``-1``)
+ALTERNATIVE = rf"[\[(]\s*{NUMBER}\s*,\s*{NUMBER}\s*[\])]|{NUMBER}\.\.(?:{NUMBER})?|{NUMBER}"
+#: ``range <alternative> [or <alternative> ...]`` in an option's YAML comment
+STATED_RANGE = re.compile(rf"\brange\s+((?:{ALTERNATIVE})(?:\s+or\s+(?:{ALTERNATIVE}))*)")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Numbers from ``low`` to ``high`` (each end in or out), or only the whole numbers among them."""
+
+    low: float
+    high: float
+    closed_low: bool = True
+    closed_high: bool = True
+    whole: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Interval:
+        if text[0] in "[(":
+            low, high = (float(end) for end in text[1:-1].split(","))
+            return cls(low, high, text[0] == "[", text[-1] == "]")
+        if ".." in text:
+            low, _, high = text.partition("..")
+            return cls(float(low), float(high or "inf"), whole=True)
+        return cls(float(text), float(text), whole=float(text).is_integer())
+
+    def holds(self, value: float) -> bool:
+        if self.whole and not isinstance(value, int):
+            return False
+        above = value >= self.low if self.closed_low else value > self.low
+        below = value <= self.high if self.closed_high else value < self.high
+        return above and below  # nan is in no range
+
+    def words(self) -> str:
+        low, high = as_number(self.low), as_number(self.high)
+        if self.low == self.high:
+            return low
+        kind = "a whole number" if self.whole else "a number"
+        if math.isinf(self.high):
+            return f"{kind} of {low} or more" if self.closed_low else f"{kind} above {low}"
+        if self.closed_low and self.closed_high:
+            return f"{kind} from {low} to {high}"
+        start = f"at least {low}" if self.closed_low else f"above {low}"
+        return f"{kind} {start} and {'at most' if self.closed_high else 'below'} {high}"
+
+
+def as_number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else f"{value:g}"
+
+
+def stated_range(comment: str) -> list[Interval]:
+    """The range an option's YAML comment states (``range 1..65536``, ``range (0, 1) or 1..``); [] if
+    none."""
+    found = STATED_RANGE.search(comment)
+    return [Interval.parse(m[0]) for m in re.finditer(ALTERNATIVE, found[1])] if found else []
+
+
+def file_ranges(path: Path) -> dict[str, list[Interval]]:
+    """The ranges a config file states: dotted key within the file -> its range."""
+    found: dict[str, list[Interval]] = {}
+    stack: list[tuple[int, str]] = []
+    for line in path.read_text().splitlines():
+        match = KEY.match(line)
+        if not match:
+            continue
+        indent = len(match["indent"])
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        dotted = ".".join([*(k for _, k in stack), match["key"]])
+        if not match["value"].strip():
+            stack.append((indent, match["key"]))
+        if stated_range(match["comment"] or ""):
+            found[dotted] = stated_range(match["comment"])
+    return found
+
+
+def package_of(path: Path) -> str:
+    """Where a config file's keys land: its ``# @package`` line, else its group's path (``data``)."""
+    for line in path.read_text().splitlines():
+        if line.startswith("# @package"):
+            package = line.split()[-1]
+            return "" if package == "_global_" else package
+    parent = path.parent.relative_to(CONF_DIR)
+    return "" if parent == Path(".") else ".".join(parent.parts)
+
+
+def option_ranges(config_name: str, choices: Mapping[str, str | None]) -> dict[str, list[Interval]]:
+    """The range of every option of a composed config that states one, from the files composed: the
+    command's config (and the top-level configs it builds on), and each group's chosen option with the
+    files of its group it builds on (``trainer=cpu`` on ``default``, a model on ``base/training``)."""
+    conf = Path(CONF_DIR)
+    files = [(conf / f"{name}.yaml", "") for name in groups_of(conf / f"{config_name}.yaml")]
+    files.append((conf / f"{config_name}.yaml", ""))
+    for group, choice in choices.items():
+        path = conf / group / f"{choice}.yaml"
+        if choice is None or group.startswith("hydra") or not path.is_file():
+            continue
+        package = package_of(path)
+        for name in groups_of(path):
+            files.append((path.parent / f"{name}.yaml", package))
+        files.append((path, package))
+    ranges: dict[str, list[Interval]] = {}
+    for path, package in files:
+        if path.is_file():
+            for key, stated in file_ranges(path).items():
+                ranges[f"{package}.{key}" if package else key] = stated
+    return ranges
+
+
+def groups_of(path: Path) -> list[str]:
+    """The files a config's defaults list names without a group choice (``- default``,
+    ``- base/training@_here_``, ``- train``) that lie beside it."""
+    named = [group for group, choice in groups(path.read_text().splitlines()) if choice is None]
+    return [name for name in named if (path.parent / f"{name}.yaml").is_file()]
+
+
+def range_error(
+    override: Any, base: DictConfig, cfg: DictConfig, ranges: Mapping[str, list[Interval]]
+) -> str | None:
+    """A new number (or list of numbers) outside the range its option's YAML comment states."""
+    key = override.key_or_group
+    stated = ranges.get(key)
+    new = OmegaConf.select(cfg, key, default=None)
+    if not stated or new is None:
+        return None
+    for value in numbers_in(new):
+        if not any(interval.holds(value) for interval in stated):
+            old = as_typed(OmegaConf.select(base, key, default=None))
+            return f"{override.input_line}: use {in_words([i.words() for i in stated])} (default {old})"
+    return None
+
+
+def numbers_in(value: Any) -> Iterator[float]:
+    """The numbers of a value: itself, or those of a list (of lists); not flags, texts or mappings."""
+    if isinstance(value, ListConfig):
+        for item in value:
+            yield from numbers_in(item)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield value
 
 
 class SweepSummary(Callback):
