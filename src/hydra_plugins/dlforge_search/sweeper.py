@@ -6,7 +6,10 @@ until ``n_trials`` trials have finished. The study lives in a database (by defau
 the sweep dir), so the same command resumes a killed search, and more workers - ``n_workers`` on this
 machine, or the same command on other machines and in SLURM jobs against one database URL - share it.
 A worker's heartbeat marks its running trial; a trial whose worker stopped beating is marked failed
-and its parameters run again.
+and its parameters run again. A worker killed at any point of a trial's life loses nothing: a trial
+asked but never beating gets a heartbeat from the next worker that sees it (so it goes stale and runs
+again), a retried trial whose run had finished takes that run's result instead of training again, and
+a live worker whose trial was failed for a lapsed heartbeat records its result all the same.
 """
 
 # No ``from __future__ import annotations``: Hydra loads plugin modules outside ``sys.modules``, where
@@ -14,6 +17,7 @@ and its parameters run again.
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,11 +36,12 @@ from hydra.core.utils import JobReturn
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import (
     BaseDistribution,
     distribution_to_json,
 )
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import Trial, TrialState
 
@@ -65,6 +70,21 @@ from hydra_plugins.dlforge_search.space import (
 )
 
 log = logging.getLogger("dlforge")
+
+#: Trial user attribute: the number of the trial whose heartbeat is recorded (a retried trial copies its
+#: predecessor's attributes, so the number tells whose it is).
+HEARTBEAT = "heartbeat"
+#: Trial user attribute of a result recorded late: the trial whose worker finished after it was failed.
+LATE = "late_result_of"
+#: Test seam: ``DLFORGE_SEARCH_KILL_AT=ask|heartbeat|tell`` SIGKILLs the worker just before it asks for a
+#: trial, between the ask and the trial's first heartbeat, or between the trial's run and the tell.
+KILL_AT = "DLFORGE_SEARCH_KILL_AT"
+
+
+def killed_at(point: str) -> None:
+    """Die here, as ``kill -9`` would kill the worker, when the test seam names this point."""
+    if os.environ.get(KILL_AT) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass
@@ -266,14 +286,20 @@ class SearchSweeper(Sweeper):
             with optuna_notes_ignored():  # heartbeats and stale-trial retries: "experimental"
                 fail_stale_trials(study)  # trials of dead workers: failed, their parameters queued again
             trials = study.get_trials(deepcopy=False)
+            give_heartbeats(storage, study_id, trials)
             if sum(map(counts_towards_n_trials, trials)) >= n_trials:
                 return
             queued = any(t.state == TrialState.WAITING for t in trials)
             if sum(map(taken, trials)) >= n_trials and not queued:
                 time.sleep(self.options.heartbeat_interval)  # others run the last trials; one may die
                 continue
+            killed_at("ask")
             with optuna_notes_ignored():  # "heartbeats are meant for Study.optimize": we ask and tell
                 trial = study.ask()
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            killed_at("heartbeat")
+            storage.record_heartbeat(trial_id)  # then the mark: a trial without it never had a heartbeat
+            trial.set_user_attr(HEARTBEAT, trial.number)
             if first and trial.number:  # workers sample with different seeds: seed + their first trial
                 study.sampler = self.sampler(seed_offset=trial.number)
             first = False
@@ -283,9 +309,8 @@ class SearchSweeper(Sweeper):
                 study.tell(trial, state=TrialState.FAIL)
                 continue
             params = {name: suggest(trial, name, dist) for name, dist in space.items()}
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             with heartbeat(storage, trial_id, self.options.heartbeat_interval):
-                self.run_trial(study, trial, params, fixed)
+                self.run_trial(study, storage, trial, params, fixed)
 
     def sampler(self, seed_offset: int) -> optuna.samplers.BaseSampler:
         config = self.options.sampler
@@ -293,34 +318,151 @@ class SearchSweeper(Sweeper):
             return instantiate(config)
         return instantiate(config, seed=config.seed + seed_offset)
 
-    def run_trial(self, study: optuna.Study, trial: Trial, params: dict[str, Any], fixed: list[str]) -> None:
-        """Run the trial as a job of Hydra's launcher, then tell the study how it ended."""
+    def run_trial(
+        self, study: optuna.Study, storage: RDBStorage, trial: Trial, params: dict[str, Any], fixed: list[str]
+    ) -> None:
+        """Run the trial as a job of Hydra's launcher (or take the finished run of the trial it retries),
+        then tell the study how it ended."""
         overrides = [*fixed, *(f"{name}={override_text(value)}" for name, value in params.items())]
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        try:
-            [job] = self.launcher.launch([overrides], initial_job_idx=trial.number)
-        except (KeyboardInterrupt, SystemExit):
-            # Ctrl-C (which Lightning turns into an exit) stops the search; the trial runs again on resume
-            frozen = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            with optuna_notes_ignored():
-                RetryHeartbeatStaleTrialCallback(max_retry=self.options.max_retries)(study, frozen)
-            raise
-        state, values, error = self.outcome(job)
-        if job.hydra_cfg is not None:
-            trial.set_user_attr(RUN_DIR, self.relative(Path(job.hydra_cfg.hydra.runtime.output_dir)))
-        if error:
-            trial.set_user_attr(ERROR, error)
-        frozen = study.tell(trial, values, state=state, skip_if_finished=True)
+        finished = self.finished_run(storage, study, trial)
+        if finished is not None:
+            run_dir, record = finished
+            state, values, error = self.record_outcome(record)
+        else:
+            run_dir = self.run_dir(overrides, trial.number)
+            if run_dir is not None:  # before the run: a retry finds it if this worker dies before the tell
+                trial.set_user_attr(RUN_DIR, run_dir)
+            try:
+                [job] = self.launcher.launch([overrides], initial_job_idx=trial.number)
+            except (KeyboardInterrupt, SystemExit):
+                # Ctrl-C (which Lightning turns into an exit) stops the search; the trial runs again on resume
+                frozen = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                with optuna_notes_ignored():
+                    RetryHeartbeatStaleTrialCallback(max_retry=self.options.max_retries)(study, frozen)
+                raise
+            killed_at("tell")
+            state, values, error = self.outcome(job)
+            if job.hydra_cfg is not None:
+                run_dir = self.relative(Path(job.hydra_cfg.hydra.runtime.output_dir))
+        frozen = self.tell(study, storage, trial, state, values, {RUN_DIR: run_dir, ERROR: error})
         done = sum(map(counts_towards_n_trials, study.get_trials(deepcopy=False)))
         shown_values = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.metrics(), values or [], strict=False))
         log.info(
             "trial %d %s%s; %d of %d trials done",
-            trial.number,
+            frozen.number,
             trial_label(frozen),
             f": {shown_values}" if shown_values else "",
             done,
             self.options.n_trials,
         )
+
+    def run_dir(self, overrides: list[str], number: int) -> str | None:
+        """Where Hydra's launcher will run trial ``number`` (as :meth:`relative` writes it), if known."""
+        try:
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+            with open_dict(config):
+                config.hydra.job.id = config.hydra.job.num = number
+            return self.relative(Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir))
+        except Exception:  # e.g. a subdir that only resolves inside the run: the retry runs it again
+            return None
+
+    def finished_run(
+        self, storage: RDBStorage, study: optuna.Study, trial: Trial
+    ) -> tuple[str, Mapping[str, Any]] | None:
+        """The run dir and record of the trial this one retries, when that run finished and only its
+        worker's tell was lost (killed in between): its result is this trial's, not run again."""
+        study_id = storage.get_study_id_from_name(study.study_name)
+        frozen = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
+        with optuna_notes_ignored():
+            history = RetryHeartbeatStaleTrialCallback.retry_history(frozen)
+        run_dir = frozen.user_attrs.get(RUN_DIR)  # a retry copies the attributes of the trial it retries
+        if not history or not run_dir:
+            return None
+        try:
+            record = json.loads((Path(self.config.hydra.sweep.dir) / run_dir / "metrics.json").read_text())
+        except (OSError, ValueError):  # not finished, or run on another machine: run it again
+            return None
+        if not isinstance(record, Mapping) or "status" not in record:
+            return None
+        log.info(
+            "trial %d retries trial %d, whose run in %s finished before its worker died: its result, "
+            "not run again",
+            trial.number,
+            history[-1],
+            run_dir,
+        )
+        return run_dir, record
+
+    def tell(
+        self,
+        study: optuna.Study,
+        storage: RDBStorage,
+        trial: Trial,
+        state: TrialState,
+        values: list[float] | None,
+        attrs: dict[str, Any],
+    ) -> optuna.trial.FrozenTrial:
+        """Tell the study how the trial ended, with ``attrs`` (None: left out). When the trial was
+        failed meanwhile (this worker stalled past the grace period, and another one took it for dead),
+        the result is recorded all the same, see :meth:`record_late`."""
+        attrs = {key: value for key, value in attrs.items() if value is not None}
+        try:
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+            frozen = study.tell(trial, values, state=state, skip_if_finished=True)
+            if frozen.state == state and frozen.user_attrs.get(ERROR) == attrs.get(ERROR):
+                return frozen
+        except UpdateFinishedTrialError:
+            pass
+        return self.record_late(study, storage, trial.number, state, values, attrs)
+
+    def record_late(
+        self,
+        study: optuna.Study,
+        storage: RDBStorage,
+        number: int,
+        state: TrialState,
+        values: list[float] | None,
+        attrs: dict[str, Any],
+    ) -> optuna.trial.FrozenTrial:
+        """Record the result of trial ``number``, failed for a lapsed heartbeat while its run went on:
+        in the trial queued to run its parameters again, if no worker has taken that one yet (then it
+        does not run), else in a new trial."""
+        study_id = storage.get_study_id_from_name(study.study_name)
+        attrs = {**attrs, LATE: number}
+        for waiting in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            with optuna_notes_ignored():
+                retried = RetryHeartbeatStaleTrialCallback.retry_history(waiting)[-1:] == [number]
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, waiting.number)
+            if retried and storage.set_trial_state_values(trial_id, TrialState.RUNNING):  # taken: by us
+                for key, value in attrs.items():
+                    storage.set_trial_user_attr(trial_id, key, value)
+                frozen = study.tell(waiting.number, values, state=state)
+                break
+        else:
+            original = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study_id, number))
+            study.add_trial(
+                optuna.trial.create_trial(
+                    state=state,
+                    values=values,
+                    params=original.params,
+                    distributions=original.distributions,
+                    user_attrs={**original.user_attrs, **attrs},
+                )
+            )
+            frozen = max(
+                (t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(LATE) == number),
+                key=lambda t: t.number,
+            )
+        log.warning(
+            "trial %d was failed while it ran (no heartbeat for %d s: this worker stalled); its result "
+            "is recorded as trial %d",
+            number,
+            self.options.grace_period,
+            frozen.number,
+        )
+        return frozen
 
     def relative(self, run_dir: Path) -> str:
         """A run dir as the report finds it: relative to the sweep dir when inside it."""
@@ -337,6 +479,10 @@ class SearchSweeper(Sweeper):
             record = job.return_value
         except Exception as err:  # an error past the task's own handling
             return TrialState.FAIL, None, f"{type(err).__name__}: {first_line(err)}"
+        return self.record_outcome(record)
+
+    def record_outcome(self, record: Any) -> tuple[TrialState, list[float] | None, str | None]:
+        """How a run ended, from its run record (``metrics.json``)."""
         if not isinstance(record, Mapping) or "status" not in record:
             return TrialState.FAIL, None, "the task returned no run record (search train.py's runs)"
         if record["status"] == "pruned":
@@ -393,6 +539,22 @@ class SearchSweeper(Sweeper):
             ", ".join(f"{n} {s}" for s, n in states.items() if n),
             sweep_dir,
         )
+
+
+def give_heartbeats(storage: RDBStorage, study_id: int, trials: list[optuna.trial.FrozenTrial]) -> None:
+    """Record one heartbeat for each running trial that never had one (its worker died between the ask
+    and the first beat): Optuna then fails it after the grace period and its parameters run again, like
+    every trial whose worker died. A live worker beats on; this only starts the clock."""
+    for trial in trials:
+        if trial.state != TrialState.RUNNING or trial.user_attrs.get(HEARTBEAT) == trial.number:
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
+            storage.record_heartbeat(trial_id)
+            storage.set_trial_user_attr(trial_id, HEARTBEAT, trial.number)
+        except UpdateFinishedTrialError:  # it finished meanwhile
+            continue
+        log.info("trial %d had no heartbeat (its worker died before the first, or is starting)", trial.number)
 
 
 def taken(trial: optuna.trial.FrozenTrial) -> bool:
