@@ -20,6 +20,8 @@ import torch
 from filelock import FileLock
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
@@ -27,6 +29,15 @@ from dlforge import CONF_DIR
 from dlforge.__main__ import COMMANDS
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: Hypothesis's example budgets (tests/test_fuzz_cli.py): ``ci``, the suite's, by default;
+#: ``pytest --hypothesis-profile=long`` for a deeper run. Failures found are kept in the committed
+#: example database and replayed first.
+settings.register_profile(
+    "ci", max_examples=8, database=DirectoryBasedExampleDatabase(str(REPO / "tests" / "hypothesis-db"))
+)
+settings.register_profile("long", settings.get_profile("ci"), max_examples=200)
+settings.load_profile("ci")
 
 
 def class_images(
