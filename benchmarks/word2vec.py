@@ -1,18 +1,28 @@
 """Word2vec against gensim's ``Word2Vec`` on the same text, settings and threads: scores and words/s.
 
-    DATA_DIR=../shared/data python -m benchmarks.word2vec [--models skipgram cbow] [--threads 1]
-        [--gensim-workers 1 2] [--epochs 5] [--probe-threads 2] [--repeats 1] [--batch-size 4096]
-        [--update-size 2048]
+    DATA_DIR=../shared/data python -m benchmarks.word2vec [--models skipgram cbow] [--threads 1 2]
+        [--negatives-per pair centre] [--gensim-workers 1 2 | --no-gensim] [--epochs 5]
+        [--subset-words 2000000] [--probe-threads 2] [--repeats 1] [--batch-size 4096]
+        [--update-size 2048] [--name word2vec]
 
 Needs ``pip install -e '.[benchmarks]'`` (gensim). Both sides train on the same text: the training
 lines of ``data=text_corpus`` (the three files of ``$DATA_DIR/english-corpus/``, its seeded
-held-out lines left out), tokenized once by dlforge's tokenizer; gensim gets the token lists. Same
-settings: dim 100, window 5, 5 negatives, min_count 5, sample 1e-3, lr 0.025 -> 0.0001 (linear),
-5 epochs. Ours runs as ``train.py`` does (config, data module, Lightning, CSV logger, checkpoints;
-validation off in the timed run); gensim's ``train()`` is timed after ``build_vocab``. Words/s =
-the training lines' words x epochs / training seconds, measured one after the other in this
-process (the load average before and after each run is recorded: the machine is shared). The
-three scores come from the same evaluator (:mod:`dlforge.word_vectors`) for both.
+held-out lines left out; ``--subset-words N``: a seeded random choice of the three files' lines
+holding about N words, written once under the cache folder and given as ``data.paths``), tokenized
+once by dlforge's tokenizer; gensim gets the token lists. Same settings: dim 100, window 5,
+5 negatives, min_count 5, sample 1e-3, lr 0.025 -> 0.0001 (linear), 5 epochs.
+
+Each of our runs (a model, a thread count, skip-gram's ``model.negatives_per``) runs as ``train.py``
+does (config, data module, Lightning, CSV logger, checkpoints; validation off), with a fresh gensim
+model per worker count trained alongside it an epoch at a time (after each of our epochs), so both
+see the same load on the shared machine; gensim's workers are our thread count unless
+``--gensim-workers`` says otherwise. Two times a side: ``seconds``, the training alone (our
+``fit`` less gensim's epochs; gensim's ``train()`` calls), and ``whole_seconds``, the run from the
+config (ours: ``build_run``, the encoded corpus read from the cache, and the fit; gensim: the model
+made and ``build_vocab`` on the token lists, then its training). Words/s = the training lines'
+words x epochs / seconds (``words_per_s``, ``whole_words_per_s``). The load average before and
+after each run is recorded. The three scores come from the same evaluator
+(:mod:`dlforge.word_vectors`) for both.
 
 ``--probe-threads`` also times a few hundred of our steps at that thread count (the full runs use
 ``--threads``). The GloVe check evaluates ``$DATA_DIR/glove/glove.6B.50d.top50k.txt`` with the same
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -48,7 +59,7 @@ DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))
 BENCHMARKS = {"folder": str(DATA_DIR / "word-benchmarks"), "analogies": "questions-words.txt"}
 BENCHMARKS["similarity"] = ["wordsim353.tsv", "simlex999.txt"]  # type: ignore[assignment]
 GLOVE_REFERENCE = {"wordsim353": 0.520, "simlex999": 0.265, "analogy_acc": 0.497, "analogy_questions": 14877}
-OVERRIDES: list[str] = []  # of ours, from the command line: data.batch_size, model.update_size
+OVERRIDES: list[str] = []  # of ours, from the command line: data.batch_size, model.update_size, data.paths
 PROBES = ["king", "france", "dog", "red", "run", "computer"]
 
 
@@ -97,11 +108,13 @@ class Gensim:
         from gensim.models import Word2Vec
 
         self.model, self.workers, self.epochs, self.lines = model, workers, epochs, lines
+        start = time.perf_counter()
         self.w2v = Word2Vec(
             vector_size=100, window=5, negative=5, min_count=5, sample=1e-3, alpha=0.025,
             min_alpha=0.0001, sg=int(model == "skipgram"), workers=workers, seed=42,
         )  # fmt: skip
         self.w2v.build_vocab(lines)
+        self.setup_seconds = time.perf_counter() - start
         self.epoch_seconds: list[float] = []
         self.raw_words = 0
 
@@ -149,38 +162,73 @@ def run_model(
     epochs: int,
     lines: list[list[str]],
     benchmarks: WordBenchmarks,
+    *extra: str,
 ) -> list[dict[str, Any]]:
-    """Ours (``train.py``'s path, validation off) and gensim with each worker count, interleaved by epoch."""
+    """Ours (``train.py``'s path, validation off; ``extra`` overrides) and gensim with each worker
+    count, interleaved by epoch."""
     words = sum(map(len, lines))
     others = [Gensim(model, n, epochs, lines) for n in workers]
     alongside = Alongside(others)
     with tempfile.TemporaryDirectory(prefix="w2v_bench_") as tmp:
         torch.set_num_threads(threads)
         pl.seed_everything(42, verbose=False)
-        datamodule, net, trainer = build_run(config(model, threads, epochs, Path(tmp)))
-        trainer.callbacks.append(alongside)
         load = os.getloadavg()[0]
+        begin = time.perf_counter()
+        datamodule, net, trainer = build_run(config(model, threads, epochs, Path(tmp), *extra))
+        trainer.callbacks.append(alongside)
         start = time.perf_counter()
         with lightning_advice_ignored():
             trainer.fit(net, datamodule=datamodule)
-        seconds = time.perf_counter() - start - alongside.others_seconds  # the fit, without gensim's epochs
+        end = time.perf_counter()
+        seconds = end - start - alongside.others_seconds  # the fit, without gensim's epochs
+        whole = end - begin - alongside.others_seconds
     ours = {
         "side": "dlforge",
         "model": model,
         "threads": threads,
+        "negatives_per": net.hparams.negatives_per,
+        "update_size": net.hparams.update_size,
         "seconds": seconds,
+        "whole_seconds": whole,
         "steps": trainer.global_step,
     }
-    ours |= {"words_per_s": words * epochs / seconds, "epoch_seconds": alongside.epoch_seconds}
-    runs = [ours | scores(from_model(net), benchmarks)]
+    ours |= {"words_per_s": words * epochs / seconds, "whole_words_per_s": words * epochs / whole}
+    runs = [ours | {"epoch_seconds": alongside.epoch_seconds} | scores(from_model(net), benchmarks)]
     for other in others:
         seconds = sum(other.epoch_seconds)
+        whole = seconds + other.setup_seconds
         run = {"side": "gensim", "model": model, "threads": other.workers, "seconds": seconds}
-        run |= {"words_per_s": other.raw_words / seconds, "epoch_seconds": other.epoch_seconds}
+        run |= {"whole_seconds": whole, "words_per_s": other.raw_words / seconds}
+        run |= {"whole_words_per_s": other.raw_words / whole, "epoch_seconds": other.epoch_seconds}
         runs.append(run | {"raw_words": other.raw_words} | scores(other.vectors(), benchmarks))
     for run in runs:
         run |= {"load_before": load, "load_after": os.getloadavg()[0], "training_words": words * epochs}
     return runs
+
+
+def subset_file(words: int, folder: Path, seed: int = 0) -> Path:
+    """A seeded random choice of the corpus files' lines (kept in their order) holding about ``words``
+    words by dlforge's tokenizer, written once to ``folder``."""
+    path = folder / f"english-corpus-subset-{words}-seed{seed}.txt"
+    if path.is_file():
+        return path
+    lines = []
+    for name in ("gcide", "wordnet-glosses", "enwiki-excerpt"):
+        with open(DATA_DIR / "english-corpus" / f"{name}.txt", encoding="utf-8") as f:
+            lines += [line for line in f if line.strip()]
+    order = list(range(len(lines)))
+    random.Random(seed).shuffle(order)
+    chosen, total = [], 0
+    for i in order:
+        if total >= words:
+            break
+        chosen.append(i)
+        total += len(tokenize(lines[i]))
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(lines[i] for i in sorted(chosen)), encoding="utf-8")
+    tmp.rename(path)
+    return path
 
 
 class StepTimer(Callback):
@@ -226,63 +274,84 @@ def probe_ours(model: str, threads: int, steps: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", nargs="+", default=["skipgram", "cbow"])
-    parser.add_argument("--threads", type=int, default=1, help="our torch threads in the full runs")
-    parser.add_argument("--gensim-workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1], help="our torch threads")
+    parser.add_argument(
+        "--negatives-per", nargs="+", default=[None], help="skip-gram's model.negatives_per (pair, centre)"
+    )
+    parser.add_argument("--gensim-workers", type=int, nargs="+", help="default: our thread count")
+    parser.add_argument("--no-gensim", action="store_true", help="ours alone (no gensim alongside)")
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--probe-threads", type=int, default=2, help="0: no probe")
+    parser.add_argument(
+        "--subset-words", type=int, help="train on a random choice of lines of this many words"
+    )
+    parser.add_argument("--probe-threads", type=int, default=0, help="0: no probe")
     parser.add_argument("--probe-steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--batch-size", type=int, help="our data.batch_size (default: data=text_corpus's)")
     parser.add_argument("--update-size", type=int, help="our model.update_size (default: the model's)")
     parser.add_argument("--name", default="word2vec")
     args = parser.parse_args()
+    cache = Path(os.environ.get("DLFORGE_CACHE", ".cache"))
+    paths = [str(subset_file(args.subset_words, cache / "word2vec_subsets"))] if args.subset_words else None
     given = {"data.batch_size": args.batch_size, "model.update_size": args.update_size}
+    given |= {"data.paths": f"[{paths[0]}]" if paths else None}
     OVERRIDES[:] = [f"{key}={value}" for key, value in given.items() if value]
     benchmarks = read_benchmarks(BENCHMARKS)
     assert benchmarks is not None
     results: dict[str, Any] = {"settings": vars(args), "runs": [], "probes": []}
 
     glove_path = DATA_DIR / "glove" / "glove.6B.50d.top50k.txt"
-    if glove_path.is_file():
+    if glove_path.is_file() and not args.subset_words:
         glove = scores(from_glove(glove_path), benchmarks)
         results["glove_check"] = {"measured": glove, "reference": GLOVE_REFERENCE}
         print("GloVe 50d top50k:", {k: glove[k] for k in (*GLOVE_REFERENCE, "king-man+woman")}, flush=True)
 
-    datamodule = TextCorpusDataModule(
-        data_dir=str(DATA_DIR), cache_dir=os.environ.get("DLFORGE_CACHE", ".cache")
-    )
+    datamodule = TextCorpusDataModule(data_dir=str(DATA_DIR), paths=paths, cache_dir=str(cache))
     datamodule.setup("fit")
     lines = training_lines(datamodule)
     words = sum(map(len, lines))
     results["corpus"] = {
+        "paths": [str(p) for p in datamodule.paths],
         "training_lines": len(lines),
         "training_words": words,
         "vocabulary": len(datamodule.corpus.words),
     }
     print(f"{len(lines)} training lines, {words} words", flush=True)
     for _ in range(args.repeats):
-        for model in args.models:
-            results["runs"] += run_model(
-                model, args.threads, args.gensim_workers, args.epochs, lines, benchmarks
-            )
-            for run in results["runs"][-1 - len(args.gensim_workers) :]:
+        for model, threads, per in (
+            (m, t, p) for m in args.models for t in args.threads for p in args.negatives_per
+        ):
+            if per is not None and model != "skipgram":
+                if per != args.negatives_per[0]:
+                    continue  # CBOW: one prediction per centre, whatever the option
+                per = None
+            workers = [] if args.no_gensim else (args.gensim_workers or [threads])
+            extra = [f"model.negatives_per={per}"] if per else []
+            runs = run_model(model, threads, workers, args.epochs, lines, benchmarks, *extra)
+            results["runs"] += runs
+            for run in runs:
                 print({k: v for k, v in run.items() if k not in ("neighbours", "epoch_seconds")}, flush=True)
-            if args.probe_threads:
-                for threads in sorted({args.threads, args.probe_threads}):
+            write(args.name, results)  # what is measured so far
+        if args.probe_threads:
+            for model in args.models:
+                for threads in sorted({*args.threads, args.probe_threads}):
                     results["probes"].append(probe_ours(model, threads, args.probe_steps))
                     print(results["probes"][-1], flush=True)
 
-    rows = [
-        [r["model"], r["side"], r["threads"], f"{r['analogy_acc']:.3f}", f"{r['wordsim353']:.3f}",
-         f"{r['simlex999']:.3f}", f"{r['seconds']:.0f}", f"{r['words_per_s']:,.0f}"]
-        for r in results["runs"]
-    ]  # fmt: skip
-    print(
-        table(
-            ["model", "side", "threads", "analogy", "WordSim-353", "SimLex-999", "train s", "words/s"], rows
-        )
-    )
+    print(table(*rows(results["runs"])))
     print("wrote", write(args.name, results))
+
+
+def rows(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """The runs as a table, each of ours followed by the gensim runs trained alongside it."""
+    header = ["model", "side", "neg. per", "threads", "analogy", "WordSim-353", "SimLex-999"]
+    header += ["train s", "words/s", "whole s", "whole words/s"]
+    return header, [
+        [r["model"], r["side"], r.get("negatives_per", ""), r["threads"], f"{r['analogy_acc']:.3f}",
+         f"{r['wordsim353']:.3f}", f"{r['simlex999']:.3f}", f"{r['seconds']:.0f}", f"{r['words_per_s']:,.0f}",
+         f"{r['whole_seconds']:.0f}", f"{r['whole_words_per_s']:,.0f}"]
+        for r in runs
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

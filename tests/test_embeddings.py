@@ -198,25 +198,61 @@ def test_epochs_draw_fresh_batches_of_a_fixed_count(planted, tmp_path: Path, mon
         other.load_corpus()
 
 
+def test_pair_draws_give_every_pair_its_own_noise_words(planted, tmp_path: Path) -> None:
+    """negatives_per=pair: (B, C, K) draws, different for a centre's contexts; centre: (B, K), shared."""
+    drawn = {}
+    for per in ("pair", "centre"):
+        datamodule = TextCorpusDataModule(
+            paths=[str(planted[0])], cache_dir=str(tmp_path), min_count=1, batch_size=64, negatives_per=per
+        )
+        datamodule.setup("fit")
+        drawn[per] = next(iter(datamodule.train_epochs()))[3]
+    centres = len(drawn["centre"])  # an epoch's tokens split evenly: about 64 a batch
+    assert drawn["pair"].shape == (centres, 10, 5) and drawn["centre"].shape == (centres, 5)
+    assert (drawn["pair"][:, 0] != drawn["pair"][:, 1]).any(1).float().mean() > 0.9  # not one per centre
+    with pytest.raises(DlforgeError, match="negatives_per is pair or centre"):
+        TextCorpusDataModule(paths=[str(planted[0])], negatives_per="window")
+
+
+@pytest.mark.parametrize(
+    ("model", "option", "expected"),
+    [
+        ("skipgram", [], "pair"),
+        ("skipgram", ["model.negatives_per=centre"], "centre"),
+        ("cbow", [], "centre"),
+    ],
+)
+def test_the_models_option_sets_the_data_modules_draw(model: str, option: list[str], expected: str) -> None:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"model={model}", "data=text_corpus", *option])
+    assert cfg.data.negatives_per == expected
+    assert cfg.model.get("negatives_per", "centre") == expected
+    with pytest.raises(ValueError, match="pair: skip-gram only"):
+        Word2Vec({"name": "cbow", "dim": 4}, {"vocab": ["a", "b"]}, negatives_per="pair")
+
+
 # --- the nets ---------------------------------------------------------------------------------------
-def random_batch(vocab: int = 30, size: int = 12) -> tuple[torch.Tensor, ...]:
-    """(centres, contexts (4 slots), mask, negatives (3)) of random words, one window left empty."""
+def random_batch(vocab: int = 30, size: int = 12, per_pair: bool = False) -> tuple[torch.Tensor, ...]:
+    """(centres, contexts (4 slots), mask, negatives (3 per centre, or per pair)) of random words, one
+    window left empty; with ``per_pair``, some noise words are the centre itself."""
     batch = (
         torch.randint(vocab, (size,)),
         torch.randint(vocab, (size, 4)),
         torch.rand(size, 4) < 0.7,
-        torch.randint(vocab, (size, 3)),
+        torch.randint(vocab, (size, 4, 3) if per_pair else (size, 3)),
     )
     batch[2][0] = False  # a window without context words
+    if per_pair:
+        batch[3][1:4, :, 0] = batch[0][1:4, None]  # never a noise word of its own pairs
     return batch
 
 
-@pytest.mark.parametrize("net_class", [SkipGram, CBOW])
-def test_closed_form_gradients_match_autograd(net_class) -> None:
+@pytest.mark.parametrize(("net_class", "per_pair"), [(SkipGram, False), (SkipGram, True), (CBOW, False)])
+def test_closed_form_gradients_match_autograd(net_class, per_pair: bool) -> None:
     torch.manual_seed(0)
     net = net_class(vocab_size=30, dim=8)
     torch.nn.init.normal_(net.outputs.weight, std=0.3)
-    batch = random_batch()
+    batch = random_batch(per_pair=per_pair)
     loss, count = net(*batch)
     loss.backward()
     expected = [net.inputs.weight.grad.to_dense(), net.outputs.weight.grad.to_dense()]
@@ -244,13 +280,41 @@ def test_sparse_gradients_move_only_the_batchs_rows(optimizer) -> None:
     assert moved_outputs.tolist() == [*range(5), *range(20, 30)]
 
 
-@pytest.mark.parametrize("net_class", [SkipGram, CBOW])
-def test_the_in_place_sgd_step_is_sgds_update(net_class) -> None:
+def test_a_pairs_noise_word_equal_to_its_centre_is_skipped() -> None:
+    """Per pair, as word2vec.c and gensim: the loss and gradients are those of the other noise words."""
+    torch.manual_seed(0)
+    net = SkipGram(vocab_size=10, dim=4)
+    torch.nn.init.normal_(net.outputs.weight, std=0.5)
+    centres, contexts, mask = (
+        torch.tensor([3, 5]),
+        torch.tensor([[1, 2], [4, 6]]),
+        torch.ones(2, 2, dtype=torch.bool),
+    )
+    noise = torch.tensor([[[3, 7], [8, 3]], [[9, 5], [5, 5]]])  # pairs' own draws, the centre among them
+    loss, count = net(centres, contexts, mask, noise)
+    x, v = net.inputs.weight.detach(), net.outputs.weight.detach()
+    expected = 0.0
+    for b, c in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        context, centre = contexts[b, c], centres[b]
+        expected -= torch.nn.functional.logsigmoid(x[context] @ v[centre])
+        for word in noise[b, c]:
+            if word != centre:
+                expected -= torch.nn.functional.logsigmoid(-x[context] @ v[word])
+    assert count == 4 and torch.allclose(loss, expected)
+    net.set_gradients(centres, contexts, mask, noise)
+    # centre 5 is the target of its two pairs and never their noise word: its output row's gradient
+    # is the two true-word terms alone
+    expected_grad = sum((torch.sigmoid(x[c] @ v[5]) - 1) * x[c] for c in (4, 6))
+    assert torch.allclose(net.outputs.weight.grad.to_dense()[5], expected_grad, atol=1e-6)
+
+
+@pytest.mark.parametrize(("net_class", "per_pair"), [(SkipGram, False), (SkipGram, True), (CBOW, False)])
+def test_the_in_place_sgd_step_is_sgds_update(net_class, per_pair: bool) -> None:
     torch.manual_seed(0)
     net = net_class(vocab_size=30, dim=8)
     torch.nn.init.normal_(net.outputs.weight, std=0.3)
     reference = copy.deepcopy(net)
-    batch = random_batch()
+    batch = random_batch(per_pair=per_pair)
     loss, count = net.sgd_step(*batch, lr=0.5)
     expected_loss, expected_count = reference.set_gradients(*batch)
     torch.optim.SGD(reference.parameters(), lr=0.5).step()

@@ -8,11 +8,15 @@ Word2vec's sampling (Mikolov et al. 2013; as word2vec.c and gensim), every epoch
   (at most 1), so frequent words are seen less often and windows reach further;
 - dynamic window: each centre word takes its contexts up to b words either side, b uniform in
   1..``window`` (near words weigh more), never across a line (a line is a paragraph or definition);
-- ``negatives`` noise words per centre word from the unigram distribution to the power 3/4,
-  shared by its context words (Ji et al. 2016's batching of word2vec's negative sampling).
+- ``negatives`` noise words from the unigram distribution to the power 3/4, either afresh for every
+  (context, centre) pair (``negatives_per="pair"``, word2vec.c and gensim) or once per centre word
+  and shared by its context words (``"centre"``: Ji et al. 2016's batching of negative sampling,
+  about 6x fewer output rows to update in skip-gram).
 
-A batch is ``(centres (B,), contexts (B, 2 * window), mask (B, 2 * window), negatives (B, K))``:
-contexts in the positions ``-window..-1, 1..window``, ``mask`` telling which are in the window.
+A batch is ``(centres (B,), contexts (B, 2 * window), mask (B, 2 * window), negatives)``: contexts in
+the positions ``-window..-1, 1..window``, ``mask`` telling which are in the window; ``negatives``
+``(B, K)`` per centre or ``(B, 2 * window, K)`` per pair (drawn for every position, used where
+``mask`` is set).
 """
 
 from __future__ import annotations
@@ -129,12 +133,14 @@ class Windows:
         noise: torch.Tensor,
         window: int,
         negatives: int,
+        negatives_per: str = "centre",
     ) -> None:
         self.ids = ids.long()
         self.line_ids = line_ids
         self.keep = keep
         self.noise = noise_table(noise)
         self.negatives = negatives
+        self.per_pair = negatives_per == "pair"
         self.offsets = torch.cat([torch.arange(-window, 0), torch.arange(1, window + 1)])
 
     def to(self, device: torch.device) -> Windows:
@@ -159,10 +165,9 @@ class Windows:
         inside = positions.clamp(0, len(ids) - 1).view(-1)
         same_line = lines.index_select(0, inside).view(size) == lines.index_select(0, centres)[:, None]
         mask = (self.offsets.abs() <= reach) & (positions == inside.view(size)) & same_line
-        draws = torch.randint(
-            len(self.noise), (len(centres) * self.negatives,), generator=generator, device=device
-        )
-        negatives = self.noise.index_select(0, draws).view(len(centres), self.negatives).long()
+        shape = (*size, self.negatives) if self.per_pair else (len(centres), self.negatives)
+        draws = torch.randint(len(self.noise), (math.prod(shape),), generator=generator, device=device)
+        negatives = self.noise.index_select(0, draws).view(shape).long()
         return ids.index_select(0, centres), ids.index_select(0, inside).view(size), mask, negatives
 
     def expected_tokens(self) -> float:
@@ -222,7 +227,10 @@ class TextCorpusDataModule(TensorDataModule):
         lowercase, keep_punctuation: the text classifiers' tokenizer options.
         min_count: words seen fewer times are dropped; max_vocab: at most this many words.
         window: the largest reach of a context, in words either side of the centre.
-        negatives: noise words per centre word; noise_power: the unigram distribution's power.
+        negatives: noise words per prediction; noise_power: the unigram distribution's power.
+        negatives_per: ``"pair"``: drawn afresh for every (context, centre) pair, as word2vec.c and
+            gensim; ``"centre"``: once per centre word, shared by its contexts (skip-gram's
+            ``model.negatives_per`` sets it; CBOW makes one prediction per centre either way).
         sample: subsampling threshold (0: keep every word).
         val_size, test_size: fractions of the lines held out (seeded) for a validation and test loss.
         batch_size: centre words per training step; eval_batch_size: per held-out batch.
@@ -245,6 +253,7 @@ class TextCorpusDataModule(TensorDataModule):
         max_vocab: int | None = None,
         window: int = 5,
         negatives: int = 5,
+        negatives_per: str = "centre",
         noise_power: float = 0.75,
         sample: float = 1e-3,
         val_size: float = 0.002,
@@ -258,6 +267,10 @@ class TextCorpusDataModule(TensorDataModule):
         super().__init__(batch_size, eval_batch_size, 0, False, on_device)
         if window < 1 or negatives < 1:
             raise DlforgeError(f"data.window ({window}) and data.negatives ({negatives}) must be 1 or more")
+        if negatives_per not in ("pair", "centre"):
+            raise DlforgeError(
+                f"negatives_per is pair or centre, not {negatives_per!r} (model.negatives_per=pair|centre)"
+            )
         if not 0 <= val_size < 0.5 or not 0 <= test_size < 0.5:
             raise DlforgeError("data.val_size and data.test_size are fractions of the lines, below 0.5")
         self.data_dir = Path(data_dir).expanduser()
@@ -272,6 +285,7 @@ class TextCorpusDataModule(TensorDataModule):
         self.max_vocab = max_vocab
         self.window = window
         self.negatives = negatives
+        self.negatives_per = negatives_per
         self.noise_power = noise_power
         self.sample = sample
         self.val_size = val_size
@@ -351,7 +365,8 @@ class TextCorpusDataModule(TensorDataModule):
 
         def windows(split: int) -> Windows:
             chosen = token_split == split
-            return Windows(corpus.ids[chosen], line_ids[chosen], keep, noise, self.window, self.negatives)
+            ids, lines = corpus.ids[chosen], line_ids[chosen]
+            return Windows(ids, lines, keep, noise, self.window, self.negatives, self.negatives_per)
 
         self.train_windows = windows(0)
         if len(self.train_windows.ids) < 2:

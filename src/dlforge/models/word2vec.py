@@ -46,6 +46,11 @@ class Word2Vec(DlforgeModule):
             runs over every step of the run (``trainer.estimated_stepping_batches``).
         evaluation: the callback's options (benchmarks' vocabulary limit, the map's words).
         update_size: centre words per optimizer update (null: the whole batch).
+        negatives_per: skip-gram's noise words, ``"pair"``: drawn afresh for every (context, centre)
+            pair, never the centre itself (word2vec.c and gensim); ``"centre"``: drawn once per
+            centre word and shared by its contexts (Ji et al. 2016; about 6x fewer output rows to
+            update). The data module draws them: ``data=text_corpus`` reads this option. CBOW makes
+            one prediction per centre word: only ``"centre"``.
         training: ``monitor``, ``monitor_mode`` (:class:`~dlforge.models.base.DlforgeModule`; its
             ``optimizer`` and ``scheduler`` are named here, being word2vec's own, in the places
             callers give them: ``Word2Vec(net, data, optimizer)``).
@@ -61,6 +66,7 @@ class Word2Vec(DlforgeModule):
         scheduler: dict[str, Any] | None = None,
         evaluation: dict[str, Any] | None = None,
         update_size: int | None = 1024,
+        negatives_per: str = "centre",
         **training: Any,
     ) -> None:
         super().__init__(optimizer=optimizer, scheduler=scheduler, **training)
@@ -68,6 +74,11 @@ class Word2Vec(DlforgeModule):
             raise ValueError(f"word2vec trains on plain text (data=text_corpus), not {data.get('name')}")
         if update_size is not None and update_size < 1:
             raise ValueError(f"update_size must be 1 or more (or null: the whole batch), not {update_size}")
+        if negatives_per not in ("pair", "centre") or (negatives_per == "pair" and net["name"] != "skipgram"):
+            raise ValueError(
+                f"negatives_per is pair or centre (pair: skip-gram only), not {negatives_per!r} "
+                f"for {net['name']}"
+            )
         # the vocabulary stays out of the loggers (train.py logs the run config to them)
         self.save_hyperparameters(logger=False)
         self.automatic_optimization = False  # the gradients are written in closed form

@@ -6,7 +6,9 @@ true word against ``K`` noise words with the negative-sampling loss
 ``-log sigmoid(x . v_true) - sum_k log sigmoid(-x . v_noise_k)``.
 
 - skip-gram: each context word's input vector predicts the centre word (the direction word2vec.c and
-  gensim train; the same pairs as the centre predicting each context);
+  gensim train; the same pairs as the centre predicting each context), against noise words drawn
+  for each pair (``negatives`` ``(B, C, K)``, as word2vec.c and gensim) or once per centre and shared
+  by its contexts (``(B, K)``);
 - CBOW: the mean of the context words' input vectors predicts the centre word.
 
 ``forward`` computes the loss (autograd gives the gradients). :meth:`Word2VecNet.gradients` computes
@@ -29,11 +31,29 @@ from torch.nn import functional as F
 from dlforge.registry import register_net
 
 
-def negative_sampling_loss(logits: torch.Tensor) -> torch.Tensor:
-    """Per prediction: logits ``(..., 1 + K)``, the true word first, then the noise words."""
+def negative_sampling_loss(logits: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Per prediction: logits ``(..., 1 + K)``, the true word first, then the noise words (each
+    term times ``weights`` of the same shape: 0 leaves a noise word out)."""
     signs = torch.ones(logits.shape[-1], device=logits.device, dtype=logits.dtype)
     signs[1:] = -1
-    return -F.logsigmoid(logits * signs).sum(-1)  # (4x faster than softplus on a CPU)
+    terms = F.logsigmoid(logits * signs)  # (4x faster than softplus on a CPU)
+    return -(terms if weights is None else terms * weights).sum(-1)
+
+
+def pairs(
+    centres: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Skip-gram's predictions with noise words of their own: ``negatives`` ``(B, C, K)`` as the
+    window's ``(B, C)`` positions. Returns the context word of every pair in the windows ``(P,)``,
+    its targets ``(P, 1 + K)`` (the centre, then the noise words) and their weights: 0 for a noise
+    word that is the centre itself (word2vec.c and gensim skip it), else 1 (bools)."""
+    where = mask.reshape(-1).nonzero().squeeze(1)
+    inputs = contexts.reshape(-1).index_select(0, where)
+    noise = negatives.reshape(-1, negatives.shape[-1]).index_select(0, where)
+    true = centres.repeat_interleave(mask.shape[1]).index_select(0, where)
+    targets = torch.cat([true[:, None], noise], dim=1)
+    weights = torch.cat([torch.ones_like(true[:, None]), noise != true[:, None]], dim=1)
+    return inputs, targets, weights
 
 
 def logit_gradients(logits: torch.Tensor) -> torch.Tensor:
@@ -123,6 +143,10 @@ class SkipGram(Word2VecNet):
         self, centres: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(summed loss over the batch's pairs, number of pairs)."""
+        if negatives.dim() == 3:
+            inputs, targets, weights = pairs(centres, contexts, mask, negatives)
+            logits = (self.inputs(inputs)[:, None, :] * self.outputs(targets)).sum(-1)  # (P, 1 + K)
+            return negative_sampling_loss(logits, weights.to(logits.dtype)).sum(), mask.sum()
         targets = torch.cat([centres[:, None], negatives], dim=1)
         logits = torch.bmm(self.inputs(contexts), self.outputs(targets).transpose(1, 2))  # (B, C, 1 + K)
         return (negative_sampling_loss(logits) * mask).sum(), mask.sum()
@@ -136,6 +160,8 @@ class SkipGram(Word2VecNet):
         negatives: torch.Tensor,
         scale: float = 1.0,
     ) -> Gradients:
+        if negatives.dim() == 3:
+            return self.pair_gradients(centres, contexts, mask, negatives, scale)
         targets = torch.cat([centres[:, None], negatives], dim=1)
         x, v = self.rows(self.inputs, contexts), self.rows(self.outputs, targets)
         logits = torch.bmm(x, v.transpose(1, 2))
@@ -143,6 +169,26 @@ class SkipGram(Word2VecNet):
         grad = logit_gradients(logits).mul_(mask[..., None] * scale)
         input_rows, output_rows = torch.bmm(grad, v), torch.bmm(grad.transpose(1, 2), x)
         return Gradients(contexts, input_rows, targets, output_rows, loss, mask.sum())
+
+    def pair_gradients(
+        self,
+        centres: torch.Tensor,
+        contexts: torch.Tensor,
+        mask: torch.Tensor,
+        negatives: torch.Tensor,
+        scale: float,
+    ) -> Gradients:
+        """:meth:`gradients` with noise words of each pair's own ``(B, C, K)``: the window's pairs
+        gathered into one row each first, so no work goes to the padding."""
+        inputs, targets, weights = pairs(centres, contexts, mask, negatives)
+        x, v = self.rows(self.inputs, inputs), self.rows(self.outputs, targets)
+        logits = torch.bmm(v, x[:, :, None])[..., 0]  # (P, 1 + K): 2x faster than (v * x).sum here
+        weights = weights.to(logits.dtype)
+        loss = negative_sampling_loss(logits, weights).sum()
+        grad = logit_gradients(logits).mul_(weights * scale)
+        input_rows = torch.bmm(grad[:, None, :], v)[:, 0]
+        output_rows = torch.bmm(grad[:, :, None], x[:, None, :])  # (P, 1 + K, dim)
+        return Gradients(inputs, input_rows, targets, output_rows, loss, mask.sum())
 
 
 @register_net("cbow")
