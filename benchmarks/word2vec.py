@@ -223,7 +223,7 @@ def subset_file(words: int, folder: Path, seed: int = 0) -> Path:
         if total >= words:
             break
         chosen.append(i)
-        total += len(tokenize(lines[i]))
+        total += len(tokenize(lines[i], keep_punctuation=False))  # data=text_corpus's words
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(lines[i] for i in sorted(chosen)), encoding="utf-8")

@@ -9,6 +9,12 @@ The benchmark protocol is gensim's ``evaluate_word_analogies`` / ``evaluate_word
 word2vec's ``compute-accuracy``): analogies by 3CosAdd over the ``restrict`` most frequent words,
 questions with a word outside them skipped, the question's words excluded from the answers;
 similarity as Spearman's rank correlation of cosine against human scores over the covered pairs.
+The analogies' vocabulary is restricted to the 30,000 most frequent words by default
+(:data:`ANALOGY_VOCAB`, word2vec's ``compute-accuracy 30000``), while gensim's
+``evaluate_word_analogies`` defaults to ``restrict_vocab=300000``: scores from gensim's own call are
+over more questions and more candidate answers, and not comparable with these without
+``restrict_vocab=30000``. The similarity scores use every covered pair (gensim's default of 300,000
+words covers all of a vocabulary this size).
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from dlforge.data.word_benchmarks import Pair, Question, WordBenchmarks
 from dlforge.errors import DlforgeError
 from dlforge.models.word2vec import Word2Vec
 
-ANALOGY_VOCAB = 30_000  # questions and answers among the 30,000 most frequent words (word2vec, gensim)
+#: analogy questions and answers among the 30,000 most frequent words (word2vec's compute-accuracy
+#: threshold; gensim's evaluate_word_analogies defaults to 300,000)
+ANALOGY_VOCAB = 30_000
 
 
 @dataclass
@@ -132,9 +140,10 @@ class WordVectors:
     def analogy_accuracy(
         self, questions: list[Question], sections: list[str] | None = None, restrict: int = ANALOGY_VOCAB
     ) -> dict[str, Any]:
-        """3CosAdd accuracy on the questions whose four words are among the ``restrict`` most frequent:
-        ``accuracy``, ``correct``, ``questions`` (evaluated), ``total``, ``coverage`` and the accuracy of
-        each ``section`` (with ``sections``)."""
+        """3CosAdd accuracy on the questions whose four words are among the ``restrict`` most frequent
+        (default 30,000; gensim's ``evaluate_word_analogies`` defaults to 300,000), the answers chosen
+        among the same words: ``accuracy``, ``correct``, ``questions`` (evaluated), ``total``,
+        ``coverage`` and the accuracy of each ``section`` (with ``sections``)."""
         allowed = {word: row for word, row in self.rows.items() if row < restrict}
         kept = [i for i, q in enumerate(questions) if all(w.lower() in allowed for w in q)]
         result: dict[str, Any] = {
