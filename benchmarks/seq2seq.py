@@ -1,9 +1,14 @@
 """English -> pig latin on the real corpus: each seq2seq model trained as a user runs it, then tested
 greedily and with beam search, exported to TorchScript and checked against PyTorch on the whole test
-set, and asked to translate "Hello, world!".
+set, and asked to translate "Hello, world!"; its accuracy by word length on unseen words (real ones,
+and made-up ones up to data.max_word_len letters), on words with a run of one letter.
 
-    DATA_DIR=../shared/data python -m benchmarks.seq2seq [--models gru transformer] [--threads 1]
-        [--beam 4] [--overrides data.text_share=0 ...] [--name seq2seq] [--out DIR]
+    DATA_DIR=../shared/data python -m benchmarks.seq2seq [--models monotonic location gru transformer]
+        [--threads 1] [--beam 4 (0: none)] [--overrides data.text_share=0 ...] [--name seq2seq] [--out DIR]
+    python -m benchmarks.seq2seq --table [--name seq2seq]     # the docs' tables from the JSON
+    python -m benchmarks.seq2seq --figure [--name seq2seq]    # docs/img/seq2seq_accuracy_by_length.png
+
+Runs of models not named in ``--models`` are kept from the JSON already there (marked ``kept``).
 
 Every command runs in a subprocess exactly as typed (``python train.py experiment=...``), timed by
 the wall clock and by the CPU time it used; the machine's load average is recorded beside each
@@ -13,6 +18,7 @@ figure, since the machine is shared and other jobs slow the wall clock down.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import resource
@@ -33,8 +39,18 @@ from dlforge.data.piglatin import PigLatinDataModule
 from dlforge.models import Seq2Seq
 
 REPO = Path(__file__).resolve().parents[1]
-EXPERIMENTS = {"gru": "piglatin_gru", "transformer": "piglatin_transformer"}
-KEYS = ("test/word_acc", "test/sentence_acc", "test/cer", "test/word_acc_longer")
+EXPERIMENTS = {
+    "monotonic": "piglatin_monotonic",
+    "location": "piglatin_location",
+    "gru": "piglatin_gru",
+    "transformer": "piglatin_transformer",
+}
+KEYS = (
+    "test/word_acc", "test/sentence_acc", "test/cer", "test/word_acc_longer", "test/word_acc_synthetic",
+    "test/word_acc_repeated",
+)  # fmt: skip
+RESULTS = REPO / "benchmarks" / "results"
+FIGURE = REPO / "docs" / "img" / "seq2seq_accuracy_by_length.png"
 
 
 def timed(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, dict[str, float]]:
@@ -75,6 +91,25 @@ def beam_test(ckpt: str, run_dir: Path, beam: int) -> dict[str, Any]:
     }
 
 
+def by_length(run_dir: Path) -> dict[str, dict[str, float]]:
+    """Letters -> unseen test words of that length and the share right (the run's CSV)."""
+    with open(run_dir / "accuracy_by_length.csv") as f:
+        rows = list(csv.DictReader(f))
+    return {
+        f"{int(r['letters']):02d}": {"words": int(r["words"]), "accuracy": float(r["accuracy"])} for r in rows
+    }
+
+
+def ranges(curve: dict[str, dict[str, float]], bounds: list[tuple[int, int]]) -> dict[str, float | None]:
+    """Exact-match accuracy over the words of each range of lengths (``"15-28"``), weighted by words."""
+    out: dict[str, float | None] = {}
+    for low, high in bounds:
+        rows = [v for k, v in curve.items() if low <= int(k) <= high]
+        words = sum(r["words"] for r in rows)
+        out[f"{low}-{high}"] = sum(r["words"] * r["accuracy"] for r in rows) / words if words else None
+    return out
+
+
 def run(name: str, threads: int, beam: int, overrides: list[str], work: Path) -> dict[str, Any]:
     run_dir = work / name
     command = ["train.py", f"experiment={EXPERIMENTS[name]}", f"threads={threads}", *overrides]
@@ -83,16 +118,18 @@ def run(name: str, threads: int, beam: int, overrides: list[str], work: Path) ->
     metrics = summary["metrics"]
     ckpt = summary["best_checkpoint"]
     greedy = {k: metrics.get(k) for k in KEYS}
-    beamed = beam_test(ckpt, run_dir, beam)
+    beamed = beam_test(ckpt, run_dir, beam) if beam > 1 else None
     output = run_dir / "piglatin.pt"
     export, export_time = timed(
         ["-m", "dlforge.export", f"ckpt_path={ckpt}", "format=torchscript", f"output={output}",
-         f"hydra.run.dir={work / 'export'}", "check.samples=1000000", "check.require_data=true"],
+         f"hydra.run.dir={work / 'export'}", "check.samples=100000", "check.require_data=true"],
         work,
     )  # fmt: skip
     card = json.loads(output.with_suffix(".json").read_text())
     hello, _ = timed(["-m", "dlforge.predict", f"model_path={output}", "text=Hello, world!"], work)
     data = run_data(run_dir)
+    curve = by_length(run_dir)
+    longest = data.max_train_len
     return {
         "model": name,
         "command": "python " + " ".join(command),
@@ -104,24 +141,76 @@ def run(name: str, threads: int, beam: int, overrides: list[str], work: Path) ->
         "fit_and_test_s": summary["wall_time_s"],
         "greedy": greedy,
         "beam_search": beamed,
-        "by_length": {
-            k.rsplit("_", 1)[1]: v for k, v in metrics.items() if k.startswith("test/word_acc_len_")
-        },
+        "max_train_len": longest,
+        "by_length": curve,
+        "by_length_ranges": ranges(curve, [(1, longest), (longest + 1, 28), (29, data.max_word_len)]),
         "val_word_acc_best": metrics.get("val/word_acc_best"),
         "export": {**export_time, "check": card["check"], "printed": export.stdout.strip().splitlines()[-1]},
         "hello_world": hello.stdout.strip().splitlines()[-1],
     }
 
 
+def accuracy(entry: float | dict[str, float]) -> float:
+    """A by-length entry's accuracy (an earlier run wrote the accuracy alone)."""
+    return entry["accuracy"] if isinstance(entry, dict) else entry
+
+
+def curves(document: dict[str, Any]) -> dict[str, dict[int, float]]:
+    return {r["model"]: {int(k): accuracy(v) for k, v in r["by_length"].items()} for r in document["runs"]}
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """The by-length table (percent) and the range and repeated-letter figures of each run."""
+    lines = curves(document)
+    lengths = sorted({n for curve in lines.values() for n in curve})
+    rows = [[m, *(f"{100 * c[n]:.0f}" if n in c else "" for n in lengths)] for m, c in lines.items()]
+    parts = [table(["letters", *(f"{n:02d}" for n in lengths)], rows)]
+    summary = []
+    for r in document["runs"]:
+        spans = r.get("by_length_ranges", {})
+        repeated = r["greedy"].get("test/word_acc_repeated")
+        summary.append([
+            r["model"], *(f"{100 * v:.2f}" if v is not None else "" for v in spans.values()),
+            f"{100 * repeated:.2f}" if repeated is not None else "",
+        ])  # fmt: skip
+    spans = next((list(r["by_length_ranges"]) for r in document["runs"] if "by_length_ranges" in r), [])
+    parts.append(table(["model", *(f"{s} letters" for s in spans), "repeated letters"], summary))
+    return "\n\n".join(parts)
+
+
+def figure(document: dict[str, Any], path: Path) -> Path:
+    """Accuracy by word length, one line a model, the longest training word marked."""
+    from matplotlib.figure import Figure
+
+    from dlforge.viz import save_figure
+
+    fig = Figure(figsize=(7, 3.6))
+    ax = fig.add_subplot()
+    for model, curve in curves(document).items():
+        lengths = sorted(curve)
+        ax.plot(lengths, [curve[n] for n in lengths], marker="o", markersize=3, label=model)
+    longest = next((r["max_train_len"] for r in document["runs"] if "max_train_len" in r), 14)
+    ax.axvline(longest + 0.5, color="grey", linestyle="--", label=f"longest training word ({longest})")
+    ax.set(xlabel="letters", ylabel="exact-match accuracy", ylim=(0, 1.02), title="unseen test words")
+    ax.legend(loc="lower left", fontsize=8)
+    return save_figure(fig, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(EXPERIMENTS), choices=list(EXPERIMENTS))
+    parser.add_argument("--table", action="store_true", help="print the docs' tables from the JSON")
+    parser.add_argument("--figure", action="store_true", help=f"draw {FIGURE.name} from the JSON")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--overrides", nargs="*", default=[])
     parser.add_argument("--name", default="seq2seq", help="results/<name>.json")
     parser.add_argument("--out", help="where the runs go (default: a new temporary folder, kept)")
     args = parser.parse_args()
+    if args.table or args.figure:
+        document = json.loads((RESULTS / f"{args.name}.json").read_text())
+        print(markdown(document) if args.table else f"figure in {figure(document, FIGURE)}")
+        return
     results = []
     work = Path(args.out or tempfile.mkdtemp(prefix="seq2seq_benchmark_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -133,7 +222,8 @@ def main() -> None:
         [
             r["model"], r["parameters"], r["steps"], f"{r['train_command']['wall_s']:.0f}",
             f"{r['train_command']['cpu_s']:.0f}", f"{r['train_command']['load_before']:.1f}",
-            f"{r['greedy']['test/word_acc']:.4f}", f"{r['beam_search']['test/word_acc']:.4f}",
+            f"{r['greedy']['test/word_acc']:.4f}",
+            f"{r['beam_search']['test/word_acc']:.4f}" if r["beam_search"] else "",
             f"{r['greedy']['test/sentence_acc']:.4f}", f"{r['greedy']['test/cer']:.4f}",
             f"{r['greedy']['test/word_acc_longer']:.4f}", r["hello_world"],
         ]
@@ -141,6 +231,11 @@ def main() -> None:
     ]  # fmt: skip
     header = ["model", "params", "steps", "train.py wall s", "CPU s", "load", "word acc", f"beam {args.beam}"]
     print(table([*header, "sentence acc", "CER", "longer words", "Hello, world!"], rows))
+    previous = RESULTS / f"{args.name}.json"
+    if previous.is_file():
+        measured = {r["model"] for r in results}
+        kept = [r for r in json.loads(previous.read_text())["runs"] if r["model"] not in measured]
+        results += [{**r, "kept": r.get("kept", "from an earlier run of this benchmark")} for r in kept]
     path = write(args.name, {"threads": args.threads, "overrides": args.overrides, "runs": results})
     print(f"results in {path}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from dlforge.data.piglatin import (
     BOS,
     EOS,
     PAD,
+    REPEATED,
+    SYNTHETIC,
+    UNSEEN,
     VOCAB_SIZE,
     PigLatinDataModule,
     cluster_end,
@@ -101,7 +105,7 @@ def write_corpus(path: Path, n: int = 1200) -> Path:
 FAST_RUN = [o for o in FAST if not o.startswith("data.")]  # a few CPU steps (the data's options below)
 
 #: the tiny data: 1200 made-up words; 40 validation and 80 test types, 12 test sentences; words of
-#: 9+ letters test-only
+#: 9+ letters test-only; 8 longer words of each length 9-40 and 40 with a run of a letter made up
 TINY_DATA = (
     "data=piglatin",
     "data.max_train_len=8",
@@ -112,6 +116,8 @@ TINY_DATA = (
     "data.batch_size=64",
     "data.eval_batch_size=256",
     "data.text_share=0",
+    "data.synthetic_per_length=8",
+    "data.repeated_words=40",
 )
 
 
@@ -196,6 +202,7 @@ def test_words_encode_to_ids_and_back() -> None:
 # --- the data ----------------------------------------------------------------------------------
 def test_splits_keep_test_words_out_of_training(corpus: Path, tmp_path: Path) -> None:
     options = dict(paths=[str(corpus)], max_train_len=8, val_words=40, test_words=80, test_sentences=12)
+    options |= dict(synthetic_per_length=3, repeated_words=30)
     data = PigLatinDataModule(cache_dir=str(tmp_path), sentence_words=[3, 12], **options)
     data.setup()
     types = {
@@ -222,6 +229,18 @@ def test_splits_keep_test_words_out_of_training(corpus: Path, tmp_path: Path) ->
     )
     assert len(list((tmp_path / "piglatin").glob("*.pt"))) == 1
 
+    # made-up test words: 3 of each length 9-40, and words with a run of 3+ of one letter, none of
+    # them a training or validation word; made again from the text (no cache): the same words
+    synthetic, repeated = decode_tokens(src[sentence == SYNTHETIC]), decode_tokens(src[sentence == REPEATED])
+    assert sorted(map(len, synthetic)) == [n for n in range(9, 41) for _ in range(3)]
+    assert len(repeated) == data.counts["test_repeated"] >= 25
+    assert all(re.search(r"([a-z])\1\1", w.lower()) for w in repeated)
+    assert not {w.lower() for w in synthetic + repeated} & (types["train"] | types["val"])
+    assert any(w.isupper() for w in synthetic) and any(w.istitle() for w in synthetic)
+    again = PigLatinDataModule(sentence_words=[3, 12], **options)
+    again.setup()
+    assert torch.equal(again.splits["test"].tensors[0], src)
+
 
 def test_frequent_words_get_more_training_rows(tmp_path: Path) -> None:
     text = tmp_path / "text.txt"
@@ -247,6 +266,8 @@ def test_missing_text_is_one_clear_error(tmp_path: Path) -> None:
 NETS = [
     {"name": "gru_seq2seq", "attention": "luong", "hidden": 16, "embed_dim": 8},
     {"name": "gru_seq2seq", "attention": "bahdanau", "hidden": 16, "embed_dim": 8},
+    {"name": "gru_seq2seq", "attention": "location", "hidden": 16, "embed_dim": 8, "capitals": 26},
+    {"name": "gru_seq2seq", "attention": "monotonic", "hidden": 16, "embed_dim": 8, "capitals": 26},
     {"name": "transformer_seq2seq", "dim": 16, "heads": 2, "ff": 32},
 ]
 
@@ -293,6 +314,36 @@ def test_beam_search_of_width_one_is_greedy_and_a_full_beam_finds_the_best_outpu
     assert torch.equal(beam_search(net, src, VOCAB_SIZE - 2, 2)[0], best)
 
 
+def test_monotonic_attention_moves_one_letter_a_step_in_a_word_of_any_length() -> None:
+    """Length-independent by construction: the *move on* step takes attention from each letter to the
+    next (the last to the first) in words of 1 to 60 letters alike; a monotonic decoder told always to
+    move on reads letter t of a 60-letter word at step t, as it does in a word of 5."""
+    lengths = torch.tensor([1, 2, 5, 14, 23, 60])
+    mask = torch.arange(60)[None] < lengths[:, None]
+    for at in range(60):
+        weights = torch.zeros(len(lengths), 1, 60)
+        weights[torch.arange(len(lengths)), 0, at % lengths] = 1.0
+        moved = seq2seq_nets.cyclic_shift(weights, mask)[:, 0]
+        assert torch.equal(moved.argmax(dim=1), (at % lengths + 1) % lengths)
+        assert torch.equal(moved.sum(dim=1), torch.ones(len(lengths))) and not (moved * ~mask).any()
+
+    torch.manual_seed(0)
+    net = build_net(vocab_size=VOCAB_SIZE, name="gru_seq2seq", attention="monotonic", hidden=8, embed_dim=4)
+    with torch.no_grad():  # jump, stay, move on: always move on
+        net.decoder.moves.weight.zero_()
+        net.decoder.moves.bias.copy_(torch.tensor([-50.0, -50.0, 50.0]).repeat(2))
+    words = ["abcde", "".join(chr(97 + i % 26) for i in range(60))]
+    with torch.no_grad():
+        values, keys, mask, state = net.eval().encode(encode_words(words))
+        token, peaks = torch.full((2,), BOS), []
+        for _ in range(64):
+            _, state, weights = net.step(token, state, values, keys, mask)
+            peaks.append(weights.argmax(dim=1))
+            token = torch.full((2,), 3)  # any letter
+    steps = torch.arange(1, 65)
+    assert torch.equal(torch.stack(peaks, dim=1), steps % torch.tensor([[5], [60]]))
+
+
 # --- a tiny model learns the rule ---------------------------------------------------------------
 def tiny_data(trained: dict[str, Any]) -> PigLatinDataModule:
     """The trained model's data (from the cache its run wrote)."""
@@ -305,7 +356,7 @@ def unseen_words(trained: dict[str, Any]) -> list[str]:
     """The test words of the trained model's data no longer than its training words."""
     data = tiny_data(trained)
     src, _, sentence = data.splits["test"].tensors
-    return [w for w in decode_tokens(src[sentence < 0]) if len(w) <= data.max_train_len]
+    return [w for w in decode_tokens(src[sentence == UNSEEN]) if len(w) <= data.max_train_len]
 
 
 def attention_alignment(model: Seq2Seq, words: list[str]) -> float:
@@ -377,6 +428,19 @@ def test_a_tiny_seq2seq_learns_the_rule_on_unseen_words(trained: dict[str, Any],
     assert same_picture(run / "attention" / "test.png", tmp_path / "test.png")
     rows = (run / "accuracy_by_length.csv").read_text().splitlines()
     assert rows[0] == "letters,words,accuracy,longer_than_training" and rows[-1].endswith(",True")
+
+
+def test_the_tiny_translator_keeps_the_rule_on_words_longer_than_any_it_trained_on(
+    trained: dict[str, Any],
+) -> None:
+    """The default (monotonic) translator, trained on words of up to 8 letters, translates made-up
+    words of 9 to 40 letters it never saw, and words with runs of one letter."""
+    metrics = trained["metrics"]
+    assert trained["cfg"].model.net.attention == "monotonic" and trained["cfg"].data.max_train_len == 8
+    assert metrics["test/word_acc_synthetic"] >= 0.8, metrics
+    longest = [metrics[f"test/word_acc_len_{n}"] for n in range(30, 41)]  # 8 words each
+    assert sum(longest) / len(longest) >= 0.75, metrics
+    assert metrics["test/word_acc_repeated"] >= 0.7, metrics
 
 
 def test_a_broken_attention_misaligns(trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -493,8 +557,9 @@ def test_train_cli_as_typed_with_the_transformer(corpus: Path, run_main, tmp_pat
     src, tgt, sentence = data.splits["test"].tensors
     with torch.no_grad():
         tokens, _ = best.eval().decode(src, best.hparams.beam)
-    correct, lengths, unseen = (tokens == tgt).all(dim=1), word_lengths(src), sentence < 0
-    within = unseen & (lengths <= 8)
+    correct, lengths = (tokens == tgt).all(dim=1), word_lengths(src)
+    unseen = (sentence == UNSEEN) | (sentence == SYNTHETIC)  # real and made-up: the by-length curve
+    within = (sentence == UNSEEN) & (lengths <= 8)
     assert metrics["test/word_acc"] == pytest.approx(float(correct[within].float().mean()))
     outputs, targets = decode_tokens(tokens[within]), decode_tokens(tgt[within])
     edits = sum(edit_distance(o, t) for o, t in zip(outputs, targets, strict=True))

@@ -51,6 +51,9 @@ VOWELS = frozenset("aeiou")
 TOKEN = re.compile(r"[^\W_]+")  # a run of letters and digits (of any script)
 WORD = re.compile(r"[A-Za-z]+")  # the runs that are words: letters a-z only
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+#: the ``sentence`` tag of test rows that are no sentence's words: real unseen words, made-up long
+#: words, and words with a run of one letter (a sentence's words have its index, 0, 1, ...)
+UNSEEN, SYNTHETIC, REPEATED = -1, -2, -3
 
 _ID_OF_BYTE = torch.full((256,), -1, dtype=torch.long)
 _ID_OF_BYTE[torch.tensor(list(ALPHABET.encode("ascii")))] = torch.arange(3, VOCAB_SIZE)
@@ -153,6 +156,47 @@ def word_lengths(tokens: torch.Tensor) -> torch.Tensor:
     return (tokens != PAD).sum(dim=1)
 
 
+# --- made-up test words -------------------------------------------------------------------------
+def with_case(words: list[str], generator: torch.Generator) -> list[str]:
+    """Lower-case words, a seeded tenth of them capitalized and one in twenty in capitals."""
+    draws = torch.rand(len(words), generator=generator).tolist()
+    return [
+        w.upper() if d < 0.05 else w.capitalize() if d < 0.15 else w
+        for w, d in zip(words, draws, strict=True)
+    ]
+
+
+def long_words(
+    pieces: Sequence[str], lengths: range, per_length: int, generator: torch.Generator
+) -> list[str]:
+    """``per_length`` made-up words of each length: seeded-random ``pieces`` (held-out word types)
+    joined until long enough, then cut to the length (``inter`` + ``national`` + ``ism``...)."""
+    words = []
+    for length in lengths:
+        for _ in range(per_length):
+            word = ""
+            while len(word) < length:
+                word += pieces[int(torch.randint(len(pieces), (1,), generator=generator))]
+            words.append(word[:length])
+    return with_case(words, generator)
+
+
+def repeated_letter_words(
+    pieces: Sequence[str], n: int, max_len: int, generator: torch.Generator
+) -> list[str]:
+    """``n`` words with a run of 3 to 6 of one letter: a seeded letter of a seeded ``pieces`` word
+    (a held-out type) repeated (``hello`` -> ``hellllo``, ``shh`` -> ``shhhhh``), of up to ``max_len``
+    letters."""
+    pieces = [w for w in pieces if len(w) + 5 <= max_len]
+    words = []
+    for _ in range(n if pieces else 0):
+        word = pieces[int(torch.randint(len(pieces), (1,), generator=generator))]
+        at = int(torch.randint(len(word), (1,), generator=generator))
+        run = int(torch.randint(3, 7, (1,), generator=generator))
+        words.append(word[:at] + word[at] * run + word[at + 1 :])
+    return with_case(words, generator)
+
+
 # --- the data module ---------------------------------------------------------------------------
 def sentences_of(text: str) -> list[str]:
     """The sentences of a line of text: split after . ! ? and a space."""
@@ -170,7 +214,14 @@ class PigLatinDataModule(TensorDataModule):
 
     Batches are ``(words, targets, sentence)``: letter ids (N, S), pig-latin ids ending in EOS
     (N, S + 4: the longest output is the word, "way" and EOS), and the index of the sentence a
-    test word belongs to (-1: a word of the unseen-word test set, or a training/validation word).
+    test word belongs to (:data:`UNSEEN` -1: a word of the unseen-word test set, or a training or
+    validation word; :data:`SYNTHETIC` -2: a made-up long word; :data:`REPEATED` -3: a word with a
+    run of one letter).
+
+    The test split also holds made-up words, deterministic (seeded) and made only of held-out (test)
+    word types, so that no part of them was trained on: ``synthetic_per_length`` words of each
+    length from ``max_train_len + 1`` to ``max_word_len`` letters (the text has few words of 25 letters
+    or more), and ``repeated_words`` words with a run of 3 to 6 of one letter.
 
     Args:
         data_dir: data root (``paths.data_dir``).
@@ -185,6 +236,11 @@ class PigLatinDataModule(TensorDataModule):
         sentence_words: ``[min, max]`` words of a test sentence.
         min_count: a word form must occur this often in the text.
         train_words: train on this many seeded-random word forms (null: all).
+        synthetic_per_length: made-up test words of each length longer than ``max_train_len``.
+        repeated_words: made-up test words with a run of one letter.
+        capitals_share: this share of rows more: training forms of 2+ letters written in capitals
+            (``NASA`` -> ``ASANAY``): the text's words in capitals are mostly short acronyms, and a
+            word in capitals follows the rule as it does in small letters.
         text_share: besides one row per training form, this share of rows more, dealt to the forms
             in proportion to their frequency in the text: the words of running text ("the", "A",
             "I") are then learned exactly, not only the rule on rare words.
@@ -210,6 +266,9 @@ class PigLatinDataModule(TensorDataModule):
         min_count: int = 1,
         train_words: int | None = None,
         text_share: float = 0.25,
+        capitals_share: float = 0.05,
+        synthetic_per_length: int = 100,
+        repeated_words: int = 1000,
         encoding: str = "auto",
         download: bool = True,
         seed: int = 0,
@@ -228,6 +287,8 @@ class PigLatinDataModule(TensorDataModule):
         self.min_count = min_count
         self.train_words = train_words
         self.text_share = text_share
+        self.synthetic_per_length, self.repeated_words = synthetic_per_length, repeated_words
+        self.capitals_share = capitals_share
         self.encoding = encoding
         self.download = download
         self.seed = seed
@@ -278,10 +339,13 @@ class PigLatinDataModule(TensorDataModule):
         self.counts = stored["counts"]
         log.info(
             "piglatin: %d training (%d rows) / %d validation / %d test word forms (up to %d letters), "
-            "%d longer test words, %d test sentences",
+            "%d longer test words, %d test sentences, %d made-up long words, %d with a run of a letter",
             *(self.counts[key] for key in ("train", "train_rows", "val", "test")),
             self.max_train_len,
-            *(self.counts[key] for key in ("test_longer", "test_sentences")),
+            *(
+                self.counts.get(k, 0)
+                for k in ("test_longer", "test_sentences", "test_synthetic", "test_repeated")
+            ),
         )
 
     def cache_file(self, files: list[Path]) -> Path | None:
@@ -291,6 +355,7 @@ class PigLatinDataModule(TensorDataModule):
         options = (
             self.max_train_len, self.max_word_len, self.val_words, self.test_words, self.test_sentences,
             self.sentence_words, self.min_count, self.train_words, self.text_share, self.seed,
+            self.synthetic_per_length, self.repeated_words, self.capitals_share,
         )  # fmt: skip
         key = repr(([(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files], options))
         return self.cache_dir / "piglatin" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
@@ -321,32 +386,62 @@ class PigLatinDataModule(TensorDataModule):
         sentences = self.pick_sentences(texts, split_of, generator)
         test = by_split["test"] + by_split["longer"]
         in_sentences = [w for words in sentences for w in words]
+        held_out = sorted({w.lower() for w in test})
+        lengths = range(self.max_train_len + 1, self.max_word_len + 1)
+        synthetic = long_words(held_out, lengths, self.synthetic_per_length, generator)
+        repeated = repeated_letter_words(held_out, self.repeated_words, self.max_word_len, generator)
+        seen = {w.lower() for w in train + by_split["val"]}
+        repeated = [w for w in repeated if w.lower() not in seen]
+        made_up = synthetic + repeated
         frequency = torch.tensor([tokens[w] for w in train], dtype=torch.float64)
         repeats = 1 + (self.text_share * len(train) * frequency / frequency.sum()).floor().long()
         train_pairs = [t.repeat_interleave(repeats, dim=0) for t in word_pairs(train, self.max_train_len)]
+        capitals = self.in_capitals(train)
+        if capitals:
+            train_pairs = [
+                torch.cat(pair)
+                for pair in zip(train_pairs, word_pairs(capitals, self.max_train_len), strict=True)
+            ]
         splits = {
             "train": (*train_pairs, torch.full((len(train_pairs[0]),), -1)),
             "val": (
                 *word_pairs(by_split["val"], self.max_train_len),
                 torch.full((len(by_split["val"]),), -1),
             ),
-            "test": (  # the unseen words (sentence -1), then every word of every test sentence
-                *word_pairs(test + in_sentences, max(map(len, test + in_sentences))),
-                torch.tensor([-1] * len(test) + [i for i, words in enumerate(sentences) for _ in words]),
+            "test": (  # the unseen words, the made-up ones, then every word of every test sentence
+                *word_pairs(test + made_up + in_sentences, max(map(len, test + made_up + in_sentences))),
+                torch.tensor(
+                    [UNSEEN] * len(test)
+                    + [SYNTHETIC] * len(synthetic)
+                    + [REPEATED] * len(repeated)
+                    + [i for i, words in enumerate(sentences) for _ in words]
+                ),
             ),
         }
         counts = {
             "train": len(train),
             "train_rows": len(train_pairs[0]),
+            "train_capitals": len(capitals),
             "val": len(by_split["val"]),
             "test": len(by_split["test"]),
             "test_longer": len(by_split["longer"]),
             "test_sentences": len(sentences),
+            "test_synthetic": len(synthetic),
+            "test_repeated": len(repeated),
         }
         return {
             "splits": {name: (src.byte(), tgt.byte(), sid) for name, (src, tgt, sid) in splits.items()},
             "counts": counts,
         }
+
+    def in_capitals(self, train: list[str]) -> list[str]:
+        """``capitals_share`` of the training forms (seeded, of 2+ letters) written in capitals, those
+        not already a training form."""
+        generator = torch.Generator().manual_seed(self.seed + 1)  # the other splits' draws stay as they are
+        picked = torch.randperm(len(train), generator=generator)[: round(self.capitals_share * len(train))]
+        capitals = dict.fromkeys(train[i].upper() for i in picked.tolist() if len(train[i]) > 1)
+        forms = set(train)
+        return [w for w in capitals if w not in forms]
 
     def split_types(self, forms: set[str]) -> dict[str, str]:
         """Word type (lower case) -> ``train``, ``val``, ``test`` or ``longer`` (seeded)."""

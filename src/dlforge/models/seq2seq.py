@@ -11,7 +11,17 @@ from torchmetrics import MaxMetric, MeanMetric, Metric
 from torchmetrics.text import CharErrorRate
 from torchmetrics.utilities import dim_zero_cat
 
-from dlforge.data.piglatin import BOS, EOS, PAD, decode_tokens, output_width, word_lengths
+from dlforge.data.piglatin import (
+    BOS,
+    EOS,
+    PAD,
+    REPEATED,
+    SYNTHETIC,
+    UNSEEN,
+    decode_tokens,
+    output_width,
+    word_lengths,
+)
 from dlforge.models.base import DlforgeModule
 from dlforge.nets import build_net
 from dlforge.nets.seq2seq import Seq2SeqNet, beam_search
@@ -61,6 +71,15 @@ class LengthAccuracy(Metric):
         return self.correct / self.total
 
 
+def capitals(alphabet: str) -> int:
+    """How many letters ``alphabet`` has in two cases: its first half small letters, its second half
+    the same letters in capitals (``model.net.cased`` needs such an alphabet)."""
+    half = len(alphabet) // 2
+    if not half or alphabet[half:] != alphabet[:half].upper() or alphabet[:half] == alphabet[half:]:
+        raise ValueError("model.net.cased=true needs an alphabet of small letters then their capitals")
+    return half
+
+
 @register_model("seq2seq")
 class Seq2Seq(DlforgeModule):
     """A character-level encoder-decoder over word pairs ``(letters, target ending in EOS, sentence)``.
@@ -70,10 +89,14 @@ class Seq2Seq(DlforgeModule):
     Validation and test decode greedily (or by beam search of width ``beam`` at test) and score
     exact words: ``val/word_acc``, ``val/cer``; ``test/word_acc`` and ``test/cer`` on unseen words no
     longer than the longest training word, ``test/word_acc_longer`` on longer ones,
-    ``test/word_acc_len_NN`` by length, ``test/sentence_acc`` on sentences (right when every word is).
+    ``test/word_acc_synthetic`` on made-up long words, ``test/word_acc_repeated`` on words with a run
+    of one letter, ``test/word_acc_len_NN`` by length (unseen words, real and made-up),
+    ``test/sentence_acc`` on sentences (right when every word is).
 
     Args:
-        net: ``{"name": gru_seq2seq | transformer_seq2seq, **its options}``.
+        net: ``{"name": gru_seq2seq | transformer_seq2seq, **its options}``; ``cased: true``: a
+            capital's embedding and logit are its small letter's plus the capital case's
+            (:class:`~dlforge.nets.seq2seq.CasedEmbedding`).
         data: the data's ``spec`` (alphabet, ``max_train_len``, ``max_word_len``).
         teacher_forcing: probability of feeding the true previous token while training (GRU only).
         label_smoothing: cross-entropy label smoothing.
@@ -104,6 +127,9 @@ class Seq2Seq(DlforgeModule):
         self.save_hyperparameters()
         # the tokenizer's special ids, handed to the network (nets import nothing from the data)
         ids = {"pad": PAD, "bos": BOS, "eos": EOS}
+        net = dict(net)
+        if net.pop("cased", False):  # letters and their capitals share what is learned of them
+            ids["capitals"] = capitals(data["alphabet"])
         self.net: Seq2SeqNet = build_net(vocab_size=3 + len(data["alphabet"]), **ids, **net)
         self.val_loss, self.val_word_acc, self.val_cer = MeanMetric(), MeanMetric(), CharErrorRate()
         self.val_word_acc_best = MaxMetric()
@@ -112,6 +138,7 @@ class Seq2Seq(DlforgeModule):
             MeanMetric(),
             CharErrorRate(),
         )
+        self.test_word_acc_synthetic, self.test_word_acc_repeated = MeanMetric(), MeanMetric()
         self.test_sentence_acc = SentenceAccuracy()
         self.test_by_length = LengthAccuracy(data["max_word_len"])
 
@@ -165,10 +192,11 @@ class Seq2Seq(DlforgeModule):
         tokens, _ = self.decode(src, self.hparams.beam)
         correct = (tokens == tgt).all(dim=1)
         lengths = word_lengths(src)
-        unseen = sentence < 0
+        real, synthetic, repeated = sentence == UNSEEN, sentence == SYNTHETIC, sentence == REPEATED
+        unseen = real | synthetic
         self.test_by_length.update(lengths[unseen], correct[unseen])
-        within = unseen & (lengths <= self.hparams.data["max_train_len"])
-        longer = unseen & ~within
+        within = real & (lengths <= self.hparams.data["max_train_len"])
+        longer = real & ~within
         if within.any():
             self.test_word_acc(correct[within].float())
             self.test_cer(decode_tokens(tokens[within]), decode_tokens(tgt[within]))
@@ -177,8 +205,16 @@ class Seq2Seq(DlforgeModule):
         if longer.any():
             self.test_word_acc_longer(correct[longer].float())
             self.log("test/word_acc_longer", self.test_word_acc_longer, on_epoch=True)
-        if not unseen.all():
-            self.test_sentence_acc(sentence[~unseen], correct[~unseen])
+        for rows, metric, name in (
+            (synthetic, self.test_word_acc_synthetic, "synthetic"),
+            (repeated, self.test_word_acc_repeated, "repeated"),
+        ):
+            if rows.any():
+                metric(correct[rows].float())
+                self.log(f"test/word_acc_{name}", metric, on_epoch=True)
+        in_sentences = sentence >= 0
+        if in_sentences.any():
+            self.test_sentence_acc(sentence[in_sentences], correct[in_sentences])
             self.log("test/sentence_acc", self.test_sentence_acc, on_epoch=True)
 
     def on_test_epoch_end(self) -> None:

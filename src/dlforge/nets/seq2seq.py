@@ -28,7 +28,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from dlforge.registry import register_net
 
-ATTENTION = ("bahdanau", "luong")
+ATTENTION = ("bahdanau", "luong", "location", "monotonic")
 
 
 class Seq2SeqNet(nn.Module):
@@ -81,21 +81,93 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     return scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
 
 
+def case_tables(vocab_size: int, capitals: int) -> tuple[Tensor, Tensor]:
+    """For each token id, its letter (a capital's id is its small letter's) and its case (0 small,
+    1 capital, 2 not a letter), when the vocabulary's last ``2 x capitals`` ids are ``capitals``
+    small letters then the same letters in capitals; ``capitals`` 0: each id its own letter."""
+    ids = torch.arange(vocab_size)
+    first_capital = vocab_size - capitals
+    letter = torch.where(ids >= first_capital, ids - capitals, ids)
+    case = torch.where(
+        ids >= first_capital - capitals, (ids >= first_capital).long(), torch.full_like(ids, 2)
+    )
+    return letter, case if capitals else torch.zeros_like(ids)
+
+
+class CasedEmbedding(nn.Module):
+    """A letter's embedding as the sum of its letter's and its case's (``A`` = ``a`` + capital): what
+    is learned of a small letter holds for its capital (:func:`case_tables`)."""
+
+    def __init__(self, vocab_size: int, dim: int, pad: int, capitals: int) -> None:
+        super().__init__()
+        letter, case = case_tables(vocab_size, capitals)
+        self.register_buffer("letter", letter, persistent=False)
+        self.register_buffer("case", case, persistent=False)
+        self.letters = nn.Embedding(vocab_size - capitals, dim, padding_idx=pad)
+        self.cases = nn.Embedding(3, dim)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.letters(self.letter[tokens]) + self.cases(self.case[tokens])
+
+
+class CasedOutput(nn.Module):
+    """Next-token logits as the sum of a letter's logit and a case's logit (:class:`CasedEmbedding`'s
+    output side): which letter comes next and in which case are two decisions."""
+
+    def __init__(self, dim: int, vocab_size: int, capitals: int) -> None:
+        super().__init__()
+        letter, case = case_tables(vocab_size, capitals)
+        self.register_buffer("letter", letter, persistent=False)
+        self.register_buffer("case", case, persistent=False)
+        self.letters = nn.Linear(dim, vocab_size - capitals)
+        self.cases = nn.Linear(dim, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (
+            self.letters(x)[:, self.letter] + self.cases(x)[:, self.case]
+            if x.dim() == 2
+            else (self.letters(x)[:, :, self.letter] + self.cases(x)[:, :, self.case])
+        )
+
+
+def letter_embedding(vocab_size: int, dim: int, pad: int, capitals: int) -> nn.Module:
+    """Token embeddings: a plain table, or with ``capitals`` a :class:`CasedEmbedding`."""
+    return CasedEmbedding(vocab_size, dim, pad, capitals) if capitals else nn.Embedding(vocab_size, dim, pad)
+
+
+def letter_output(dim: int, vocab_size: int, capitals: int) -> nn.Module:
+    """Next-token logits: a plain linear layer, or with ``capitals`` a :class:`CasedOutput`."""
+    return CasedOutput(dim, vocab_size, capitals) if capitals else nn.Linear(dim, vocab_size)
+
+
 class BahdanauDecoder(nn.Module):
     """Additive attention (Bahdanau et al. 2015): the previous state asks where to look, the context
     goes into the GRU with the previous token, the output reads state, context and token."""
 
     def __init__(
-        self, vocab_size: int, embed_dim: int, value_dim: int, hidden: int, dropout: float, pad: int
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        value_dim: int,
+        hidden: int,
+        dropout: float,
+        pad: int,
+        capitals: int = 0,
     ) -> None:
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad)
+        self.embed = letter_embedding(vocab_size, embed_dim, pad, capitals)
         self.key = nn.Linear(value_dim, hidden, bias=False)
         self.query = nn.Linear(hidden, hidden)
         self.energy = nn.Linear(hidden, 1, bias=False)
         self.cell = nn.GRUCell(embed_dim + value_dim, hidden)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden + value_dim + embed_dim, vocab_size)
+        self.out = letter_output(hidden + value_dim + embed_dim, vocab_size, capitals)
+
+    def start(
+        self, values: Tensor, letters: Tensor, mask: Tensor, state: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The values, attention keys and first state the steps read (``letters``: the embeddings)."""
+        return values, self.key(values), state
 
     def step(
         self, token: Tensor, state: Tensor, values: Tensor, keys: Tensor, mask: Tensor
@@ -115,15 +187,28 @@ class LuongDecoder(nn.Module):
     never sees the attention, so a teacher-forced target runs through it in one call."""
 
     def __init__(
-        self, vocab_size: int, embed_dim: int, value_dim: int, hidden: int, dropout: float, pad: int
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        value_dim: int,
+        hidden: int,
+        dropout: float,
+        pad: int,
+        capitals: int = 0,
     ) -> None:
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad)
+        self.embed = letter_embedding(vocab_size, embed_dim, pad, capitals)
         self.key = nn.Linear(value_dim, hidden, bias=False)
         self.rnn = nn.GRU(embed_dim, hidden, batch_first=True)
         self.combine = nn.Linear(value_dim + hidden, hidden)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden, vocab_size)
+        self.out = letter_output(hidden, vocab_size, capitals)
+
+    def start(
+        self, values: Tensor, letters: Tensor, mask: Tensor, state: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The values, attention keys and first state the steps read (``letters``: the embeddings)."""
+        return values, self.key(values), state
 
     def attend(self, outputs: Tensor, values: Tensor, keys: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Logits (N, T, V) and weights (N, T, S) for GRU outputs (N, T, H)."""
@@ -146,6 +231,127 @@ class LuongDecoder(nn.Module):
         return logits[:, 0], hidden[0], weights[:, 0]
 
 
+def first_letter(mask: Tensor, heads: int) -> Tensor:
+    """Attention (N, heads, S) on each word's first letter: where a location-based attention starts."""
+    start = torch.zeros(mask.size(0), heads, mask.size(1), device=mask.device)
+    start[:, :, 0] = 1.0
+    return start
+
+
+def cyclic_shift(weights: Tensor, mask: Tensor) -> Tensor:
+    """Attention (N, K, S) moved on by one letter within each word, the last letter's weight going to
+    the first: a step relative to where the attention was, the same for a word of any length."""
+    lengths = mask.sum(dim=1).clamp(min=1)
+    last = weights.gather(2, (lengths - 1).view(-1, 1, 1).expand(-1, weights.size(1), 1))
+    return torch.cat([last, weights[:, :, :-1]], dim=2) * mask[:, None]
+
+
+class LocationDecoder(BahdanauDecoder):
+    """Location-aware attention (Chorowski et al. 2015): additive attention whose scores also read
+    convolution features of the previous step's attention, so that where to look next can be said
+    relative to where the decoder looked. The state is the GRU's and the previous attention, side by
+    side (N, hidden + S); the first attention is on the first letter."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        value_dim: int,
+        hidden: int,
+        dropout: float,
+        pad: int,
+        capitals: int = 0,
+        filters: int = 16,
+        kernel: int = 5,
+    ) -> None:
+        super().__init__(vocab_size, embed_dim, value_dim, hidden, dropout, pad, capitals)
+        self.hidden = hidden
+        self.conv = nn.Conv1d(1, filters, kernel, padding=kernel // 2, bias=False)
+        self.location = nn.Linear(filters, hidden, bias=False)
+
+    def start(
+        self, values: Tensor, letters: Tensor, mask: Tensor, state: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        return values, self.key(values), torch.cat([state, first_letter(mask, 1)[:, 0]], dim=1)
+
+    def step(
+        self, token: Tensor, state: Tensor, values: Tensor, keys: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        hidden, previous = state[:, : self.hidden], state[:, self.hidden :]
+        embedded = self.dropout(self.embed(token))
+        where = self.location(self.conv(previous[:, None]).transpose(1, 2))
+        scores = self.energy(torch.tanh(keys + self.query(hidden)[:, None] + where)).squeeze(-1)
+        weights = masked_softmax(scores, mask)
+        context = torch.bmm(weights[:, None], values).squeeze(1)
+        hidden = self.cell(torch.cat([embedded, context], dim=-1), hidden)
+        logits = self.out(self.dropout(torch.cat([hidden, context, embedded], dim=-1)))
+        return logits, torch.cat([hidden, weights], dim=1), weights
+
+
+class MonotonicDecoder(nn.Module):
+    """Attention that moves by relative steps (monotonic attention, Raffel et al. 2017, here cyclic),
+    reading a pointer to the letters (See et al. 2017): a length-independent translator.
+
+    Each of ``heads`` attention heads starts on the first letter; at each step, from the GRU's new
+    state, it mixes three moves of its previous weights: *stay*, *move on* one letter (the last
+    letter moving on to the first: :func:`cyclic_shift`), or *jump* to where content attention
+    (Luong's "general" scores) points. No move depends on how long the word is or how far along the
+    attention is, so the same moves take it along a word of 40 letters as along one of 4. The values
+    are the encoder's outputs and each letter's own embedding (the pointer: what letter is there).
+    The GRU reads the previous token and the previous step's contexts (input feeding), so that it
+    knows where its heads were. The state is the GRU's and the heads' weights (N, hidden + heads x S);
+    the weights returned are the first head's.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        value_dim: int,
+        hidden: int,
+        dropout: float,
+        pad: int,
+        capitals: int = 0,
+        heads: int = 2,
+    ) -> None:
+        super().__init__()
+        self.hidden, self.heads, self.value_dim = hidden, heads, value_dim + embed_dim
+        self.embed = letter_embedding(vocab_size, embed_dim, pad, capitals)
+        self.key = nn.Linear(self.value_dim, hidden, bias=False)
+        self.query = nn.Linear(hidden, heads * hidden)
+        self.moves = nn.Linear(hidden, heads * 3)  # jump, stay, move on
+        self.cell = nn.GRUCell(embed_dim + heads * self.value_dim, hidden)
+        self.combine = nn.Linear(heads * self.value_dim + hidden + embed_dim, hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.out = letter_output(hidden, vocab_size, capitals)
+
+    def start(
+        self, values: Tensor, letters: Tensor, mask: Tensor, state: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        values = torch.cat([values, letters], dim=-1)
+        start = first_letter(mask, self.heads).flatten(1)
+        return values, self.key(values), torch.cat([state, start], dim=1)
+
+    def step(
+        self, token: Tensor, state: Tensor, values: Tensor, keys: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        n = token.size(0)
+        hidden = state[:, : self.hidden]
+        previous = state[:, self.hidden :].view(n, self.heads, -1)
+        embedded = self.dropout(self.embed(token))
+        contexts = torch.bmm(previous, values).flatten(1)
+        hidden = self.cell(torch.cat([embedded, contexts], dim=-1), hidden)
+        queries = self.query(hidden).view(n, self.heads, self.hidden)
+        content = masked_softmax(torch.bmm(queries, keys.transpose(1, 2)), mask[:, None])
+        moves = self.moves(hidden).view(n, self.heads, 3).softmax(dim=-1)[..., None]
+        weights = moves[:, :, 0] * content + moves[:, :, 1] * previous
+        weights = weights + moves[:, :, 2] * cyclic_shift(previous, mask)
+        contexts = torch.bmm(weights, values).flatten(1)
+        attentional = torch.tanh(self.combine(torch.cat([contexts, hidden, embedded], dim=-1)))
+        logits = self.out(self.dropout(attentional))
+        return logits, torch.cat([hidden, weights.flatten(1)], dim=1), weights[:, 0]
+
+
 @register_net("gru_seq2seq")
 class GRUSeq2Seq(Seq2SeqNet):
     """Bidirectional GRU encoder (packed: padding never reaches a state) and a GRU decoder with
@@ -163,11 +369,12 @@ class GRUSeq2Seq(Seq2SeqNet):
         pad: int = 0,
         bos: int = 1,
         eos: int = 2,
+        capitals: int = 0,
     ) -> None:
         super().__init__(pad, bos, eos)
         if attention not in ATTENTION:
             raise ValueError(f"model.net.attention must be one of {ATTENTION}, not {attention!r}")
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad)
+        self.embed = letter_embedding(vocab_size, embed_dim, pad, capitals)
         self.encoder = nn.GRU(
             embed_dim,
             hidden,
@@ -177,20 +384,27 @@ class GRUSeq2Seq(Seq2SeqNet):
             dropout=dropout if layers > 1 else 0,
         )
         self.bridge = nn.Linear(2 * hidden, 2 * hidden)
-        decoder = BahdanauDecoder if attention == "bahdanau" else LuongDecoder
-        self.decoder = decoder(vocab_size, embed_dim, 2 * hidden, 2 * hidden, dropout, pad)
+        decoders = {
+            "bahdanau": BahdanauDecoder,
+            "luong": LuongDecoder,
+            "location": LocationDecoder,
+            "monotonic": MonotonicDecoder,
+        }
+        self.decoder = decoders[attention](
+            vocab_size, embed_dim, 2 * hidden, 2 * hidden, dropout, pad, capitals
+        )
         self.dropout = nn.Dropout(dropout)
 
     def encode(self, src: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         mask = src != self.pad
         lengths = mask.sum(dim=1).clamp(min=1)
-        packed = pack_padded_sequence(
-            self.dropout(self.embed(src)), lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
+        letters = self.dropout(self.embed(src))
+        packed = pack_padded_sequence(letters, lengths.cpu(), batch_first=True, enforce_sorted=False)
         outputs, final = self.encoder(packed)
         values, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
         state = torch.tanh(self.bridge(torch.cat([final[-2], final[-1]], dim=-1)))
-        return values, self.decoder.key(values), mask, state
+        values, keys, state = self.decoder.start(values, letters, mask, state)
+        return values, keys, mask, state
 
     def step(
         self, token: Tensor, state: Tensor, values: Tensor, keys: Tensor, mask: Tensor
@@ -269,18 +483,19 @@ class TransformerSeq2Seq(Seq2SeqNet):
         pad: int = 0,
         bos: int = 1,
         eos: int = 2,
+        capitals: int = 0,
     ) -> None:
         super().__init__(pad, bos, eos)
         self.dim = dim
-        self.src_embed = nn.Embedding(vocab_size, dim, padding_idx=pad)
-        self.tgt_embed = nn.Embedding(vocab_size, dim, padding_idx=pad)
+        self.src_embed = letter_embedding(vocab_size, dim, pad, capitals)
+        self.tgt_embed = letter_embedding(vocab_size, dim, pad, capitals)
         layer = nn.TransformerEncoderLayer(dim, heads, ff, dropout, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(
             layer, encoder_layers, nn.LayerNorm(dim), enable_nested_tensor=False
         )
         self.layers = nn.ModuleList([DecoderLayer(dim, heads, ff, dropout) for _ in range(decoder_layers)])
         self.norm = nn.LayerNorm(dim)
-        self.out = nn.Linear(dim, vocab_size)
+        self.out = letter_output(dim, vocab_size, capitals)
         self.dropout = nn.Dropout(dropout)
 
     def positioned(self, embedded: Tensor) -> Tensor:

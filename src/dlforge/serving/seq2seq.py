@@ -111,7 +111,7 @@ class TranslatorModel(ServedModel):
             if len(word) > self.max_word_len:
                 raise DlforgeError(
                     f"the word {word[:20]}... has {len(word)} letters; this model translates words "
-                    f"of up to {self.max_word_len} letters"
+                    f"of up to {self.max_word_len} letters (its data.max_word_len): split or shorten it"
                 )
         order = sorted(range(len(words)), key=lambda i: len(words[i]))
         outputs = [""] * len(words)
