@@ -2,7 +2,7 @@
 
     DATA_DIR=../shared/data python -m benchmarks.word2vec [--models skipgram cbow] [--threads 1 2]
         [--negatives-per pair centre] [--gensim-workers 1 2 | --no-gensim] [--epochs 5]
-        [--subset-words 2000000] [--probe-threads 2] [--repeats 1] [--batch-size 4096]
+        [--subset-words 2000000 | --paths a.txt b.txt] [--probe-threads 2] [--repeats 1] [--batch-size 4096]
         [--update-size 2048] [--name word2vec]
 
 Needs ``pip install -e '.[benchmarks]'`` (gensim). Both sides train on the same text: the training
@@ -284,6 +284,7 @@ def main() -> None:
     parser.add_argument(
         "--subset-words", type=int, help="train on a random choice of lines of this many words"
     )
+    parser.add_argument("--paths", nargs="+", help="train on these text files (data.paths)")
     parser.add_argument("--probe-threads", type=int, default=0, help="0: no probe")
     parser.add_argument("--probe-steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=1)
@@ -293,15 +294,16 @@ def main() -> None:
     args = parser.parse_args()
     cache = Path(os.environ.get("DLFORGE_CACHE", ".cache"))
     paths = [str(subset_file(args.subset_words, cache / "word2vec_subsets"))] if args.subset_words else None
+    paths = args.paths or paths
     given = {"data.batch_size": args.batch_size, "model.update_size": args.update_size}
-    given |= {"data.paths": f"[{paths[0]}]" if paths else None}
+    given |= {"data.paths": f"[{','.join(paths)}]" if paths else None}
     OVERRIDES[:] = [f"{key}={value}" for key, value in given.items() if value]
     benchmarks = read_benchmarks(BENCHMARKS)
     assert benchmarks is not None
     results: dict[str, Any] = {"settings": vars(args), "runs": [], "probes": []}
 
     glove_path = DATA_DIR / "glove" / "glove.6B.50d.top50k.txt"
-    if glove_path.is_file() and not args.subset_words:
+    if glove_path.is_file() and not paths:
         glove = scores(from_glove(glove_path), benchmarks)
         results["glove_check"] = {"measured": glove, "reference": GLOVE_REFERENCE}
         print("GloVe 50d top50k:", {k: glove[k] for k in (*GLOVE_REFERENCE, "king-man+woman")}, flush=True)
