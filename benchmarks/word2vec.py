@@ -33,6 +33,7 @@ analogies 49.7% of 14,877 questions).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import tempfile
@@ -247,6 +248,33 @@ class StepTimer(Callback):
         self.end, self.steps = time.perf_counter(), i + 1 - self.warmup
 
 
+def work(datamodule: TextCorpusDataModule) -> dict[str, float]:
+    """Skip-gram's work per centre word in one epoch of the training text, counted from its batches:
+    (context, centre) pairs, noise words drawn, and output-table rows updated, per pair (word2vec.c,
+    gensim, ``negatives_per=pair``) and per centre (``centre``); the share of per-pair noise words
+    that are the centre itself (skipped) from the unigram^0.75 and subsampled centre distributions."""
+    windows = datamodule.train_windows
+    assert windows is not None
+    centres = pairs = 0
+    for batch in datamodule.train_epochs():
+        centres, pairs = centres + len(batch[0]), pairs + int(batch[2].sum())
+    k = datamodule.negatives
+    counts = torch.bincount(windows.ids, minlength=len(windows.keep)).double() * windows.keep.double()
+    noise = torch.bincount(windows.noise.long(), minlength=len(counts)).double()
+    skipped = float((counts / counts.sum() * noise / noise.sum()).sum())
+    per_centre = pairs / centres
+    return {
+        "centres": centres,
+        "pairs": pairs,
+        "pairs_per_centre": per_centre,
+        "dot_products_per_centre": per_centre * (1 + k),  # both: every pair against 1 + k targets
+        "noise_draws_per_centre": {"pair": per_centre * k, "centre": k},
+        "output_rows_per_centre": {"pair": per_centre * (1 + k * (1 - skipped)), "centre": 1 + k},
+        "input_rows_per_centre": per_centre,
+        "noise_is_centre_share": skipped,
+    }
+
+
 def probe_ours(model: str, threads: int, steps: int) -> dict[str, Any]:
     """Milliseconds per training step (and per 1,024 centre words) at ``threads`` threads, over
     ``steps`` steps after 5 warm-up steps (no full run)."""
@@ -291,7 +319,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="our data.batch_size (default: data=text_corpus's)")
     parser.add_argument("--update-size", type=int, help="our model.update_size (default: the model's)")
     parser.add_argument("--name", default="word2vec")
+    parser.add_argument("--table", action="store_true", help="print the docs' table of results/<name>.json")
+    parser.add_argument("--work-only", action="store_true", help="add the work count to results/<name>.json")
     args = parser.parse_args()
+    if args.table:
+        print(markdown(json.loads((Path(__file__).parent / "results" / f"{args.name}.json").read_text())))
+        return
     cache = Path(os.environ.get("DLFORGE_CACHE", ".cache"))
     paths = [str(subset_file(args.subset_words, cache / "word2vec_subsets"))] if args.subset_words else None
     paths = args.paths or paths
@@ -318,6 +351,13 @@ def main() -> None:
         "training_words": words,
         "vocabulary": len(datamodule.corpus.words),
     }
+    results["work"] = work(datamodule)
+    print("work per centre word:", results["work"], flush=True)
+    if args.work_only:
+        path = Path(__file__).parent / "results" / f"{args.name}.json"
+        document = json.loads(path.read_text())
+        path.write_text(json.dumps({**document, "work": results["work"]}, indent=2) + "\n")
+        return
     print(f"{len(lines)} training lines, {words} words", flush=True)
     for _ in range(args.repeats):
         for model, threads, per in (
@@ -354,6 +394,33 @@ def rows(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
          f"{r['whole_seconds']:.0f}", f"{r['whole_words_per_s']:,.0f}"]
         for r in runs
     ]  # fmt: skip
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """The docs' table: each of our runs, then the gensim run trained alongside it, and our speed over
+    that gensim run's (training alone, whole run)."""
+    lines = [
+        "| model | side | noise words | threads | analogies | WordSim-353 | SimLex-999 | training s "
+        "| words/s (training) | words/s (whole run) | ours / gensim (training, whole) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    ours: dict[str, Any] = {}
+    for r in document["runs"]:
+        side = "dlforge" if r["side"] == "dlforge" else "gensim"
+        per = f"per {r['negatives_per']}" if side == "dlforge" and r["model"] == "skipgram" else ""
+        per = per or ("per pair" if r["model"] == "skipgram" else "per centre")
+        ratio = ""
+        if side == "dlforge":
+            ours = r
+        elif ours:
+            ratio = f"{ours['words_per_s'] / r['words_per_s']:.2f}, "
+            ratio += f"{ours['whole_words_per_s'] / r['whole_words_per_s']:.2f}"
+        lines.append(
+            f"| {r['model']} | {side} | {per} | {r['threads']} | {100 * r['analogy_acc']:.2f}% "
+            f"| {r['wordsim353']:.3f} | {r['simlex999']:.3f} | {r['seconds']:.0f} "
+            f"| {r['words_per_s']:,.0f} | {r['whole_words_per_s']:,.0f} | {ratio} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
