@@ -57,6 +57,7 @@ def build_run(
     if cfg.get("compile"):
         compile_networks(model)
     trainer = build_trainer(cfg, type(model), options, extra_callbacks=extra_callbacks)
+    model.data_config = OmegaConf.to_container(cfg.data, resolve=True)  # kept in its checkpoints
     return datamodule, model, trainer
 
 

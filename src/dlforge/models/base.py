@@ -260,8 +260,17 @@ class DlforgeModule(pl.LightningModule):
         scheduler = self.build_scheduler(self.hparams.get("scheduler"), optimizer)
         return {"optimizer": optimizer, **({"lr_scheduler": scheduler} if scheduler else {})}
 
+    #: the resolved data config of the run that trains the model (``build_run`` sets it): kept in its
+    #: checkpoints, so that ``evaluate`` tests it on the split it trained on
+    data_config: dict[str, Any] | None = None
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["dlforge"] = {"model": self.kind, "version": __version__, "rng": rng_states()}
+        checkpoint["dlforge"] = {
+            "model": self.kind,
+            "version": __version__,
+            "rng": rng_states(),
+            "data": self.data_config,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Resuming restores the random streams too, so the run continues exactly as it would have."""
