@@ -173,8 +173,15 @@ class Seq2Seq(DlforgeModule):
     def on_train_start(self) -> None:
         self.val_word_acc_best.reset()  # forget the sanity-check validation
 
+    @staticmethod
+    def trimmed(src: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch's words and targets cut to its longest word (a split is as wide as its longest
+        word: decoding short words that wide would take as many steps)."""
+        width = max(int(word_lengths(src).max()), 1)
+        return src[:, :width], tgt[:, : output_width(width)]
+
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        src, tgt, _ = batch
+        src, tgt = self.trimmed(*batch[:2])
         self.val_loss(self.loss(src, tgt), weight=len(src))
         tokens, _ = self.decode(src)
         self.val_word_acc((tokens == tgt).all(dim=1).float())
@@ -188,7 +195,7 @@ class Seq2Seq(DlforgeModule):
         self.log("val/word_acc_best", self.val_word_acc_best.compute(), sync_dist=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        src, tgt, sentence = batch
+        (src, tgt), sentence = self.trimmed(*batch[:2]), batch[2]
         tokens, _ = self.decode(src, self.hparams.beam)
         correct = (tokens == tgt).all(dim=1)
         lengths = word_lengths(src)
