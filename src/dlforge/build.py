@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.plugins.environments import LightningEnvironment
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
@@ -68,12 +69,50 @@ def lightning_advice_ignored() -> Iterator[None]:
         yield
 
 
-def prepare_data(datamodule: DataModule, stage: str) -> None:
-    """Download (in the first process only: rank 0 of a distributed run) and set up the data before the
-    model exists: the model is built from what the data module hands over (``model_kwargs``)."""
-    if rank_zero_only.rank == 0:
-        datamodule.prepare_data()
-    datamodule.setup(stage)
+def prepare_data(
+    datamodule: DataModule, stage: str, trainer: pl.Trainer | None = None, per_node: bool = True
+) -> None:
+    """Download and set up the data before the model exists: the model is built from what the data
+    module hands over (``model_kwargs``).
+
+    One process (or no ``trainer``): rank 0 downloads, then sets up. Every process of a distributed run
+    started at once (by torchrun, ``srun``, or one process a node): in three turns, each closed by a
+    barrier, so that no two processes write a download or a cache at once: global rank 0, then the
+    first process of every other node (node-local storage), then the others. ``per_node`` (Lightning's
+    ``prepare_data_per_node``, also for its own call in ``fit``): each node's first process downloads,
+    else global rank 0 alone (storage every node shares). Where Lightning starts a node's other
+    processes itself (``trainer.devices`` > 1 without a launcher), they start later, in ``fit``: this
+    process is its node's first and goes alone, as it always did.
+    """
+    datamodule.prepare_data_per_node = per_node
+    if trainer is None or trainer.world_size == 1:
+        if rank_zero_only.rank == 0:
+            datamodule.prepare_data()
+        datamodule.setup(stage)
+        return
+    first_of_node = trainer.local_rank == 0
+    preparer = first_of_node if per_node else trainer.global_rank == 0
+    launched = not isinstance(trainer.strategy.cluster_environment, LightningEnvironment)
+    if not launched and trainer.num_devices > 1:
+        if not per_node and trainer.node_rank > 0:
+            raise DlforgeError(
+                "prepare_data_per_node=false (one download for all nodes) needs every process started "
+                "at once: launch with torchrun or srun, or set prepare_data_per_node=true"
+            )
+        if first_of_node:
+            datamodule.prepare_data()
+        datamodule.setup(stage)
+        return
+    # the process group, early (Lightning's fit finds it there); a turn may take up to its timeout (30
+    # minutes): a longer download is better done beforehand, by one process
+    trainer.strategy.setup_environment()
+    turn = 0 if trainer.global_rank == 0 else 1 if first_of_node else 2
+    for current in range(3):
+        if turn == current:
+            if preparer:
+                datamodule.prepare_data()
+            datamodule.setup(stage)
+        trainer.strategy.barrier(f"dlforge.prepare_data.{current}")
 
 
 def model_options(cfg: DictConfig) -> dict[str, Any]:

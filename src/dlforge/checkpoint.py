@@ -41,6 +41,18 @@ def checkpoint_paths(trainer: Any) -> dict[str, str | None]:
     return {"best_checkpoint": best, "last_checkpoint": last}
 
 
+def last_checkpoint_file(trainer: Any) -> Path | None:
+    """Where the callback named ``last`` (``conf/callbacks/default.yaml``) writes ``last.ckpt``, written
+    yet or not (None: the run has no such callback, or it has no folder yet)."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    for callback in trainer.checkpoint_callbacks:
+        last = isinstance(callback, ModelCheckpoint) and callback.filename == callback.CHECKPOINT_NAME_LAST
+        if last and callback.dirpath:
+            return Path(callback.dirpath) / f"{callback.filename}{callback.FILE_EXTENSION}"
+    return None
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint's contents, read without unpickling code (``weights_only=True``)."""
     path = Path(path).expanduser()

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+import re
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +28,10 @@ from dlforge.build import (
     model_options,
     prepare_data,
 )
-from dlforge.checkpoint import check_resumable, checkpoint_paths
+from dlforge.checkpoint import check_resumable, checkpoint_paths, last_checkpoint_file
 from dlforge.data.datamodule import DataModule
-from dlforge.models import DlforgeModule, build_model
+from dlforge.errors import DlforgeError, first_line
+from dlforge.models import DlforgeModule, build_model, model_class
 from dlforge.outputs import run_record, write_json
 
 log = logging.getLogger("dlforge")
@@ -46,19 +50,78 @@ def build_run(
     """Compose the pieces of a run; the model is built from what the data module hands over
     (``extra_callbacks``: the caller's, e.g. a benchmark's timed checkpoints or a search trial's pruning;
     ``overrides``: the command line's, to refuse ``optimizer=`` for a model that does not use it)."""
-    datamodule: DataModule = instantiate(cfg.data)
-    prepare_data(datamodule, "fit")
     options = model_options(cfg)
+    kind = options.pop("kind")
+    # the trainer first: in a distributed run it knows this process's ranks, which say who downloads
+    trainer = build_trainer(cfg, model_class(kind), options, extra_callbacks=extra_callbacks)
+    datamodule: DataModule = instantiate(cfg.data)
+    prepare_data(datamodule, "fit", trainer, per_node=cfg.get("prepare_data_per_node", True))
     # the data's hand-off (vocabulary, embedding matrix) goes to the model as it is, not through OmegaConf
-    model = build_model(options.pop("kind"), **options, **datamodule.model_kwargs())
+    model = build_model(kind, **options, **datamodule.model_kwargs())
     check_optimizer_choice(model, list(overrides))
     if cfg.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
     if cfg.get("compile"):
         compile_networks(model)
-    trainer = build_trainer(cfg, type(model), options, extra_callbacks=extra_callbacks)
     model.data_config = OmegaConf.to_container(cfg.data, resolve=True)  # kept in its checkpoints
     return datamodule, model, trainer
+
+
+def resume_path(ckpt_path: str | None, trainer: pl.Trainer) -> str | None:
+    """``ckpt_path`` as Lightning takes it: ``last`` is this run dir's ``last.ckpt`` when there is one
+    (None: start from the beginning), as global rank 0 sees it, so that every rank resumes alike."""
+    if ckpt_path != "last":
+        return ckpt_path
+    last = last_checkpoint_file(trainer)
+    return trainer.strategy.broadcast(str(last) if last and last.is_file() else None)
+
+
+def lost_contact(err: BaseException) -> bool:
+    """Whether ``err`` is a collective's failure: another process of the run stopped answering."""
+    text = str(err)
+    return isinstance(err, torch.distributed.DistError) or any(
+        word in text for word in ("gloo", "NCCL", "Connection closed", "Connection reset")
+    )
+
+
+def silent_ranks(trainer: pl.Trainer, wait_s: float = 5.0) -> list[int] | None:
+    """After a collective failed: the ranks that do not answer. Each process left marks itself in the
+    run's rendezvous store (``MASTER_ADDR:MASTER_PORT``) and waits up to ``wait_s`` for the others;
+    None when the store is gone with its host (global rank 0, without torchrun's agent to hold it)."""
+    env = trainer.strategy.cluster_environment
+    prefix = f"dlforge/answering/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
+    try:
+        timeout = timedelta(seconds=wait_s)
+        store = torch.distributed.TCPStore(env.main_address, env.main_port, is_master=False, timeout=timeout)
+        store.set(f"{prefix}{trainer.global_rank}", "1")
+        deadline = time.monotonic() + wait_s
+        while True:
+            silent = [r for r in range(trainer.world_size) if not store.check([f"{prefix}{r}"])]
+            if not silent or time.monotonic() > deadline:
+                return silent
+            time.sleep(0.1)
+    except RuntimeError:  # torch's store errors (DistStoreError, DistNetworkError) are RuntimeErrors
+        return None
+
+
+def lost_node(trainer: pl.Trainer, err: BaseException) -> DlforgeError | None:
+    """The one-line error for a distributed run that lost a process (its node, or a killed process):
+    which rank, and how to resume; None when every rank still answers (some other failure)."""
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun's agents restart the job (while restarts are left)
+        who = "another rank"
+    elif (silent := silent_ranks(trainer)) == []:
+        return None
+    else:
+        who = f"rank {', '.join(map(str, silent))}" if silent else "rank 0 (the main node: its store is gone)"
+    last = checkpoint_paths(trainer)["last_checkpoint"]
+    resume = f"ckpt_path={last}" if last else "no ckpt_path (no checkpoint was written yet)"
+    why = re.sub(r"\[\S+:\d+\] ", "", first_line(err))  # gloo's source line
+    return DlforgeError(
+        f"{who} of {trainer.world_size} stopped answering at step {trainer.global_step} "
+        f"(epoch {trainer.current_epoch}; {why[:100]}): a node lost or a process killed; "
+        f"resume with the same command on every node and {resume}, or launch with torchrun "
+        "--max-restarts=1 and ckpt_path=last to restart by itself"
+    )
 
 
 def train(
@@ -91,8 +154,11 @@ def train(
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
     datamodule, model, trainer = build_run(cfg, extra_callbacks, overrides)
-    if cfg.get("ckpt_path"):
-        check_resumable(model, cfg.ckpt_path)
+    ckpt_path = resume_path(cfg.get("ckpt_path"), trainer)
+    if cfg.get("ckpt_path") == "last" and not ckpt_path and not cfg.train:
+        raise DlforgeError(f"ckpt_path=last: no last.ckpt in {out} to test; pass ckpt_path=<a checkpoint>")
+    if ckpt_path:
+        check_resumable(model, ckpt_path)
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, out / "config.yaml", resolve=True)
@@ -107,16 +173,21 @@ def train(
     if cfg.train:
         try:
             with lightning_advice_ignored():
-                trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+                trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         except TrialPruned as pruned:  # a search's pruner stopped this trial: not an error
             log.info("%s", pruned)
             status = "pruned"
+        except RuntimeError as err:
+            lost = lost_node(trainer, err) if trainer.world_size > 1 and lost_contact(err) else None
+            if lost is None:
+                raise
+            raise lost from err
         fit_seconds = round(time.perf_counter() - start, 3)
         metrics.update(trainer.callback_metrics)
         checkpoints = checkpoint_paths(trainer)  # testing restores older callback state: read them now
     if cfg.test and status == "ok":
         best = checkpoints["best_checkpoint"]
-        ckpt = best if cfg.train else cfg.get("ckpt_path")
+        ckpt = best if cfg.train else ckpt_path
         if cfg.train and not best:
             log.info("no best checkpoint recorded: testing the final weights")
         with lightning_advice_ignored():

@@ -6,14 +6,17 @@ malloc setting, Hydra's run dir and overrides, a search trial's pruning.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback
 
 from dlforge.build import model_options
 from dlforge.cli import hydra_entry, task_overrides
+from dlforge.errors import DlforgeError
 from dlforge.speed import keep_freed_memory
 from dlforge.training import train
 
@@ -30,6 +33,27 @@ def search_callbacks(cfg: DictConfig) -> list[Callback]:
     return [pruning] if pruning else []
 
 
+def unshared_run_dir(cfg: DictConfig) -> str | None:
+    """What is wrong when the processes of one run were started apart (on several nodes, by torchrun or
+    ``srun``) and each would name its run dir by its own clock; None when that cannot happen (one
+    process, a multirun's launcher, Lightning's own processes, or ``hydra.run.dir`` given). Reads
+    Hydra's state: for :func:`main` only."""
+    hydra_cfg = HydraConfig.get()
+    given = any(o.startswith("hydra.run.dir=") for o in hydra_cfg.overrides.hydra)
+    if hydra_cfg.mode != RunMode.RUN or given:
+        return None
+    nodes = int(cfg.trainer.get("num_nodes") or 1)
+    torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1 and "TORCHELASTIC_RUN_ID" in os.environ
+    srun = int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1
+    if nodes == 1 and not torchrun and not srun:
+        return None
+    started = f"trainer.num_nodes={nodes}" if nodes > 1 else "torchrun" if torchrun else "srun"
+    return (
+        f"{started}: each process would name the run dir by its own clock; give them one, the same on "
+        "every node and on storage they all see: hydra.run.dir=outputs/train/<name> (e.g. the job's id)"
+    )
+
+
 @hydra_entry("train")
 def main(cfg: DictConfig) -> dict[str, Any]:
     """Train; return the run record, from which a search's sweeper reads the ``optimized_metric``.
@@ -38,6 +62,9 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     memory (``keep_freed_memory``), and what Hydra holds (the run dir, the command line's overrides, a
     search trial's pruning) is handed over as arguments.
     """
+    problem = unshared_run_dir(cfg)
+    if problem:
+        raise DlforgeError(problem)
     if cfg.get("keep_freed_memory"):
         keep_freed_memory()
     summary = train(
