@@ -227,19 +227,23 @@ class WordVectors:
 def parse_expression(text: str) -> tuple[list[str], list[str]]:
     """``"king - man + woman"`` (or ``"king -man +woman"``) -> (``["king", "woman"]``, ``["man"]``):
     the words to add and to subtract. Signs stand apart or lead a word (hyphenated words stay whole)."""
-    positive: list[str] = []
-    negative: list[str] = []
-    sign = "+"
+    tokens: list[str] = []
     for part in text.split():
-        if part in ("+", "-"):
-            sign = part
-            continue
         if part[0] in "+-":
-            sign, part = part[0], part[1:]
-        (positive if sign == "+" else negative).append(part)
-        sign = "+"
-    if not positive:
-        raise DlforgeError(f"analogy {text!r}: write words joined by + and -, e.g. 'king - man + woman'")
+            tokens.append(part[0])
+            part = part[1:]
+        if part:
+            tokens += [part] if tokens and tokens[-1] in ("+", "-") else ["+", part]  # a word alone adds
+    # sign word sign word ...: no sign without its word ("king -"), no two in a row ("king - - man")
+    formed = len(tokens) % 2 == 0 and all((t in ("+", "-")) == (i % 2 == 0) for i, t in enumerate(tokens))
+    signed = list(zip(tokens[::2], tokens[1::2], strict=True)) if formed else []
+    positive = [word for sign, word in signed if sign == "+"]
+    negative = [word for sign, word in signed if sign == "-"]
+    if not positive or any(word[0] in "+-" for _, word in signed):
+        raise DlforgeError(
+            f"analogy {text!r}: write words joined by + and -, one word after each sign, "
+            "e.g. 'king - man + woman'"
+        )
     return positive, negative
 
 
