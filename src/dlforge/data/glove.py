@@ -89,7 +89,13 @@ def locate_glove(path: str | Path, dim: int | None = None, download: bool = Fals
 
 
 def _zip_member(archive: Path, dim: int | None) -> str:
-    with zipfile.ZipFile(archive) as zf:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise DlforgeError(
+            f"{archive} is not a readable zip archive ({err}); pass a GloVe .txt or .zip"
+        ) from None
+    with zf:
         names = [n for n in zf.namelist() if n.endswith(".txt")]
     matches = [n for n in names if dim and n.endswith(f".{dim}d.txt")] or (names if len(names) == 1 else [])
     if len(matches) != 1:
@@ -216,9 +222,27 @@ def _parse_chunk(lines: list[str], dim: int, words: list[str], source: Path) -> 
                 "data.glove.path needs GloVe's text format (word v1 ... vN per line)"
             )
         heads = tuple(p[0] for p in parts)
-        values = np.asarray([p[1:] for p in parts], dtype=np.float32)
+        try:
+            values = np.asarray([p[1:] for p in parts], dtype=np.float32)
+        except ValueError:  # a value that is not a number: say which line
+            bad = next(line for line, p in zip(lines, parts, strict=True) if not _numbers(p[1:]))
+            raise DlforgeError(
+                f"{source}: a line holds something other than a word and {dim} numbers: {bad.strip()[:80]!r}; "
+                "data.glove.path needs GloVe's text format (word v1 ... vN per line)"
+            ) from None
+    if not np.isfinite(values).all():
+        bad = lines[int(np.flatnonzero(~np.isfinite(values).all(1))[0])]
+        raise DlforgeError(f"{source}: a vector holds a value that is not a finite number: {bad.strip()[:80]!r}")
     words.extend(heads)
     return values
+
+
+def _numbers(texts: list[str]) -> bool:
+    try:
+        np.asarray(texts, dtype=np.float32)
+    except ValueError:
+        return False
+    return True
 
 
 def embedding_matrix(
