@@ -232,7 +232,9 @@ def _parse_chunk(lines: list[str], dim: int, words: list[str], source: Path) -> 
             ) from None
     if not np.isfinite(values).all():
         bad = lines[int(np.flatnonzero(~np.isfinite(values).all(1))[0])]
-        raise DlforgeError(f"{source}: a vector holds a value that is not a finite number: {bad.strip()[:80]!r}")
+        raise DlforgeError(
+            f"{source}: a vector holds a value that is not a finite number: {bad.strip()[:80]!r}"
+        )
     words.extend(heads)
     return values
 
