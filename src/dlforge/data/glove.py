@@ -227,7 +227,8 @@ def _parse_chunk(lines: list[str], dim: int, words: list[str], source: Path) -> 
         except ValueError:  # a value that is not a number: say which line
             bad = next(line for line, p in zip(lines, parts, strict=True) if not _numbers(p[1:]))
             raise DlforgeError(
-                f"{source}: a line holds something other than a word and {dim} numbers: {bad.strip()[:80]!r}; "
+                f"{source}: a line holds something other than a word and {dim} numbers: "
+                f"{bad.strip()[:80]!r}; "
                 "data.glove.path needs GloVe's text format (word v1 ... vN per line)"
             ) from None
     if not np.isfinite(values).all():
