@@ -49,6 +49,12 @@ KEYS = (
     "test/word_acc", "test/sentence_acc", "test/cer", "test/word_acc_longer", "test/word_acc_synthetic",
     "test/word_acc_repeated",
 )  # fmt: skip
+LABELS = {
+    "monotonic": "GRU + monotonic attention",
+    "location": "GRU + location-aware attention",
+    "gru": "GRU + Luong attention",
+    "transformer": "Transformer",
+}
 RESULTS = REPO / "benchmarks" / "results"
 FIGURE = REPO / "docs" / "img" / "seq2seq_accuracy_by_length.png"
 
@@ -163,17 +169,22 @@ def markdown(document: dict[str, Any]) -> str:
     """The by-length table (percent) and the range and repeated-letter figures of each run."""
     lines = curves(document)
     lengths = sorted({n for curve in lines.values() for n in curve})
-    rows = [[m, *(f"{100 * c[n]:.0f}" if n in c else "" for n in lengths)] for m, c in lines.items()]
-    parts = [table(["letters", *(f"{n:02d}" for n in lengths)], rows)]
+    counts = next((r["by_length"] for r in document["runs"] if "by_length_ranges" in r), {})
+    words = {int(k): v["words"] for k, v in counts.items()}
+    rows = [
+        [n, words.get(n, ""), *(f"{100 * curve[n]:.1f}" if n in curve else "" for curve in lines.values())]
+        for n in lengths
+    ]
+    parts = [table(["letters", "words", *lines], rows)]
+    spans = next((list(r["by_length_ranges"]) for r in document["runs"] if "by_length_ranges" in r), [])
     summary = []
     for r in document["runs"]:
-        spans = r.get("by_length_ranges", {})
+        measured = r.get("by_length_ranges", {})
         repeated = r["greedy"].get("test/word_acc_repeated")
         summary.append([
-            r["model"], *(f"{100 * v:.2f}" if v is not None else "" for v in spans.values()),
+            r["model"], *(f"{100 * measured[s]:.2f}" if measured.get(s) is not None else "" for s in spans),
             f"{100 * repeated:.2f}" if repeated is not None else "",
         ])  # fmt: skip
-    spans = next((list(r["by_length_ranges"]) for r in document["runs"] if "by_length_ranges" in r), [])
     parts.append(table(["model", *(f"{s} letters" for s in spans), "repeated letters"], summary))
     return "\n\n".join(parts)
 
@@ -188,12 +199,13 @@ def figure(document: dict[str, Any], path: Path) -> Path:
     ax = fig.add_subplot()
     for model, curve in curves(document).items():
         lengths = sorted(curve)
-        ax.plot(lengths, [curve[n] for n in lengths], marker="o", markersize=3, label=model)
+        ax.plot(lengths, [curve[n] for n in lengths], marker="o", markersize=3, label=LABELS[model])
     longest = next((r["max_train_len"] for r in document["runs"] if "max_train_len" in r), 14)
     ax.axvline(longest + 0.5, color="grey", linestyle="--", label=f"longest training word ({longest})")
     ax.set(xlabel="letters", ylabel="exact-match accuracy", ylim=(0, 1.02), title="unseen test words")
     ax.legend(loc="lower left", fontsize=8)
-    return save_figure(fig, path)
+    save_figure(fig, path)
+    return path
 
 
 def main() -> None:
@@ -236,6 +248,7 @@ def main() -> None:
         measured = {r["model"] for r in results}
         kept = [r for r in json.loads(previous.read_text())["runs"] if r["model"] not in measured]
         results += [{**r, "kept": r.get("kept", "from an earlier run of this benchmark")} for r in kept]
+        results.sort(key=lambda r: list(EXPERIMENTS).index(r["model"]))
     path = write(args.name, {"threads": args.threads, "overrides": args.overrides, "runs": results})
     print(f"results in {path}")
 

@@ -408,13 +408,13 @@ class PigLatinDataModule(TensorDataModule):
                 *word_pairs(by_split["val"], self.max_train_len),
                 torch.full((len(by_split["val"]),), -1),
             ),
-            "test": (  # the unseen words, the made-up ones, then every word of every test sentence
-                *word_pairs(test + made_up + in_sentences, max(map(len, test + made_up + in_sentences))),
+            "test": (  # the unseen words, every word of every test sentence, then the made-up words
+                *word_pairs(test + in_sentences + made_up, max(map(len, test + in_sentences + made_up))),
                 torch.tensor(
                     [UNSEEN] * len(test)
+                    + [i for i, words in enumerate(sentences) for _ in words]
                     + [SYNTHETIC] * len(synthetic)
                     + [REPEATED] * len(repeated)
-                    + [i for i, words in enumerate(sentences) for _ in words]
                 ),
             ),
         }
