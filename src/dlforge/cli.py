@@ -123,7 +123,7 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
             except Exception as err:
                 if multirun:
                     return record_failure(user_error(err) or err)
-                problem = user_error(err)
+                problem = user_error(err) or shape_error(err, task_overrides())
                 if problem is None or debugging():
                     raise
                 remove_empty_run_dir()
@@ -167,6 +167,21 @@ def user_error(err: BaseException | None) -> BaseException | None:
     return next((e for e in chain if isinstance(e, InstantiationException)), None)
 
 
+def shape_error(err: BaseException, overrides: list[str]) -> DlforgeError | None:
+    """A list or mapping given on the command line where the code wanted one value (``ckpt_path=[]``):
+    the library's error names the config's container type; the line names the override."""
+    if not isinstance(err, (TypeError, ValueError, AttributeError)):
+        return None
+    if not re.search(r"\b(ListConfig|DictConfig)\b", f"{err}"):
+        return None
+    given = [o for o in overrides if o.split("=", 1)[-1][:1] in ("[", "{")]
+    if not given:
+        return None
+    key, value = given[0].lstrip("+~").split("=", 1)
+    kind = "list" if value.startswith("[") else "mapping"
+    return DlforgeError(f"{given[0]}: {key} takes one value, not a {kind}; see --help")
+
+
 def instantiation_error(err: InstantiationException, cfg: DictConfig, overrides: list[str]) -> str:
     """Hydra's several-line "Error in call to target ..." as one line: the node that could not be built,
     the library's reason, and the command line's values for that node with the values their option
@@ -178,6 +193,8 @@ def instantiation_error(err: InstantiationException, cfg: DictConfig, overrides:
     cause = err.__cause__ or err
     what = f"{key} ({target[1].rsplit('.', 1)[-1]})" if key and target else key or "a config node"
     given = [o for o in overrides if key and o.lstrip("+~").split("=", 1)[0].startswith(f"{key}.")]
+    named = [o for o in given if o.lstrip("+~").split("=", 1)[0].rsplit(".", 1)[-1] in f"{cause}"]
+    given = named or given  # the values the library's reason names, else all of the node's
     hints = []
     for line in given:
         option = line.lstrip("+~").split("=", 1)[0]
@@ -277,6 +294,7 @@ def check_command_line(config_name: str, args: list[str]) -> str | None:
     found = ConfigGroups(config_name, searchpath)
     groups = [o.input_line for o in single if found.is_group(o.key_or_group)]
     values = [o for o in single if not (o.is_add() or o.is_delete() or found.is_group(o.key_or_group))]
+    values = list({o.key_or_group: o for o in values}.values())  # a key given twice: the last one counts
     try:
         cfg = compose_config(config_name, [*searchpath, *(o.input_line for o in single)], choices=True)
         base = compose_config(config_name, [*searchpath, *groups]) if values else cfg
@@ -374,10 +392,10 @@ def type_error(override: Any, base: DictConfig, cfg: DictConfig) -> str | None:
     count may be a fraction: ``data.val_size=0.1``). Null always passes.
     """
     key = override.key_or_group
-    new = OmegaConf.select(cfg, key, default=None)
+    new = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
     if new is None:
         return None
-    old = OmegaConf.select(base, key, default=None)
+    old = OmegaConf.select(base, key, default=None, throw_on_resolution_failure=False)
     declared = declared_type(cfg, key)
     if declared is not inspect.Parameter.empty:
         if takes(declared, new):
@@ -627,12 +645,12 @@ def range_error(
     """A new number (or list of numbers) outside the range its option's YAML comment states."""
     key = override.key_or_group
     stated = ranges.get(key)
-    new = OmegaConf.select(cfg, key, default=None)
+    new = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
     if not stated or new is None:
         return None
     for value in numbers_in(new):
         if not any(interval.holds(value) for interval in stated):
-            old = as_typed(OmegaConf.select(base, key, default=None))
+            old = as_typed(OmegaConf.select(base, key, default=None, throw_on_resolution_failure=False))
             return f"{override.input_line}: use {in_words([i.words() for i in stated])} (default {old})"
     return None
 

@@ -108,8 +108,10 @@ def load_runs(folder: Path) -> list[Run]:
     runs = []
     for path in sorted(folder.rglob("metrics.json"), key=_natural_key):
         try:
-            run = json.loads(path.read_text())
-        except json.JSONDecodeError:
+            run = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if not isinstance(run, dict):  # not a run record (a list, a text): not a run of ours
             continue
         runs.append({**run, "dir": str(path.parent.relative_to(folder)) or "."})
     if not runs:
