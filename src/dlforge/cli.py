@@ -123,7 +123,8 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
             except Exception as err:
                 if multirun:
                     return record_failure(user_error(err) or err)
-                problem = user_error(err) or shape_error(err, task_overrides())
+                given = task_overrides()
+                problem = user_error(err) or shape_error(err, given) or file_error(err, given)
                 if problem is None or debugging():
                     raise
                 remove_empty_run_dir()
@@ -180,6 +181,20 @@ def shape_error(err: BaseException, overrides: list[str]) -> DlforgeError | None
     key, value = given[0].lstrip("+~").split("=", 1)
     kind = "list" if value.startswith("[") else "mapping"
     return DlforgeError(f"{given[0]}: {key} takes one value, not a {kind}; see --help")
+
+
+def file_error(err: BaseException, overrides: list[str]) -> DlforgeError | None:
+    """A file the run could not read or write (a folder under a file, a path without permission, a
+    full disk): the operating system's reason, the path and the command line's value that named it."""
+    while err is not None and not (isinstance(err, OSError) and err.filename):
+        err = err.__cause__
+    if err is None:
+        return None
+    path = str(err.filename)
+    values = [(o, o.split("=", 1)[-1].strip("'\"")) for o in overrides]
+    named = [o for o, value in values if value in path and ("/" in value or len(value) > 3)]
+    source = f" (from {', '.join(named)})" if named else ""
+    return DlforgeError(f"cannot use {path}{source}: {err.strerror or type(err).__name__}; give another path")
 
 
 def instantiation_error(err: InstantiationException, cfg: DictConfig, overrides: list[str]) -> str:
