@@ -7,8 +7,10 @@ Both train LeNet on MNIST with ``train.py`` as a user starts it: one process wit
 trainer.devices=1``, gloo) with ``data.batch_size=B/2`` and ``threads=T/2`` each, so both use every core on
 the same global batch. A callback times every training step (batch start to batch end, the optimizer step
 and DDP's gradient all-reduce included); the first ``--warmup`` steps are dropped and steps/s is the
-median step's inverse. The all-reduce's share: after training, the two nodes all-reduce a buffer the
-size of LeNet's gradients (what DDP sends each step) 50 times; its median time over the median step.
+median step's inverse (per run, and over all runs); a step's CPU time (every process's, summed) is
+also kept, since a shared machine's other jobs move the wall time but hardly the CPU time. The
+all-reduce's share: after training, the two nodes all-reduce a buffer the size of LeNet's gradients
+(what DDP sends each step) 50 times; its median time over the median step.
 Runs alternate (one, two, one, two, ...) so both see the same drift of a shared machine. Writes
 ``results/multinode.json`` with the load average before and after.
 """
@@ -43,13 +45,15 @@ class StepTimes(Callback):
     def __init__(self, out: str) -> None:
         self.out = out
         self.steps: list[float] = []
-        self.start = 0.0
+        self.cpu: list[float] = []
+        self.start = self.start_cpu = 0.0
 
     def on_train_batch_start(self, *args: Any) -> None:
-        self.start = time.perf_counter()
+        self.start, self.start_cpu = time.perf_counter(), time.process_time()
 
     def on_train_batch_end(self, *args: Any) -> None:
         self.steps.append(time.perf_counter() - self.start)
+        self.cpu.append(time.process_time() - self.start_cpu)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         numel = sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
@@ -62,9 +66,13 @@ class StepTimes(Callback):
                 torch.distributed.all_reduce(buffer)
                 reduce_s.append(time.perf_counter() - start)
             reduce_s = reduce_s[5:]
-        if trainer.is_global_zero:
-            payload = {"steps_s": self.steps, "all_reduce_s": reduce_s, "gradient_numel": numel}
-            Path(self.out).write_text(json.dumps(payload))
+        payload = {
+            "steps_s": self.steps,
+            "cpu_s": self.cpu,
+            "all_reduce_s": reduce_s,
+            "gradient_numel": numel,
+        }
+        Path(f"{self.out}.rank{trainer.global_rank}").write_text(json.dumps(payload))
 
 
 def free_port() -> int:
@@ -102,7 +110,9 @@ def run(nodes: int, batch: int, threads: int, steps: int, folder: Path) -> dict[
                 proc.kill()
     if codes != [0] * nodes:
         raise SystemExit(f"{nodes} node(s): exit codes {codes}")
-    return json.loads(out.read_text())
+    ranks = [json.loads(Path(f"{out}.rank{rank}").read_text()) for rank in range(nodes)]
+    # a step's CPU seconds: every process's together (a shared machine's load moves wall time, not these)
+    return {**ranks[0], "cpu_s": [sum(step) for step in zip(*(r["cpu_s"] for r in ranks), strict=True)]}
 
 
 def summary(times: list[dict[str, Any]], warmup: int, batch: int) -> dict[str, Any]:
@@ -114,6 +124,8 @@ def summary(times: list[dict[str, Any]], warmup: int, batch: int) -> dict[str, A
         "steps_per_s": round(1 / step, 1),
         "images_per_s": round(batch / step, 0),
         "per_run_steps_per_s": [round(1 / statistics.median(t["steps_s"][warmup:]), 1) for t in times],
+        "best_run_steps_per_s": max(round(1 / statistics.median(t["steps_s"][warmup:]), 1) for t in times),
+        "cpu_ms_per_step": round(statistics.median(s for t in times for s in t["cpu_s"][warmup:]) * 1e3, 2),
     }
     if reduce:
         out["all_reduce_ms"] = round(statistics.median(reduce) * 1e3, 3)
