@@ -310,14 +310,29 @@ def check_command_line(config_name: str, args: list[str]) -> str | None:
     groups = [o.input_line for o in single if found.is_group(o.key_or_group)]
     values = [o for o in single if not (o.is_add() or o.is_delete() or found.is_group(o.key_or_group))]
     values = list({o.key_or_group: o for o in values}.values())  # a key given twice: the last one counts
+    # a search's options: their types are the sweeper's structured config's, their ranges its file's
+    sweeper = [
+        o for o in overrides if o.key_or_group.startswith("hydra.sweeper.") and not o.is_sweep_override()
+    ]
     try:
-        cfg = compose_config(config_name, [*searchpath, *(o.input_line for o in single)], choices=True)
-        base = compose_config(config_name, [*searchpath, *groups]) if values else cfg
+        lines = [*searchpath, *(o.input_line for o in single)]
+        cfg = compose_config(config_name, [*lines, *(o.input_line for o in sweeper)], choices=True)
+        base = (
+            compose_config(config_name, [*searchpath, *groups], choices=bool(sweeper))
+            if values or sweeper
+            else cfg
+        )
     except Exception as err:  # Hydra's composition errors come in several types
-        return composition_error(err, single, found)
-    with open_dict(cfg):
-        choices = OmegaConf.to_container(cfg.pop("hydra").runtime.choices)
-    ranges = option_ranges(config_name, choices) if values else {}
+        return composition_error(err, [*single, *sweeper], found)
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    ranges = option_ranges(config_name, choices) if values or sweeper else {}
+    for override in sweeper:
+        problem = range_error(override, base, cfg, ranges)
+        if problem:
+            return problem
+    with open_dict(cfg), open_dict(base):
+        cfg.pop("hydra")
+        base.pop("hydra", None)
     for override in values:
         problem = type_error(override, base, cfg) or range_error(override, base, cfg, ranges)
         if problem:
@@ -393,7 +408,8 @@ def composition_error(err: Exception, overrides: list[Any], found: ConfigGroups)
         keys = ", ".join(str(k) for k in node) if isinstance(node, DictConfig) else "see --help"
         where = parent or "the config"
         return f"{line}: {where} has no option {key!r}; its options: {keys} (a new key needs +{line})"
-    return f"cannot compose the config: {first_line(err)}"
+    reason = f" ({first_line(err.__cause__)})" if err.__cause__ else ""
+    return f"cannot compose the config: {first_line(err)}{reason}"
 
 
 def type_error(override: Any, base: DictConfig, cfg: DictConfig) -> str | None:
