@@ -212,13 +212,22 @@ def run(panels: list[str], n: int, clients: int, warmup: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as workdir:
         server, url = start_server(panels, Path(workdir))
         try:
-            served = {name for name, model in httpx.get(url + "api/panels").json()["panels"].items() if model}
-            kinds = request_kinds(served)
+            panels_info = httpx.get(url + "api/panels").json()["panels"]
+            served = {
+                name: f"{m['kind']} on {m['data']} ({m['backend']})" for name, m in panels_info.items() if m
+            }
+            kinds = request_kinds(set(served))
             result = soak(url, server.pid, kinds, n, clients, warmup)
         finally:
             server.terminate()
             server.wait(timeout=30)
-    return {"url": url, "clients": clients, "warmup_per_kind": warmup, **result, "panels": sorted(served)}
+    return {
+        "url": url,
+        "clients": clients,
+        "warmup_per_kind": warmup,
+        **result,
+        "panels": dict(sorted(served.items())),
+    }
 
 
 def main() -> None:
@@ -234,7 +243,7 @@ def main() -> None:
     args = parser.parse_args()
     panels = [f"{name}={Path(path).resolve()}" for name, path in (p.split("=", 1) for p in args.panels)]
     result = run(panels, args.n, args.clients, args.warmup)
-    result["models"] = {p.split("=", 1)[0]: Path(p.split("=", 1)[1]).name for p in panels}
+    result["models"] = dict(p.split("=", 1) for p in panels)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine(), **result}, indent=2) + "\n")
     lat, rss = result["latency_ms"], result["rss_mb"]
