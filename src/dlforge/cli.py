@@ -173,7 +173,7 @@ def shape_error(err: BaseException, overrides: list[str]) -> DlforgeError | None
     the library's error names the config's container type; the line names the override."""
     if not isinstance(err, (TypeError, ValueError, AttributeError)):
         return None
-    if not re.search(r"\b(ListConfig|DictConfig)\b", f"{err}"):
+    if not re.search(r"\b(ListConfig|DictConfig|NoneType)\b|os\.PathLike", f"{err}"):
         return None
     given = [o for o in overrides if o.split("=", 1)[-1][:1] in ("[", "{")]
     if not given:
@@ -600,6 +600,23 @@ class Interval:
         return f"{kind} {start} and {'at most' if self.closed_high else 'below'} {high}"
 
 
+#: ``one of a | b | c`` in a text option's YAML comment: the values it takes
+STATED_CHOICES = re.compile(r"\bone of ([\w.-]+(?:\s*\|\s*[\w.-]+)+)")
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The texts a text option takes (``log_level``: ``critical | error | warning | info | debug``)."""
+
+    values: tuple[str, ...]
+
+    def holds(self, value: Any) -> bool:
+        return not isinstance(value, str) or value in self.values
+
+    def words(self) -> str:
+        return f"one of {', '.join(self.values)}"
+
+
 def as_number(value: float) -> str:
     return str(int(value)) if value.is_integer() else f"{value:g}"
 
@@ -625,8 +642,12 @@ def file_ranges(path: Path) -> dict[str, list[Interval]]:
         dotted = ".".join([*(k for _, k in stack), match["key"]])
         if not match["value"].strip():
             stack.append((indent, match["key"]))
-        if stated_range(match["comment"] or ""):
-            found[dotted] = stated_range(match["comment"])
+        comment = match["comment"] or ""
+        choices = STATED_CHOICES.search(comment)
+        if stated_range(comment):
+            found[dotted] = stated_range(comment)
+        elif choices:
+            found[dotted] = [Choices(tuple(re.split(r"\s*\|\s*", choices[1])))]
     return found
 
 
@@ -679,7 +700,8 @@ def range_error(
     new = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
     if not stated or new is None:
         return None
-    for value in numbers_in(new):
+    texts = [new] if isinstance(new, str) and isinstance(stated[0], Choices) else []
+    for value in [*numbers_in(new), *texts]:
         if not any(interval.holds(value) for interval in stated):
             old = as_typed(OmegaConf.select(base, key, default=None, throw_on_resolution_failure=False))
             return f"{override.input_line}: use {in_words([i.words() for i in stated])} (default {old})"
