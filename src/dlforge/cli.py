@@ -611,7 +611,7 @@ class Choices:
     values: tuple[str, ...]
 
     def holds(self, value: Any) -> bool:
-        return not isinstance(value, str) or value in self.values
+        return value in self.values if value is None or isinstance(value, str) else True
 
     def words(self) -> str:
         return f"one of {', '.join(self.values)}"
@@ -698,9 +698,9 @@ def range_error(
     key = override.key_or_group
     stated = ranges.get(key)
     new = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
-    if not stated or new is None:
+    if not stated or (new is None and not isinstance(stated[0], Choices)):
         return None
-    texts = [new] if isinstance(new, str) and isinstance(stated[0], Choices) else []
+    texts = [new] if (new is None or isinstance(new, str)) and isinstance(stated[0], Choices) else []
     for value in [*numbers_in(new), *texts]:
         if not any(interval.holds(value) for interval in stated):
             old = as_typed(OmegaConf.select(base, key, default=None, throw_on_resolution_failure=False))
