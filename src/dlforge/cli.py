@@ -173,6 +173,16 @@ def shape_error(err: BaseException, overrides: list[str]) -> DlforgeError | None
     the library's error names the config's container type; the line names the override."""
     if not isinstance(err, (TypeError, ValueError, AttributeError)):
         return None
+    scalar = re.search(r"os\.PathLike object, not (bool|int|float)\b", f"{err}")
+    if scalar:
+        words = {"bool": ("true", "false"), "int": (), "float": ()}[scalar[1]]
+        for line in overrides:
+            key, _, value = line.lstrip("+~").partition("=")
+            if value.lower() in words or (not words and re.fullmatch(r"[-+\d.e]+|nan|inf", value)):
+                return DlforgeError(
+                    f"{line}: {key} takes a path; quote a name that reads as a {scalar[1]}: {key}='{value}'"
+                )
+        return None
     if not re.search(r"\b(ListConfig|DictConfig|NoneType)\b|os\.PathLike", f"{err}"):
         return None
     given = [o for o in overrides if o.split("=", 1)[-1][:1] in ("[", "{")]
@@ -617,6 +627,17 @@ class Choices:
         return f"one of {', '.join(self.values)}"
 
 
+@dataclass(frozen=True)
+class Null:
+    """An option whose comment says what null means (``max_len: 50  # ...; null: the longest``)."""
+
+    def holds(self, value: Any) -> bool:
+        return value is None
+
+    def words(self) -> str:
+        return "null"
+
+
 def as_number(value: float) -> str:
     return str(int(value)) if value.is_integer() else f"{value:g}"
 
@@ -645,7 +666,7 @@ def file_ranges(path: Path) -> dict[str, list[Interval]]:
         comment = match["comment"] or ""
         choices = STATED_CHOICES.search(comment)
         if stated_range(comment):
-            found[dotted] = stated_range(comment)
+            found[dotted] = [*stated_range(comment), *([Null()] if "null" in comment else [])]
         elif choices:
             found[dotted] = [Choices(tuple(re.split(r"\s*\|\s*", choices[1])))]
     return found
@@ -698,14 +719,25 @@ def range_error(
     key = override.key_or_group
     stated = ranges.get(key)
     new = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
-    if not stated or (new is None and not isinstance(stated[0], Choices)):
+    if not stated:
         return None
+    old = OmegaConf.select(base, key, default=None, throw_on_resolution_failure=False)
+    if new is None and not isinstance(stated[0], Choices):
+        declared = declared_type(cfg, key)
+        if (
+            old is None
+            or any(isinstance(i, Null) for i in stated)
+            or (declared is not inspect.Parameter.empty and takes(declared, None))
+        ):
+            return None  # null is the default, or its comment or its signature says what it means
+        return f"{override.input_line}: use {in_words([i.words() for i in stated])} (default {as_typed(old)})"
     texts = [new] if (new is None or isinstance(new, str)) and isinstance(stated[0], Choices) else []
     for value in [*numbers_in(new), *texts]:
         if not any(interval.holds(value) for interval in stated):
-            old = as_typed(OmegaConf.select(base, key, default=None, throw_on_resolution_failure=False))
-            return f"{override.input_line}: use {in_words([i.words() for i in stated])} (default {old})"
-    return None
+            break
+    else:
+        return None
+    return f"{override.input_line}: use {in_words([i.words() for i in stated])} (default {as_typed(old)})"
 
 
 def numbers_in(value: Any) -> Iterator[float]:
