@@ -657,7 +657,7 @@ CASES = [
         "crossval-one-fold",
         "crossval",
         ("model=textcnn_kim", *TEXT, "data.folds=1"),
-        "needs data.folds >= 2",
+        "data.folds=1: use 0 or a whole number from 2 to 1000",
         mr,
     ),
     # --- English -> pig latin -------------------------------------------------------------------
