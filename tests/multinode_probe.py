@@ -27,7 +27,9 @@ class RankWeights(Callback):
         state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
         path = self.folder / f"rank{trainer.global_rank}.pt"
         parameters = [name for name, _ in pl_module.named_parameters()]
-        torch.save({"state": state, "parameters": parameters, "step": trainer.global_step}, path)
+        noise = torch.randn(8)  # the rank's next random numbers (e.g. a GAN's latent noise)
+        saved = {"state": state, "parameters": parameters, "step": trainer.global_step, "noise": noise}
+        torch.save(saved, path)
 
 
 class LoseNode(Callback):

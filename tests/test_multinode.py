@@ -211,7 +211,7 @@ def test_two_nodes_train_the_dcgan_with_manual_optimization(
 ) -> None:
     """The GAN steps its two optimizers itself (manual optimization): the nodes' gradients must still be
     averaged. (Not compared with one process: each node's batch-norm statistics are over its own 16
-    images and each draws the same noise, so two nodes of 16 are not one process of 32, by design of DDP.)"""
+    images, so two nodes of 16 are not one process of 32, by design of DDP.) Each rank draws its own noise."""
     run = two_nodes(
         processes, tmp_path, data_dir, *NODES, "model=dcgan", "model.net.features=16", *JOURNALED, *SHORT,
         "trainer.max_epochs=1", "trainer.limit_train_batches=3", "data.batch_size=16",
@@ -224,10 +224,13 @@ def test_two_nodes_train_the_dcgan_with_manual_optimization(
     assert any(k.startswith("generator.") for k in parameters)
     assert any(k.startswith("discriminator.") for k in parameters)
     assert all(torch.equal(rank0[k], rank1[k]) for k in parameters)  # every weight, both networks
-    # the discriminator's batch-norm running statistics follow each node's own real images (its
-    # networks run outside DDP's forward, which would copy rank 0's buffers); the checkpoint has rank 0's
+    noises = [torch.load(tmp_path / "weights" / f"rank{r}.pt", weights_only=True)["noise"] for r in (0, 1)]
+    assert not torch.equal(*noises)  # the ranks' fakes differ: not the same 16 images twice
+    # batch-norm running statistics follow each node's own batches (D: its real images; G: its own
+    # noise); the networks run outside DDP's forward, which would copy rank 0's buffers; the
+    # checkpoint has rank 0's
     differ = {k for k in rank0 if not torch.equal(rank0[k], rank1[k])}
-    assert differ <= {k for k in rank0 if k.startswith("discriminator.") and ".running_" in k}
+    assert differ and differ <= {k for k in rank0 if ".running_" in k}
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["device"] == "cpu x2" and summary["kind"] == "gan"
     assert summary["global_step"] == torch.load(tmp_path / "weights" / "rank0.pt")["step"] > 0

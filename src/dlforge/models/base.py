@@ -369,6 +369,13 @@ class AdversarialModule(DlforgeModule):
         self.scheduler_monitor = schedulers[0].get("monitor")
         return optimizers, [{k: v for k, v in s.items() if k != "monitor"} for s in schedulers]
 
+    def on_train_start(self) -> None:
+        """Under DDP every rank was seeded alike, so each would draw the same noise and fakes: after
+        DDP has copied rank 0's weights, offset each rank's random numbers by its rank."""
+        super().on_train_start()
+        if self.trainer.world_size > 1:
+            torch.manual_seed((torch.initial_seed() + self.global_rank) % 2**63)
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.step_schedulers("step")
 
