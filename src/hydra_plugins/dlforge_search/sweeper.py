@@ -379,9 +379,14 @@ class SearchSweeper(Sweeper):
         run_dir = frozen.user_attrs.get(RUN_DIR)  # a retry copies the attributes of the trial it retries
         if not history or not run_dir:
             return None
+        path = Path(self.config.hydra.sweep.dir) / run_dir / "metrics.json"
         try:
-            record = json.loads((Path(self.config.hydra.sweep.dir) / run_dir / "metrics.json").read_text())
+            written, record = path.stat().st_mtime, json.loads(path.read_text())
         except (OSError, ValueError):  # not finished, or run on another machine: run it again
+            return None
+        retried = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study_id, history[-1]))
+        started = retried.datetime_start  # the asking worker's clock: this machine's, as the run dir is
+        if started is not None and written < started.timestamp():  # another study's run in that dir
             return None
         if not isinstance(record, Mapping) or "status" not in record:
             return None
