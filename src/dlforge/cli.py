@@ -309,6 +309,10 @@ def check_command_line(config_name: str, args: list[str]) -> str | None:
         if o.get_key_element() == "hydra.searchpath" and not o.is_sweep_override()
     ]
     checked = [o for o in overrides if not o.key_or_group.startswith("hydra")]
+    # Hydra's own groups (hydra/sweeper/pruner=hyperband): chosen first, as their options depend on them
+    hydra_groups = [
+        o.input_line for o in overrides if o.key_or_group.startswith("hydra/") and not o.is_sweep_override()
+    ]
     for override in checked:
         if override.is_sweep_override() and not multirun:
             return (
@@ -317,7 +321,7 @@ def check_command_line(config_name: str, args: list[str]) -> str | None:
             )
     single = [o for o in checked if not o.is_sweep_override()]
     found = ConfigGroups(config_name, searchpath)
-    groups = [o.input_line for o in single if found.is_group(o.key_or_group)]
+    groups = [*hydra_groups, *(o.input_line for o in single if found.is_group(o.key_or_group))]
     values = [o for o in single if not (o.is_add() or o.is_delete() or found.is_group(o.key_or_group))]
     values = list({o.key_or_group: o for o in values}.values())  # a key given twice: the last one counts
     # a search's options: their types are the sweeper's structured config's, their ranges its file's
@@ -325,7 +329,7 @@ def check_command_line(config_name: str, args: list[str]) -> str | None:
         o for o in overrides if o.key_or_group.startswith("hydra.sweeper.") and not o.is_sweep_override()
     ]
     try:
-        lines = [*searchpath, *(o.input_line for o in single)]
+        lines = [*searchpath, *hydra_groups, *(o.input_line for o in single)]
         cfg = compose_config(config_name, [*lines, *(o.input_line for o in sweeper)], choices=True)
         base = (
             compose_config(config_name, [*searchpath, *groups], choices=bool(sweeper))
