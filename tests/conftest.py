@@ -231,3 +231,12 @@ def run_main(
         return subprocess.CompletedProcess(list(argv), code, out, err)
 
     return run
+
+
+# Tests of many real processes, each a long single item: started first, so that the workers of
+# `pytest -n auto` share the rest instead of one worker ending the suite alone with one of these.
+STARTED_FIRST = ("test_search_kills.py", "test_multinode.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in STARTED_FIRST)  # stable: the order otherwise kept

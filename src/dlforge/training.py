@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna import TrialPruned
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import WandbLogger
 from torchmetrics import Metric
 
 from dlforge.build import (
@@ -214,4 +215,7 @@ def train(
     if trainer.is_global_zero:
         write_json(out / "metrics.json", summary)
         log.info("run dir: %s", out.resolve())
+        for logger in trainer.loggers:  # a W&B run ends with its run, flushed (a sweep trial: a new one)
+            if isinstance(logger, WandbLogger):
+                logger.experiment.finish()
     return summary
