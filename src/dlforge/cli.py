@@ -421,6 +421,9 @@ def composition_error(err: Exception, overrides: list[Any], found: ConfigGroups)
         node = OmegaConf.select(composed, parent) if parent else None
         keys = ", ".join(str(k) for k in node) if isinstance(node, DictConfig) else "see --help"
         where = parent or "the config"
+        copied = followed(composed, parent) if "." in parent else None
+        if copied:  # model.optimizer.lr=0.1 where model.optimizer is ${optimizer}
+            return f"{line}: {parent} follows {copied}: write {copied}.{full_key.rsplit('.', 1)[-1]}=..."
         return f"{line}: {where} has no option {key!r}; its options: {keys} (a new key needs +{line})"
     reason = f" ({first_line(err.__cause__)})" if err.__cause__ else ""
     return f"cannot compose the config: {first_line(err)}{reason}"
@@ -441,6 +444,16 @@ def type_error(override: Any, base: DictConfig, cfg: DictConfig) -> str | None:
     if new is None:
         return None
     old = OmegaConf.select(base, key, default=None, throw_on_resolution_failure=False)
+    copied = followed(base, key)
+    if copied and "." not in copied and old is None and not isinstance(new, DictConfig):
+        # model.scheduler: ${scheduler}, a whole group that is off by default
+        return f"{override.input_line}: {key} follows {copied}: choose it with {copied}=<option>"
+    if isinstance(old, DictConfig) and not isinstance(new, DictConfig):
+        first = next((k for k in old if k != "_target_"), "<option>")
+        return (
+            f"{override.input_line}: {key} is a group of options ({', '.join(map(str, old))}), not one "
+            f"value; set one of them: {followed(base, key) or key}.{first}=<value>"
+        )
     declared = declared_type(cfg, key)
     if declared is not inspect.Parameter.empty:
         if takes(declared, new):
@@ -461,6 +474,16 @@ def type_error(override: Any, base: DictConfig, cfg: DictConfig) -> str | None:
     if "a text" in words and isinstance(new, (bool, int, float)):  # Hydra read the text as a number
         problem += f"; quote a text: {key}='{override.input_line.split('=', 1)[1]}'"
     return problem
+
+
+def followed(cfg: DictConfig, key: str) -> str | None:
+    """The key that ``key`` copies (``model.optimizer: ${optimizer}``: ``optimizer``), or None."""
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+    if not isinstance(node, DictConfig) or name not in node or not OmegaConf.is_interpolation(node, name):
+        return None
+    copied = re.fullmatch(r"\$\{([\w.]+)\}", str(OmegaConf.to_container(node, resolve=False)[name]))
+    return copied.group(1) if copied else None
 
 
 def as_typed(value: Any) -> str:
@@ -625,7 +648,7 @@ class Choices:
     values: tuple[str, ...]
 
     def holds(self, value: Any) -> bool:
-        return value in self.values if value is None or isinstance(value, str) else True
+        return (value if value is None or isinstance(value, str) else as_typed(value)) in self.values
 
     def words(self) -> str:
         return f"one of {', '.join(self.values)}"

@@ -145,6 +145,12 @@ def train(
     ``metrics.json``. Nothing here
     reads Hydra's global state or changes the process's malloc: :func:`main` does both for the command.
     """
+    reference = cfg.get("reference")
+    if reference is not None and not isinstance(reference, DictConfig):
+        raise DlforgeError(
+            f"reference={reference}: takes a mapping, e.g. reference={{source:'the paper',metric:test/acc,"
+            "value:0.99,setting:'10 epochs'}, or null"
+        )
     if output_dir is not None:
         cfg = copy.deepcopy(cfg)
         with open_dict(cfg):

@@ -6,6 +6,7 @@ malloc setting, Hydra's run dir and overrides, a search trial's pruning.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -19,6 +20,8 @@ from dlforge.cli import hydra_entry, task_overrides
 from dlforge.errors import DlforgeError
 from dlforge.speed import keep_freed_memory
 from dlforge.training import train
+
+log = logging.getLogger(__name__)
 
 
 def search_callbacks(cfg: DictConfig) -> list[Callback]:
@@ -77,7 +80,12 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("optimized_metric") and summary["status"] == "ok":
         from dlforge.study import metric_names, objective_values
 
-        objective_values(summary, metric_names(cfg.optimized_metric))  # fail now if one is missing
+        try:
+            objective_values(summary, metric_names(cfg.optimized_metric))
+        except DlforgeError as err:  # a search fails now; a single run is complete and only says so
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise
+            log.warning("%s", err)
     return summary
 
 
