@@ -76,7 +76,7 @@ def test_a_search_survives_a_kill_at_every_point_of_a_trial(
     # the next worker gives trial 0 a heartbeat (so it can go stale), then dies training trial 1
     [zero, (state, second)] = worker("training")
     assert zero == (TrialState.RUNNING, {}) and state == TrialState.RUNNING and second
-    assert not (sweep / "1" / "metrics.json").exists()
+    assert (sweep / "1" / ".hydra").is_dir() and not (sweep / "1" / "metrics.json").exists()
     # trials 0 and 1 are stale: failed, queued again as 2 and 3; trial 2 trains, then its worker dies
     # before telling the study
     after = worker("tell")
