@@ -20,7 +20,7 @@ train: $(STAMP)
 	$(BIN)/python train.py $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto $(ARGS)
+	$(BIN)/python -m pytest -n auto --durations=10 $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

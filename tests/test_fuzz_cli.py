@@ -127,6 +127,16 @@ TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "app": ("app", ("digit={lenet}", "port=0")),
 }
+#: options and group choices that start more than one process (DDP): an in-process run cannot relaunch
+#: itself (Lightning re-runs ``sys.argv``, here pytest's, and kills this process when that child fails);
+#: tests/test_multinode.py and tests/test_gan.py run them as typed, in their own processes
+MULTI_PROCESS = {
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "trainer=ddp",
+    "trainer=ddp_multinode",
+}
 #: the share of the profile's example budget each tool gets (training and searching cost the most)
 WEIGHT = {"train": 1.5, "search": 0.3, "report": 1.0}
 
@@ -171,7 +181,7 @@ def overrides_for(tool: str) -> st.SearchStrategy[list[str]]:
     """One or two overrides of the tool's real options, unknown keys or group choices."""
     command, args = TOOLS[tool]
     cfg = composed("train" if tool == "search" else command, args)
-    options = sorted(leaves(cfg))
+    options = sorted(kv for kv in leaves(cfg) if kv[0] not in MULTI_PROCESS)
     if tool == "search":
         options += [(f"hydra.sweeper.{k}", v) for k, v in leaves(cfg.hydra.sweeper) if k != "params"]
     option = st.sampled_from(options).flatmap(
@@ -179,7 +189,11 @@ def overrides_for(tool: str) -> st.SearchStrategy[list[str]]:
     )
     found = ConfigGroups(command, [])
     names = [g for g in found.listing("", ObjectType.GROUP) if g not in ("hydra", "paths")]
-    groups = [(g, found.options(g)) for g in names if g in cfg or tool in ("train", "search")]
+    groups = [
+        (g, [o for o in found.options(g) if f"{g}={o}" not in MULTI_PROCESS])
+        for g in names
+        if g in cfg or tool in ("train", "search")
+    ]
     choice = st.sampled_from([(g, [*o, "nosuch"]) for g, o in groups] or [("model", ["nosuch"])]).flatmap(
         lambda go: st.sampled_from(go[1]).map(lambda o: f"{go[0]}={o}")
     )
