@@ -74,6 +74,58 @@ def test_the_stages_draw_half_and_full_canvases_and_the_critics_judge_pairs() ->
     torch.testing.assert_close(nets.encoder(longer), embedding)
 
 
+def test_the_caption_reaches_the_critics_by_projection_and_the_generators_learn_through_it() -> None:
+    torch.manual_seed(0)
+    nets = build_net(
+        "stackgan", in_channels=1, height=32, width=32, vocab_size=20, features=8, text_hidden=16
+    )
+    critic, text = nets.critic_one.eval(), torch.randn(3, 16)  # eval: spectral norms hold still
+    other = text.roll(1, dims=0)  # the same images with other captions
+    image = torch.randn(3, 1, 16, 16)
+    # only the caption changed: the logit moves by the projection's inner product with the pooled
+    # features, and by nothing else
+    pooled = critic.image(image).sum(dim=(2, 3))
+    expected = ((critic.embed(text) - critic.embed(other)) * pooled).sum(dim=1)
+    moved = critic(image, text) - critic(image, other)
+    torch.testing.assert_close(moved, expected)
+    assert moved.abs().min() > 1e-3
+    # the generator's gradient through the projection term alone is not zero
+    code, _ = nets.augmentation(text)
+    fake = nets.stage_one(torch.randn(3, nets.latent_dim), code)
+    (critic.embed(text) * critic.image(fake).sum(dim=(2, 3))).sum().backward()
+    grads = [p.grad for p in nets.stage_one.parameters() if p.grad is not None]
+    assert grads and sum(g.abs().sum() for g in grads) > 0
+    # the code reaches stage I's last up-sampling itself (its batch-norm's scale and shift), not only
+    # through the input: the same features with another code come out otherwise
+    last = nets.stage_one.body.blocks[-1]
+    x = torch.randn(3, last.conv[1].in_channels, 16, 16)
+    torch.nn.init.normal_(last.style.weight)
+    assert not torch.allclose(last(x, code), last(x, code.roll(1, dims=0)))
+    # conditioning augmentation's KL is averaged over the code's numbers (StackGAN's code): a mean of
+    # 1 and a variance of 1 in every dimension cost 0.5 nats, whatever the code's size
+    augmentation = nets.augmentation
+    with torch.no_grad():
+        augmentation.fc.weight.zero_()
+        augmentation.fc.bias.copy_(
+            torch.cat([torch.ones(augmentation.code_dim), torch.zeros(augmentation.code_dim)])
+        )
+    assert augmentation(text)[1].item() == pytest.approx(0.5)
+
+
+def test_the_text_vector_joins_the_reader_s_property_probabilities(data_dir: Path, tmp_path: Path) -> None:
+    _, model, _ = build_run(compose_run(data_dir, tmp_path))
+    tokens = encode_caption(CAPTION, model.hparams.data)[None].expand(2, -1)
+    embedding = model.embed(tokens)
+    vector = model.condition(embedding)
+    torch.testing.assert_close(vector[:, : embedding.shape[1]], embedding)
+    probabilities, logits = vector[:, embedding.shape[1] :], model.reader(embedding)
+    assert probabilities.shape == logits.shape and not vector.requires_grad
+    # one distribution per property (class, position, size), the reader's softmax over its values
+    for part, read in zip(probabilities.split(model.sizes, 1), logits.split(model.sizes, 1), strict=True):
+        torch.testing.assert_close(part.sum(dim=1), torch.ones(2))
+        torch.testing.assert_close(part, read.softmax(dim=1))
+
+
 def test_a_few_steps_move_the_losses_and_teach_the_encoder_the_captions(
     data_dir: Path, tmp_path: Path
 ) -> None:

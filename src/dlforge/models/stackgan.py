@@ -44,6 +44,9 @@ class StackGAN(AdversarialModule):
         property_weight: weight of the discriminators' property loss (0: none): each reads the caption's
             properties from an image alone, learns them from real images and holds the generators to
             them (as AC-GAN's auxiliary classifier, Odena et al. 2017).
+        read_properties: the text vector the generators and discriminators see is the caption's embedding
+            joined with the caption reader's property probabilities (what the caption says, read from
+            its words); False: the embedding alone.
         caption_lr: the caption encoder's learning rate (``optimizer_d``'s optimizer at this rate).
         embeddings: starting word vectors (the data's GloVe rows), or None.
         samples: options of the caption grids (:class:`dlforge.callbacks.stackgan.CaptionGrid`).
@@ -57,6 +60,7 @@ class StackGAN(AdversarialModule):
         loss: str = "hinge",
         kl_weight: float = 1.0,
         property_weight: float = 1.0,
+        read_properties: bool = True,
         caption_lr: float = 0.001,
         embeddings: torch.Tensor | None = None,
         samples: dict[str, Any] | None = None,
@@ -76,6 +80,7 @@ class StackGAN(AdversarialModule):
             width=data["width"],
             vocab_size=len(data["vocab"]),
             properties=outputs if property_weight else 0,
+            read_dim=outputs if read_properties else 0,
             vectors=embeddings,
             **net,
         )
@@ -91,6 +96,15 @@ class StackGAN(AdversarialModule):
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.encoder(tokens)
 
+    @torch.no_grad()
+    def condition(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The text vector the stages and critics see: the caption's embedding, joined (``read_properties``)
+        with the caption reader's probabilities of each property of each item; no gradient to the reader."""
+        if not self.hparams.read_properties:
+            return embedding
+        parts = self.reader(embedding).unflatten(1, (self.items, -1)).split(self.sizes, dim=2)
+        return torch.cat([embedding, *(part.softmax(dim=2).flatten(1) for part in parts)], dim=1)
+
     def draw(
         self, tokens: torch.Tensor, z: torch.Tensor | None = None, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +112,7 @@ class StackGAN(AdversarialModule):
         ``generator`` unless ``z`` is given); stage I at half the size."""
         if z is None:
             z = torch.randn(len(tokens), self.latent_dim, generator=generator).to(self.device)
-        code, _ = self.generator["augmentation"](self.embed(tokens))
+        code, _ = self.generator["augmentation"](self.condition(self.embed(tokens)))
         one = self.generator["one"](z, code)
         two = self.generator["two"](one, code)
         return (one.float() + 1) / 2, (two.float() + 1) / 2
@@ -137,7 +151,7 @@ class StackGAN(AdversarialModule):
         opt_t.zero_grad(set_to_none=True)
         self.manual_backward(t_loss)
         opt_t.step()
-        embedding = embedding.detach()
+        embedding = self.condition(embedding.detach())
         wrong = embedding.roll(1, dims=0)  # another caption of the batch
 
         real_two = images * 2 - 1
