@@ -194,6 +194,7 @@ def test_two_nodes_train_lenet_as_one_process_on_the_global_batch(lenet_runs: di
         run.relative_to(folder) / "metrics.json"
     ]
     assert len(list((run / "tensorboard").rglob("events.out.tfevents.*"))) == 1
+    assert (run / ".hydra" / "overrides.yaml").is_file()  # Hydra's records: written by node 0 alone
     assert not list((folder / "cwd").iterdir())
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 12
@@ -215,10 +216,15 @@ def test_two_nodes_train_the_dcgan_with_manual_optimization(
     run = two_nodes(
         processes, tmp_path, data_dir, *NODES, "model=dcgan", "model.net.features=16", *JOURNALED, *SHORT,
         "trainer.max_epochs=1", "trainer.limit_train_batches=3", "data.batch_size=16",
-        f"+data.journal={tmp_path / 'journal.txt'}", *rank_weights(tmp_path / "weights"),
+        f"+data.journal={tmp_path / 'journal.txt'}", *rank_weights(tmp_path / "weights"), "logger=wandb",
+        "logger.wandb.mode=offline",
     )  # fmt: skip
     codes = processes.wait_all()
     assert codes == [0, 0], (tmp_path / "node0.log").read_text()[-3000:]
+    # one W&B run for the job, by global rank 0, with the metrics
+    records = list(run.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(records) == 1 and not list(tmp_path.glob("cwd/**/*.wandb"))
+    assert b"train/g_loss" in records[0].read_bytes()
     rank0, rank1 = weights(tmp_path / "weights" / "rank0.pt"), weights(tmp_path / "weights" / "rank1.pt")
     parameters = torch.load(tmp_path / "weights" / "rank0.pt", weights_only=True)["parameters"]
     assert any(k.startswith("generator.") for k in parameters)
@@ -298,3 +304,30 @@ def test_nodes_without_one_run_dir_are_refused(run_main: Callable[..., Any], tmp
     assert line.startswith("error: trainer.num_nodes=2: each process would name the run dir by its own clock")
     assert "hydra.run.dir=outputs/train/<name>" in line
     assert not [p for p in (tmp_path / "outputs").rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize(
+    ("env", "writes"),
+    [
+        ({}, True),
+        ({"NODE_RANK": "0", "RANK": "0"}, True),
+        ({"NODE_RANK": "1"}, False),  # the README's second node
+        ({"RANK": "3", "LOCAL_RANK": "1"}, False),  # torchrun
+        ({"SLURM_PROCID": "1"}, False),  # srun's second task
+    ],
+)
+def test_only_the_jobs_rank_zero_writes_hydras_records(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], writes: bool
+) -> None:
+    """Every node runs Hydra on one shared run dir; its ``.hydra/`` records come from global rank 0."""
+    from hydra import compose, initialize_config_dir
+
+    from dlforge import CONF_DIR
+
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+    assert cfg.hydra.output_subdir == (".hydra" if writes else None)
