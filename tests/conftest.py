@@ -10,7 +10,7 @@ import pickle
 import struct
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -195,17 +195,41 @@ def run_tool(command: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> 
     its exit status. What a real process drops when it exits is dropped here: Hydra's state, the log
     handlers the tool added, the thread count it set."""
     monkeypatch.setattr(sys, "argv", [f"dlforge {command}", *args])
-    root = logging.getLogger()
-    handlers, threads = list(root.handlers), torch.get_num_threads()
+    handlers, threads = log_handlers(), torch.get_num_threads()
     try:
         return int(importlib.import_module(COMMANDS[command][0]).main() or 0)  # report returns its status
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     finally:
         GlobalHydra.instance().clear()
-        for handler in set(root.handlers) - set(handlers):
-            root.removeHandler(handler)
+        remove_log_handlers_since(handlers)
         torch.set_num_threads(threads)
+
+
+def log_handlers() -> dict[str, list[logging.Handler]]:
+    """Every logger's handlers, by name (the root's under "")."""
+    loggers = {"": logging.getLogger()} | {
+        name: logger
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    return {name: list(logger.handlers) for name, logger in loggers.items()}
+
+
+def remove_log_handlers_since(before: dict[str, list[logging.Handler]]) -> None:
+    """Remove the handlers any logger gained since ``before``: a library imported or first used in a
+    test (Lightning, Optuna) adds one on the stream of the moment, that test's captured stderr, which is
+    closed after it ("--- Logging error ---" in a later test)."""
+    for name, now in log_handlers().items():
+        for handler in set(now) - set(before.get(name, [])):
+            logging.getLogger(name or None).removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
+def no_log_handlers_left_behind() -> Iterator[None]:
+    before = log_handlers()
+    yield
+    remove_log_handlers_since(before)
 
 
 @pytest.fixture
