@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,9 @@ def run(data: str, items: int, minutes: float, extra: list[str], tag: str) -> di
         *extra,
     )
     cfg = config(case, overrides, runs=RUNS)
+    load_before, cpu = os.getloadavg(), time.process_time()
     summary = train(cfg)
+    load_after, cpu = os.getloadavg(), time.process_time() - cpu
     metrics = summary["metrics"]
     samples = sorted((RUNS / case / "samples").glob("epoch_*.png"))
     if samples:
@@ -88,6 +92,10 @@ def run(data: str, items: int, minutes: float, extra: list[str], tag: str) -> di
         "epochs": summary["epochs"],
         "global_step": summary["global_step"],
         "fit_minutes": round(summary["fit_seconds"] / 60, 2),
+        # what the run had of the 2 cores: its CPU time (both threads; training and test) and the load
+        "cpu_minutes": round(cpu / 60, 1),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in load_after],
         "model": measured,
         "judge_on_real_canvases": judge_real(data, items, classifier, str(cfg.paths.data_dir)),
         "extractor": classifier,
