@@ -208,6 +208,11 @@ def test_the_listening_socket() -> None:
             listening_socket("127.0.0.1", sock.getsockname()[1])
     finally:
         sock.close()
+    for host in ("", "  ", None):  # '' would listen on every interface without being asked to
+        with pytest.raises(
+            DlforgeError, match=r"names no address; pass host=127\.0\.0\.1 .* or host=0\.0\.0\.0"
+        ):
+            listening_socket(host, 0)
 
 
 class TinyConditionalGenerator(GenerativeModule):

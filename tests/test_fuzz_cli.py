@@ -300,7 +300,7 @@ FOUND = {
     "export": [["ckpt_path=[]"], ["check.samples=null"]],
     "predict": [["ckpt_path={}"], ["batch_size=null"]],
     "generate": [["device=null"], ["seed=null"]],
-    "app": [["log_level=abc"], ["log_level=inf"], ["caption=true"]],
+    "app": [["log_level=abc"], ["log_level=inf"], ["caption=true"], ["host=''"], ["host=null"]],
     "embeddings": [["vectors='{here}/truncated.txt'"], ["vectors='{here}/binary.png'"]],
     "search": [["hydra.sweeper.n_trials=0"], ["hydra.sweeper.n_trials=abc"]],
 }

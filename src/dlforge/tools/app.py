@@ -224,6 +224,11 @@ class _TooLarge(Exception):
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """A bound socket (``port=0``: any free port), so the address is known before the server starts."""
+    if not isinstance(host, str) or not host.strip():  # '' would bind every interface, unasked
+        raise DlforgeError(
+            f"host={host!r} names no address; pass host=127.0.0.1 (this machine only) or host=0.0.0.0 "
+            "(every interface: other machines too)"
+        )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP: asyncio sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
