@@ -51,6 +51,15 @@ OLD_DEFAULT = (
     "model.optimizer_g.betas=[0.5,0.999]",
     "model.optimizer_d.betas=[0.5,0.999]",
 )
+#: the default before issue 28's measurement chose today's (conf/model/dcgan.yaml): DCGAN's batch-norm
+#: discriminator and BCE, with the weight average, 6 epochs. The cases in ``BEFORE`` were measured then:
+#: their overrides are relative to it, and a rerun puts it first
+PREVIOUS = (
+    "model.loss=non_saturating",
+    "model.net.spectral_norm=false",
+    "model.net.minibatch_std=false",
+    "trainer.max_epochs=6",
+)
 #: the first candidate default, around which the ablation was measured: hinge loss and a spectrally
 #: normalized discriminator (with the weight average and 32 channels, as today's default)
 HINGE_SN = ("model.loss=hinge", "model.net.spectral_norm=true")
@@ -62,7 +71,7 @@ LS_MBSTD = ("model.loss=least_squares", "model.net.minibatch_std=true")
 SN_LS_MBSTD = ("model.net.spectral_norm=true", *LS_MBSTD)
 #: name -> (data set, overrides after data=<data set>, with the FID-against-minutes curve)
 CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
-    # today's default (conf/model/dcgan.yaml): DCGAN's batch-norm discriminator and BCE, weight average
+    # the previous default (PREVIOUS): DCGAN's batch-norm discriminator and BCE, weight average, 6 epochs
     "default": ("mnist", (), False),
     "default_alone": ("mnist", (), True),  # run alone on both cores: a user's minutes
     "default_long": ("mnist", ("trainer.max_epochs=16",), True),  # where the default's curve goes
@@ -101,10 +110,16 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
 }
 
 
+#: the cases measured against PREVIOUS (every DCGAN case but the new default's)
+BEFORE = frozenset(CASES) - {"cgan", "cgan_input_channels", "seed002", "sn_ls_mbstd_7ep"}
 #: the cases whose samples the figure shows
 GRIDS = ("old_default", "default", "default_xlong")
 #: what a case's overrides amount to, where listing them would not fit a table cell
-LABELS = {"old_default": "the old default: raw weights, 64 channels (OLD_DEFAULT)"}
+LABELS = {
+    "old_default": "the old default: raw weights, 64 channels (OLD_DEFAULT)",
+    "default": "the previous default (PREVIOUS)",
+    "default_alone": "the previous default (PREVIOUS)",
+}
 
 
 class TimedCheckpoints(Callback):
@@ -191,7 +206,10 @@ def run(
     data, overrides, curve = CASES[name]
     run_name = f"{name}_seed{seed}"
     threading = (f"threads={threads}",) if threads else ()
-    cfg = config(run_name, (f"data={data}", *overrides, f"seed={seed}", "test=false", *threading), runs=RUNS)
+    base = PREVIOUS if name in BEFORE else ()
+    cfg = config(
+        run_name, (f"data={data}", *base, *overrides, f"seed={seed}", "test=false", *threading), runs=RUNS
+    )
     timed = None
     if curve and curve_every:
         timed = TimedCheckpoints(RUNS / run_name / "curve", curve_every)
