@@ -140,9 +140,9 @@ def letter_output(dim: int, vocab_size: int, capitals: int) -> nn.Module:
     return CasedOutput(dim, vocab_size, capitals) if capitals else nn.Linear(dim, vocab_size)
 
 
-class BahdanauDecoder(nn.Module):
-    """Additive attention (Bahdanau et al. 2015): the previous state asks where to look, the context
-    goes into the GRU with the previous token, the output reads state, context and token."""
+class AttentionDecoder(nn.Module):
+    """What the attention decoders share: the tokens' embedding, attention keys over the encoder's
+    values, dropout, and :meth:`start`; each adds its attention and its ``step``."""
 
     def __init__(
         self,
@@ -157,17 +157,34 @@ class BahdanauDecoder(nn.Module):
         super().__init__()
         self.embed = letter_embedding(vocab_size, embed_dim, pad, capitals)
         self.key = nn.Linear(value_dim, hidden, bias=False)
-        self.query = nn.Linear(hidden, hidden)
-        self.energy = nn.Linear(hidden, 1, bias=False)
-        self.cell = nn.GRUCell(embed_dim + value_dim, hidden)
         self.dropout = nn.Dropout(dropout)
-        self.out = letter_output(hidden + value_dim + embed_dim, vocab_size, capitals)
 
     def start(
         self, values: Tensor, letters: Tensor, mask: Tensor, state: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         """The values, attention keys and first state the steps read (``letters``: the embeddings)."""
         return values, self.key(values), state
+
+
+class BahdanauDecoder(AttentionDecoder):
+    """Additive attention (Bahdanau et al. 2015): the previous state asks where to look, the context
+    goes into the GRU with the previous token, the output reads state, context and token."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        value_dim: int,
+        hidden: int,
+        dropout: float,
+        pad: int,
+        capitals: int = 0,
+    ) -> None:
+        super().__init__(vocab_size, embed_dim, value_dim, hidden, dropout, pad, capitals)
+        self.query = nn.Linear(hidden, hidden)
+        self.energy = nn.Linear(hidden, 1, bias=False)
+        self.cell = nn.GRUCell(embed_dim + value_dim, hidden)
+        self.out = letter_output(hidden + value_dim + embed_dim, vocab_size, capitals)
 
     def step(
         self, token: Tensor, state: Tensor, values: Tensor, keys: Tensor, mask: Tensor
@@ -181,7 +198,7 @@ class BahdanauDecoder(nn.Module):
         return logits, state, weights
 
 
-class LuongDecoder(nn.Module):
+class LuongDecoder(AttentionDecoder):
     """Multiplicative ("general") attention (Luong et al. 2015) after the GRU: the new state asks
     where to look, ``tanh(W [context; state])`` gives the output. Without input feeding the GRU
     never sees the attention, so a teacher-forced target runs through it in one call."""
@@ -196,19 +213,10 @@ class LuongDecoder(nn.Module):
         pad: int,
         capitals: int = 0,
     ) -> None:
-        super().__init__()
-        self.embed = letter_embedding(vocab_size, embed_dim, pad, capitals)
-        self.key = nn.Linear(value_dim, hidden, bias=False)
+        super().__init__(vocab_size, embed_dim, value_dim, hidden, dropout, pad, capitals)
         self.rnn = nn.GRU(embed_dim, hidden, batch_first=True)
         self.combine = nn.Linear(value_dim + hidden, hidden)
-        self.dropout = nn.Dropout(dropout)
         self.out = letter_output(hidden, vocab_size, capitals)
-
-    def start(
-        self, values: Tensor, letters: Tensor, mask: Tensor, state: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """The values, attention keys and first state the steps read (``letters``: the embeddings)."""
-        return values, self.key(values), state
 
     def attend(self, outputs: Tensor, values: Tensor, keys: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Logits (N, T, V) and weights (N, T, S) for GRU outputs (N, T, H)."""
@@ -288,7 +296,7 @@ class LocationDecoder(BahdanauDecoder):
         return logits, torch.cat([hidden, weights], dim=1), weights
 
 
-class MonotonicDecoder(nn.Module):
+class MonotonicDecoder(AttentionDecoder):
     """Attention that moves by relative steps (monotonic attention, Raffel et al. 2017, here cyclic),
     reading a pointer to the letters (See et al. 2017): a length-independent translator.
 
@@ -314,15 +322,12 @@ class MonotonicDecoder(nn.Module):
         capitals: int = 0,
         heads: int = 2,
     ) -> None:
-        super().__init__()
+        super().__init__(vocab_size, embed_dim, value_dim + embed_dim, hidden, dropout, pad, capitals)
         self.hidden, self.heads, self.value_dim = hidden, heads, value_dim + embed_dim
-        self.embed = letter_embedding(vocab_size, embed_dim, pad, capitals)
-        self.key = nn.Linear(self.value_dim, hidden, bias=False)
         self.query = nn.Linear(hidden, heads * hidden)
         self.moves = nn.Linear(hidden, heads * 3)  # jump, stay, move on
         self.cell = nn.GRUCell(embed_dim + heads * self.value_dim, hidden)
         self.combine = nn.Linear(heads * self.value_dim + hidden + embed_dim, hidden)
-        self.dropout = nn.Dropout(dropout)
         self.out = letter_output(hidden, vocab_size, capitals)
 
     def start(
