@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dlforge import report
 from dlforge.errors import DlforgeError
-from dlforge.study import ERROR, objective_values, open_storage
+from dlforge.study import objective_values, open_storage
 from hydra_plugins.dlforge_search.space import enqueued_params, search_space
 from hydra_plugins.dlforge_search.sweeper import SearchSweeper
 from tests.conftest import FAST, REPO
@@ -58,44 +57,6 @@ def env(data_dir: Path, tmp_path: Path) -> dict[str, str]:
         "DLFORGE_CACHE": str(tmp_path / "cache"),
         "PYTHONPATH": str(REPO),
     }
-
-
-def test_a_search_killed_mid_trial_resumes_and_finishes_exactly_n_trials(
-    env: dict[str, str], tmp_path: Path
-) -> None:
-    command = train_command(
-        *SEARCH,
-        *SLOW,
-        "trainer.max_epochs=1",
-        "hydra.sweeper.n_trials=3",
-        "hydra.sweeper.heartbeat_interval=1",
-        "hydra.sweeper.grace_period=2",
-        "hydra.sweep.dir=outputs/search",
-    )
-    sweep = tmp_path / "outputs" / "search"
-    with open(tmp_path / "first.log", "w") as log:
-        first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 300
-        while not (sweep / "1" / ".hydra").is_dir():  # trial 1 has started its run
-            assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        time.sleep(1.0)
-        first.kill()  # SIGKILL: no handler runs, trial 1 stays "running" in the database
-        first.wait()
-    before = load_trials(sqlite(sweep))
-    assert [t.state for t in before] == [TrialState.COMPLETE, TrialState.RUNNING]
-
-    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-3000:]
-    trials = load_trials(sqlite(sweep))
-    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
-    interrupted = trials[1]
-    assert interrupted.state == TrialState.FAIL and ERROR not in interrupted.user_attrs
-    [retry] = [t for t in trials if t.system_attrs.get("failed_trial") == 1]
-    assert retry.state == TrialState.COMPLETE and retry.params == interrupted.params
-    assert len(trials) == 4 and [t.number for t in trials] == [0, 1, 2, 3]
-    assert all(record(sweep, t)["status"] == "ok" for t in trials if t.state == TrialState.COMPLETE)
 
 
 def test_two_workers_share_one_sqlite_study_without_duplicates(run_cli, tmp_path: Path) -> None:
