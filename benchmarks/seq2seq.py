@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from benchmarks.common import table, write
 from dlforge.checkpoint import load_model
-from dlforge.data.piglatin import PigLatinDataModule
+from dlforge.data.piglatin import UNSEEN, PigLatinDataModule, decode_tokens, word_lengths
 from dlforge.models import Seq2Seq
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,6 +98,33 @@ def beam_test(ckpt: str, run_dir: Path, beam: int) -> dict[str, Any]:
     }
 
 
+def same_output_as_training(ckpt: str, run_dir: Path) -> dict[str, Any]:
+    """Greedy exact-match accuracy on the unseen test words (``test/word_acc``'s set), with and without
+    those whose pig latin is also a training word's ("ash" and "wash" both give "ashway"): a model
+    could get those right by writing an output it was trained on."""
+    model = load_model(ckpt, want=Seq2Seq).eval()
+    data = run_data(run_dir)
+    trained = {w.lower() for w in decode_tokens(data.splits["train"].tensors[1])}
+    src, tgt, sentence = data.splits["test"].tensors
+    rows = (sentence == UNSEEN) & (word_lengths(src) <= data.max_train_len)
+    src, tgt = Seq2Seq.trimmed(src[rows], tgt[rows])
+    with torch.no_grad():
+        correct = torch.cat(
+            [
+                (model.decode(s)[0] == t).all(dim=1)
+                for s, t in zip(src.split(512), tgt.split(512), strict=True)
+            ]
+        )
+    shared = torch.tensor([w.lower() in trained for w in decode_tokens(tgt)])
+    return {
+        "test_words": len(correct),
+        "sharing_a_training_output": int(shared.sum()),
+        "word_acc": correct.float().mean().item(),
+        "word_acc_without_them": correct[~shared].float().mean().item(),
+        "word_acc_on_them": correct[shared].float().mean().item() if shared.any() else None,
+    }
+
+
 def by_length(run_dir: Path) -> dict[str, dict[str, float]]:
     """Letters -> unseen test words of that length and the share right (the run's CSV)."""
     with open(run_dir / "accuracy_by_length.csv") as f:
@@ -146,6 +174,7 @@ def run(name: str, threads: int, beam: int, overrides: list[str], work: Path) ->
         "train_command": train_time,
         "fit_and_test_s": summary["wall_time_s"],
         "greedy": greedy,
+        "same_output_as_training": same_output_as_training(ckpt, run_dir),
         "beam_search": beamed,
         "max_train_len": longest,
         "by_length": curve,
@@ -218,7 +247,24 @@ def main() -> None:
     parser.add_argument("--overrides", nargs="*", default=[])
     parser.add_argument("--name", default="seq2seq", help="results/<name>.json")
     parser.add_argument("--out", help="where the runs go (default: a new temporary folder, kept)")
+    parser.add_argument(
+        "--same-output", nargs=2, metavar=("MODEL", "RUN_DIR"),
+        help="add the accuracy without test words whose output a training word shares to MODEL's entry "
+        "of the JSON, from its run dir (no training)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.same_output:
+        name, run_dir = args.same_output[0], Path(args.same_output[1])
+        path = RESULTS / f"{args.name}.json"
+        document = json.loads(path.read_text())
+        [entry] = [r for r in document["runs"] if r["model"] == name]
+        summary = json.loads((run_dir / "metrics.json").read_text())
+        if summary["metrics"]["test/word_acc"] != entry["greedy"]["test/word_acc"]:
+            raise SystemExit(f"{run_dir} is not the run of {name} in {path.name}: its test/word_acc differs")
+        entry["same_output_as_training"] = same_output_as_training(summary["best_checkpoint"], run_dir)
+        path.write_text(json.dumps(document, indent=2) + "\n")
+        print(json.dumps(entry["same_output_as_training"], indent=2))
+        return
     if args.table or args.figure:
         document = json.loads((RESULTS / f"{args.name}.json").read_text())
         print(markdown(document) if args.table else f"figure in {figure(document, FIGURE)}")
