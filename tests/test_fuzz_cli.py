@@ -298,9 +298,16 @@ FOUND = {
     ],
     "evaluate": [["logger.csv.name='{here}/notadir.txt/inside.ckpt'"]],
     "export": [["ckpt_path=[]"], ["check.samples=null"]],
-    "predict": [["ckpt_path={}"], ["batch_size=null"]],
+    "predict": [["ckpt_path={}"], ["batch_size=null"], ["ckpt_path=''"]],
     "generate": [["device=null"], ["seed=null"]],
-    "app": [["log_level=abc"], ["log_level=inf"], ["caption=true"], ["host=''"], ["host=null"]],
+    "app": [
+        ["log_level=abc"],
+        ["log_level=inf"],
+        ["caption=true"],
+        ["host=''"],
+        ["host=null"],
+        ["log_level=[]"],
+    ],
     "embeddings": [["vectors='{here}/truncated.txt'"], ["vectors='{here}/binary.png'"]],
     "search": [["hydra.sweeper.n_trials=0"], ["hydra.sweeper.n_trials=abc"]],
 }
@@ -357,6 +364,13 @@ RECORDS = st.one_of(
 @settings(max_examples=budget("report"), **FUZZ)
 @example(records=["[]"], folder="sweep", metric=None, results=None)
 @example(records=["\x00\xff binary"], folder="sweep", metric=None, results=None)
+@example(records=['{"metrics": 5}'], folder="sweep", metric=None, results=None)  # found by the long profile
+@example(
+    records=['{"metrics": {"test/acc": 0.5}, "overrides": [1, null]}'],
+    folder="sweep",
+    metric=None,
+    results=None,
+)
 @given(
     records=st.lists(RECORDS, min_size=0, max_size=3),
     folder=st.sampled_from(["sweep", "missing", "empty.txt", "folder"]),
@@ -463,7 +477,11 @@ def test_every_numeric_option_states_its_range_and_its_default_lies_in_it() -> N
             ["optimizer=sgd", "optimizer.momentum=nan"],
             "optimizer.momentum=nan: use a number from 0 to 1",
         ),
-        ("train", ["trainer=cpu", "trainer.max_epochs=0"], "use a whole number of 1 or more (default 6)"),
+        (
+            "train",
+            ["trainer=cpu", "trainer.max_epochs=0"],
+            "trainer.max_epochs=0: use a whole number of 1 or more",
+        ),
         ("train", ["model=lenet", "model.net.hidden=[64,0]"], "model.net.hidden=[64,0]: use a whole number"),
         (
             "evaluate",

@@ -758,8 +758,8 @@ def range_error(
         ):
             return None  # null is the default, or its comment or its signature says what it means
         return f"{override.input_line}: use {in_words([i.words() for i in stated])} (default {as_typed(old)})"
-    texts = [new] if (new is None or isinstance(new, str)) and isinstance(stated[0], Choices) else []
-    for value in [*numbers_in(new), *texts]:
+    # a text option's stated values: any other value (a number, a list, a flag) is refused
+    for value in [new] if isinstance(stated[0], Choices) else numbers_in(new):
         if not any(interval.holds(value) for interval in stated):
             break
     else:

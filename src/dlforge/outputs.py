@@ -111,12 +111,24 @@ def load_runs(folder: Path) -> list[Run]:
             run = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue
-        if not isinstance(run, dict):  # not a run record (a list, a text): not a run of ours
+        if not is_run_record(run):  # a list, a text, metrics not a mapping: not a run of ours
             continue
         runs.append({**run, "dir": str(path.parent.relative_to(folder)) or "."})
     if not runs:
         raise DlforgeError(f"no metrics.json under {folder}: is it a run or multirun dir of train.py?")
     return runs
+
+
+def is_run_record(run: Any) -> bool:
+    """Whether ``run`` has the shape :func:`run_record` writes: a mapping, its ``metrics`` a mapping
+    and its ``overrides`` a list of texts (either may be missing)."""
+    overrides = run.get("overrides", []) if isinstance(run, dict) else None
+    return (
+        isinstance(run, dict)
+        and isinstance(run.get("metrics", {}), dict)
+        and isinstance(overrides, list)
+        and all(isinstance(o, str) for o in overrides)
+    )
 
 
 def _natural_key(path: Path) -> list[Any]:

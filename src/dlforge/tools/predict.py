@@ -37,9 +37,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             "classifier or translator, image=<image file or folder> to an image classifier, or "
             "audio=<WAV file or folder> to an audio classifier"
         )
-    if (cfg.get("ckpt_path") is None) == (cfg.get("model_path") is None):
+    given = [cfg.get(key) for key in ("ckpt_path", "model_path") if cfg.get(key) not in (None, "")]
+    if len(given) != 1:
         raise DlforgeError("pass either ckpt_path=<checkpoint> or model_path=<file from dlforge.export>")
-    return load(cfg.get("ckpt_path") or cfg.model_path).predict(cfg)
+    return load(given[0]).predict(cfg)
 
 
 @hydra_entry("predict")
