@@ -43,6 +43,7 @@ GAN = (
     "data.batch_size=64",
     "model.loss=non_saturating",
     "model.net.spectral_norm=false",
+    "model.net.minibatch_std=false",
     "model.ema_decay=0",
 )
 CASES: dict[str, tuple[str, tuple[str, ...]]] = {
