@@ -34,7 +34,8 @@ class StackGAN(AdversarialModule):
     item; cross-entropy, its own optimizer). The grammar makes these labels exact, so the code the
     generators see carries what the caption says from the first steps, and the discriminators cannot
     shape the text space to their own ends (StackGAN used a fixed pretrained char-CNN-RNN for the same
-    reason). The generators see the embedding detached.
+    reason). The generators and discriminators see the embedding detached, joined with that head's
+    property probabilities (:meth:`condition`).
 
     Args:
         net: ``{"name": "stackgan", **its options}`` (:class:`dlforge.nets.stackgan.StackGAN`).
