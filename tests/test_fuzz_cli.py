@@ -295,6 +295,7 @@ FOUND = {
         ["trainer.strategy=nosuch"],
         ["logger.csv.name='{here}/notadir.txt/inside.ckpt'"],
         ["data.batch_size=0", "data.batch_size=8"],
+        ["threads=abc"],  # the long profile: a text where a number goes, the default null
     ],
     "evaluate": [["logger.csv.name='{here}/notadir.txt/inside.ckpt'"]],
     "export": [["ckpt_path=[]"], ["check.samples=null"]],
@@ -498,6 +499,7 @@ def test_every_numeric_option_states_its_range_and_its_default_lies_in_it() -> N
         ("app", ["log_level=inf"], "log_level=inf: use one of critical, error, warning, info, debug, trace"),
         ("train", ["model=lenet", "model.optimizer=x"], "set one of them: optimizer.lr=<value>"),
         ("train", ["model=lenet", "model.optimizer.lr=0.1"], "follows optimizer: write optimizer.lr="),
+        ("train", ["threads=abc"], "threads=abc: use a whole number from 1 to 1024 or null (default null)"),
     ],
 )
 def test_one_generic_range_check_serves_every_tool(config: str, args: list[str], expect: str) -> None:

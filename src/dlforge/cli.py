@@ -758,13 +758,19 @@ def range_error(
         ):
             return None  # null is the default, or its comment or its signature says what it means
         return f"{override.input_line}: use {in_words([i.words() for i in stated])} (default {as_typed(old)})"
+    refused = f"{override.input_line}: use {in_words([i.words() for i in stated])} (default {as_typed(old)})"
+    if (
+        isinstance(new, str)
+        and not isinstance(stated[0], Choices)
+        and not isinstance(old, str)
+        and declared_type(cfg, key) is inspect.Parameter.empty  # no signature says a text is welcome
+    ):
+        return refused  # a text where a number goes (threads=abc, whose default null says no type)
     # a text option's stated values: any other value (a number, a list, a flag) is refused
     for value in [new] if isinstance(stated[0], Choices) else numbers_in(new):
         if not any(interval.holds(value) for interval in stated):
-            break
-    else:
-        return None
-    return f"{override.input_line}: use {in_words([i.words() for i in stated])} (default {as_typed(old)})"
+            return refused
+    return None
 
 
 def numbers_in(value: Any) -> Iterator[float]:
