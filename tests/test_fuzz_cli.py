@@ -296,6 +296,7 @@ FOUND = {
         ["logger.csv.name='{here}/notadir.txt/inside.ckpt'"],
         ["data.batch_size=0", "data.batch_size=8"],
         ["threads=abc"],  # the long profile: a text where a number goes, the default null
+        ["scheduler='{here}/missing.ckpt'"],  # the long profile: a path as a group's choice
     ],
     "evaluate": [["logger.csv.name='{here}/notadir.txt/inside.ckpt'"]],
     "export": [["ckpt_path=[]"], ["check.samples=null"]],

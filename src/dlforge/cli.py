@@ -410,6 +410,11 @@ def composition_error(err: Exception, overrides: list[Any], found: ConfigGroups)
     missing = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
     if isinstance(err, MissingConfigException) and missing:
         group, choice = missing.groups()
+        path = f"{group}/{choice}"
+        for override in overrides:  # the group the command line named: a choice may hold a "/" (a path)
+            named = override.key_or_group.lstrip("+~").replace(".", "/")
+            if path.startswith(f"{named}/"):
+                group, choice = named, path[len(named) + 1 :]
         return f"{group}={choice}: no such option; choose one of {', '.join(found.options(group))}"
     unknown = re.search(r"Key '([^']+)' is not in struct\s+full_key: (\S+)", f"{err.__cause__}")
     if unknown:
