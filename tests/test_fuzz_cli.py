@@ -297,6 +297,7 @@ FOUND = {
         ["data.batch_size=0", "data.batch_size=8"],
         ["threads=abc"],  # the long profile: a text where a number goes, the default null
         ["scheduler='{here}/missing.ckpt'"],  # the long profile: a path as a group's choice
+        ["trainer.default_root_dir=abc"],  # the long profile: a new folder for the test's pictures
     ],
     "evaluate": [["logger.csv.name='{here}/notadir.txt/inside.ckpt'"]],
     "export": [["ckpt_path=[]"], ["check.samples=null"]],
@@ -311,7 +312,11 @@ FOUND = {
         ["log_level=[]"],
     ],
     "embeddings": [["vectors='{here}/truncated.txt'"], ["vectors='{here}/binary.png'"]],
-    "search": [["hydra.sweeper.n_trials=0"], ["hydra.sweeper.n_trials=abc"]],
+    "search": [
+        ["hydra.sweeper.n_trials=0"],
+        ["hydra.sweeper.n_trials=abc"],
+        ["hydra.sweeper.pruner.n_warmup_steps={}"],
+    ],
 }
 
 

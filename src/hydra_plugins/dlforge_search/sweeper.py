@@ -33,6 +33,7 @@ import optuna
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn
+from hydra.errors import InstantiationException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
@@ -225,6 +226,9 @@ class SearchSweeper(Sweeper):
         except Exception as err:
             reason = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
             raise DlforgeError(f"the search space does not fit the config: {reason}") from None
+        self.sampler(0)  # a value Optuna refuses fails here, before the study's database is written
+        if self.options.pruner:
+            built("pruner", self.options.pruner)
 
     def directions(self) -> list[str]:
         direction = self.options.direction
@@ -248,8 +252,8 @@ class SearchSweeper(Sweeper):
                 storage=storage,
                 study_name=name,
                 directions=self.directions(),
-                sampler=instantiate(self.options.sampler),
-                pruner=instantiate(self.options.pruner)
+                sampler=built("sampler", self.options.sampler),
+                pruner=built("pruner", self.options.pruner)
                 if self.options.pruner
                 else optuna.pruners.NopPruner(),
                 load_if_exists=True,
@@ -315,8 +319,8 @@ class SearchSweeper(Sweeper):
     def sampler(self, seed_offset: int) -> optuna.samplers.BaseSampler:
         config = self.options.sampler
         if config.get("seed") is None:
-            return instantiate(config)
-        return instantiate(config, seed=config.seed + seed_offset)
+            return built("sampler", config)
+        return built("sampler", config, seed=config.seed + seed_offset)
 
     def run_trial(
         self, study: optuna.Study, storage: RDBStorage, trial: Trial, params: dict[str, Any], fixed: list[str]
@@ -570,3 +574,16 @@ def taken(trial: optuna.trial.FrozenTrial) -> bool:
 def hydra_quoted(text: str) -> str:
     """``text`` as a quoted value of a Hydra override."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def built(option: str, config: Any, **kwargs: Any) -> Any:
+    """``hydra.sweeper.<option>`` (the sampler or the pruner) instantiated; a value Optuna refuses ends
+    in one line naming the option and its values."""
+    try:
+        return instantiate(config, **kwargs)
+    except InstantiationException as err:
+        values = " ".join(f"{k}={v}" for k, v in config.items() if k != "_target_")
+        raise DlforgeError(
+            f"hydra.sweeper.{option} ({values}): {first_line(err.__cause__ or err)}; "
+            f"check those options of {config._target_}"
+        ) from None
