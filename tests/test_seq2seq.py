@@ -400,10 +400,16 @@ def attention_alignment(model: Seq2Seq, words: list[str]) -> float:
 
 
 def same_picture(a: Path, b: Path) -> bool:
-    """Two PNG files show the same pixels."""
+    """Two PNG files show the same picture: the same size, and at most 0.5% of the pixels a little
+    different (the run drew its attention in another process, whose float sums may differ in the last
+    bits and move a cell's shade by a level; another batch or model changes far more)."""
     from PIL import Image
 
-    return np.array_equal(np.asarray(Image.open(a).convert("RGB")), np.asarray(Image.open(b).convert("RGB")))
+    x, y = (np.asarray(Image.open(p).convert("RGB")).astype(int) for p in (a, b))
+    if x.shape != y.shape:
+        return False
+    differ = np.abs(x - y).max(axis=-1)
+    return bool((differ > 0).mean() <= 0.005 and differ.max() <= 16)
 
 
 def redraw_attention(
