@@ -167,7 +167,8 @@ def train(
     if ckpt_path:
         check_resumable(model, ckpt_path)
     if trainer.is_global_zero:
-        out.mkdir(parents=True, exist_ok=True)
+        for folder in {out, Path(trainer.default_root_dir)}:  # callbacks write pictures to the latter
+            folder.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

@@ -29,7 +29,6 @@ class ConfusionMatrix(Callback):
     @staticmethod
     def write(trainer: pl.Trainer, pl_module: ClassifierModule, matrix: torch.Tensor) -> None:
         folder = pl_module.run_dir
-        folder.mkdir(parents=True, exist_ok=True)  # trainer.default_root_dir may name a new folder
         names = pl_module.hparams.data["class_names"]
         with open(folder / "confusion_matrix.csv", "w", newline="") as f:
             writer = csv.writer(f)
