@@ -461,6 +461,9 @@ def test_minibatch_std_and_projection_discriminators() -> None:
     spread = torch.randn(8, 3, 4, 4)
     assert MinibatchStd()(same)[:, -1].max() < 1e-3
     assert MinibatchStd()(spread)[:, -1].min() > 0.5 and MinibatchStd()(spread).shape == (8, 4, 4, 4)
+    # groups of 4: samples i and i + 2 of 8 share a group (the batch viewed as 4 x 2)
+    expected = spread.view(4, 2, 3, 4, 4).var(dim=0, unbiased=False).add(1e-8).sqrt().mean(dim=(1, 2, 3))
+    torch.testing.assert_close(MinibatchStd()(spread)[:, -1, 0, 0], expected.repeat(4))
     net = build_net("cgan", in_channels=1, height=28, width=28, num_classes=10, features=8, projection=True,
                     spectral_norm=True, minibatch_std=True)  # fmt: skip
     discriminator = net.discriminator.eval()
