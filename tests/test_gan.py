@@ -43,6 +43,20 @@ def test_nets_make_images_of_the_data_shape_and_one_logit_each(name: str, channe
     assert net.conditional == (name == "cgan")
 
 
+def test_generator_features_widen_the_generator_alone() -> None:
+    convolutions = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+
+    def widths(**options: int) -> list[list[int]]:
+        net = build_net("dcgan", in_channels=1, height=28, width=28, num_classes=10, **options)
+        return [
+            [m.out_channels for m in part.modules() if isinstance(m, convolutions)]
+            for part in (net.generator, net.discriminator)
+        ]
+
+    assert widths(features=8) == [[16, 8, 1], [8, 16, 1]]
+    assert widths(features=8, generator_features=32) == [[64, 32, 1], [8, 16, 1]]
+
+
 def test_conditional_generator_follows_its_label() -> None:
     net = build_net("cgan", in_channels=1, height=28, width=28, num_classes=10).eval()
     z = torch.randn(2, 100)

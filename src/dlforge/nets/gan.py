@@ -227,6 +227,8 @@ class DCGAN(nn.Module):
         latent_dim: size of the noise vector z (100 in the paper).
         features: channels of the generator's last and the discriminator's first hidden layer
             (doubling towards the small end; 64 in the paper).
+        generator_features: the generator's own ``features`` (null: ``features``), as BigGAN sizes
+            G and D apart: the discriminator runs three times a step, the generator once.
         conditional: feed the class label to both networks (Mirza & Osindero 2014; net name ``cgan``).
         spectral_norm: spectral normalization of every discriminator layer, in place of its batch-norm.
         minibatch_std: a minibatch standard-deviation channel before the discriminator's last layer.
@@ -245,6 +247,7 @@ class DCGAN(nn.Module):
         spectral_norm: bool = False,
         minibatch_std: bool = False,
         projection: bool = False,
+        generator_features: int | None = None,
     ) -> None:
         super().__init__()
         if conditional and num_classes < 2:
@@ -252,7 +255,9 @@ class DCGAN(nn.Module):
         self.latent_dim = latent_dim
         self.conditional = conditional
         classes = num_classes if conditional else 0
-        self.generator = DCGANGenerator(latent_dim, in_channels, height, width, features, classes)
+        self.generator = DCGANGenerator(
+            latent_dim, in_channels, height, width, generator_features or features, classes
+        )
         self.discriminator = DCGANDiscriminator(
             in_channels, height, width, features, classes, spectral_norm, minibatch_std, projection
         )
