@@ -16,10 +16,23 @@ from PIL import Image
 
 from dlforge import CONF_DIR
 from dlforge.checkpoint import load_model
-from dlforge.data.captioned import TEST_SETS, encode_caption, judge
+from dlforge.data.captioned import (
+    TEST_SETS,
+    CaptionedDataModule,
+    caption_tokens,
+    encode_caption,
+    encode_captions,
+    join_tokens,
+    judge,
+    recorded,
+    sample_properties,
+    sample_templates,
+)
 from dlforge.models import StackGAN
 from dlforge.models.classifier import ImageClassifier
+from dlforge.models.stackgan import drop_words
 from dlforge.nets import build_net
+from dlforge.nets.stackgan import READERS, CaptionEncoder
 from dlforge.training import build_run, train
 from tests.conftest import FAST
 from tests.test_quality import classifier_run  # noqa: F401  (module fixture: a tiny LeNet)
@@ -130,7 +143,7 @@ def test_a_few_steps_move_the_losses_and_teach_the_encoder_the_captions(
     data_dir: Path, tmp_path: Path
 ) -> None:
     cfg = compose_run(
-        data_dir, tmp_path, "trainer.max_epochs=3", "trainer.limit_train_batches=6", "model.caption_lr=0.01"
+        data_dir, tmp_path, "trainer.max_epochs=5", "trainer.limit_train_batches=6", "model.caption_lr=0.01"
     )
     datamodule, model, _ = build_run(cfg)
     datamodule.setup("fit")
@@ -140,7 +153,7 @@ def test_a_few_steps_move_the_losses_and_teach_the_encoder_the_captions(
     summary = train(cfg)
     trained = load_model(summary["last_checkpoint"], StackGAN)
     after = trained.caption_loss(trained.embed(batch[1]), batch[2]).item()
-    assert after < before - 0.15, (before, after)  # 1.74 -> 1.46 when measured
+    assert after < before - 0.15, (before, after)  # 1.79 -> 1.45 when measured (30 steps, bigru_max)
     moved = [n for n, p in trained.generator["two"].named_parameters() if not torch.equal(p, stage_two[n])]
     assert moved, "stage II's generator never stepped"
 
@@ -226,3 +239,87 @@ def test_the_export_draws_as_the_checkpoint_does(stackgan_run, run_main, tmp_pat
         )
     spec = {"vocab": checkpoint.vocab, "max_len": checkpoint.card["text"]["max_len"]}
     assert encode_caption(CAPTION, spec).shape == (spec["max_len"],)
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_each_reader_pools_the_words_alone_and_padding_changes_nothing(reader: str) -> None:
+    torch.manual_seed(0)
+    encoder = CaptionEncoder(vocab_size=20, embed_dim=6, hidden=8, reader=reader)
+    tokens = torch.tensor([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12]])
+    embedding = encoder(tokens)
+    assert embedding.shape == (2, 8)
+    longer = torch.cat([tokens, torch.zeros(2, 4, dtype=torch.long)], dim=1)
+    torch.testing.assert_close(encoder(longer), embedding)
+    # each caption by hand, without padding: the forward GRU over the words, the backward one over the
+    # words reversed (its states put back in the caption's order), then the reader's pooling
+    for row, out in zip(tokens, embedding, strict=True):
+        words = encoder.embedding(row[row != 0])[None]
+        states = encoder.gru(words)[0][0]
+        if encoder.backward_gru is not None:
+            back = encoder.backward_gru(words.flip(1))[0][0].flip(0)
+            if reader == "bigru_last":
+                torch.testing.assert_close(out, torch.cat([states[-1], back[0]]))
+                continue
+            states = torch.cat([states, back], dim=1)
+        if reader.endswith("last"):
+            expected = states[-1]
+        elif reader.endswith("max"):
+            expected = states.amax(dim=0)
+        else:
+            expected = (encoder.attention(states).softmax(dim=0) * states).sum(dim=0)
+        torch.testing.assert_close(out, expected)
+
+
+def test_the_pooled_bigru_reads_a_word_order_never_seen_where_the_last_state_does_not() -> None:
+    """Trained on the six training templates' captions, read on the two held-out ones (the place said
+    first; 'the 7, large, is ...'): max-pooling a bidirectional GRU reads the class; the GRU read at the
+    last word does not (the issue's held-out-phrasings failure, benchmarks/caption_reader.py)."""
+    spec = CaptionedDataModule(data_dir="unused", properties=["class", "position", "size"]).spec
+    generator = torch.Generator().manual_seed(0)
+
+    def captions(n: int, held_out: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        properties = recorded(sample_properties(n, spec, generator), spec)
+        templates = sample_templates(n, 1, generator, held_out=held_out)
+        texts = [join_tokens(t) for t in caption_tokens(properties, templates, spec, generator)]
+        return encode_captions(texts, spec), properties[:, 0, 0]
+
+    train_tokens, train_classes = captions(2000, held_out=False)
+    test_tokens, test_classes = captions(500, held_out=True)
+    accuracy = {}
+    for reader in ("last", "bigru_max"):
+        torch.manual_seed(0)
+        encoder = CaptionEncoder(len(spec["vocab"]), embed_dim=16, hidden=32, reader=reader)
+        head = torch.nn.Linear(32, 10)
+        optimizer = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=0.01)
+        for _ in range(2):
+            for batch in torch.randperm(2000, generator=generator).split(64):
+                loss = torch.nn.functional.cross_entropy(
+                    head(encoder(train_tokens[batch])), train_classes[batch]
+                )
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        with torch.no_grad():
+            accuracy[reader] = (head(encoder(test_tokens)).argmax(1) == test_classes).float().mean().item()
+    assert accuracy["bigru_max"] > 0.95 and accuracy["last"] < 0.8, accuracy
+
+
+def test_word_dropout_hides_words_not_padding() -> None:
+    tokens = torch.randint(2, 40, (200, 12))
+    tokens[:, 9:] = 0
+    dropped = drop_words(tokens, 0.25, torch.Generator().manual_seed(0))
+    hidden = dropped != tokens
+    assert (dropped[hidden] == 1).all() and not hidden[:, 9:].any()  # UNK, and only where words are
+    assert 0.2 < hidden[:, :9].float().mean() < 0.3
+    assert torch.equal(drop_words(tokens, 0.0), tokens)
+
+
+def test_old_checkpoints_keep_the_last_word_reader() -> None:
+    """Their saved hparams name no reader: the net's default is the first reader, the YAML's the new."""
+    nets = build_net(
+        "stackgan", in_channels=1, height=32, width=32, vocab_size=20, features=8, text_hidden=16
+    )
+    assert nets.encoder.reader == "last" and nets.encoder.backward_gru is None
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["model=stackgan", "data=captioned_mnist"])
+    assert cfg.model.net.reader == "bigru_max" and cfg.model.word_dropout == 0.1

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlforge.data.captioned import TEST_SETS
+from dlforge.data.captioned import PAD, TEST_SETS, UNK
 from dlforge.models.base import AdversarialModule
 from dlforge.models.gan import LOSSES, discriminator_loss, generator_loss
 from dlforge.nets import build_net
@@ -17,6 +17,15 @@ from dlforge.registry import register_model
 #: what a caption says of an item: each property's column in a batch's ``properties`` (N, items, 4)
 PROPERTIES = ("class", "position", "size", "colour")
 VALUES = {"class": "class_names", "position": "positions", "size": "sizes", "colour": "colours"}
+
+
+def drop_words(tokens: torch.Tensor, rate: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Token ids (N, L) with each word replaced by UNK with probability ``rate`` (word dropout, Iyyer et
+    al. 2015): the reader cannot lean on any one word's neighbours. Padding stays."""
+    if rate <= 0:
+        return tokens
+    drop = torch.rand(tokens.shape, generator=generator).to(tokens.device) < rate
+    return tokens.masked_fill(drop & (tokens != PAD), UNK)
 
 
 @register_model("stackgan")
@@ -49,6 +58,7 @@ class StackGAN(AdversarialModule):
             joined with the caption reader's property probabilities (what the caption says, read from
             its words); False: the embedding alone.
         caption_lr: the caption encoder's learning rate (``optimizer_d``'s optimizer at this rate).
+        word_dropout: the rate of :func:`drop_words` on the captions the encoder trains on (0: none).
         embeddings: starting word vectors (the data's GloVe rows), or None.
         samples: options of the caption grids (:class:`dlforge.callbacks.stackgan.CaptionGrid`).
         training: ``optimizer_g``, ``optimizer_d``, ``scheduler``, ``monitor``.
@@ -63,6 +73,7 @@ class StackGAN(AdversarialModule):
         property_weight: float = 1.0,
         read_properties: bool = True,
         caption_lr: float = 0.001,
+        word_dropout: float = 0.0,
         embeddings: torch.Tensor | None = None,
         samples: dict[str, Any] | None = None,
         **training: Any,
@@ -148,7 +159,9 @@ class StackGAN(AdversarialModule):
 
         # the caption encoder, on the caption's own labels
         embedding = self.embed(tokens)
-        t_loss = self.caption_loss(embedding, properties)
+        rate = self.hparams.word_dropout
+        read = self.embed(drop_words(tokens, rate)) if rate else embedding  # the drawings see every word
+        t_loss = self.caption_loss(read, properties)
         opt_t.zero_grad(set_to_none=True)
         self.manual_backward(t_loss)
         opt_t.step()

@@ -15,26 +15,82 @@ from torch import nn
 from dlforge.nets.gan import dcgan_init, normed
 from dlforge.registry import register_net
 
+#: how :class:`CaptionEncoder` turns the GRU's states into one vector
+READERS = ("last", "max", "attention", "bigru_last", "bigru_max", "bigru_attention")
+
+
+def reversed_words(tokens: torch.Tensor) -> torch.Tensor:
+    """For token ids (N, L) with PAD (0) after the words: each position's index in the caption read
+    backwards (word t of n -> n - 1 - t; padding stays put). Applying it twice gives the identity."""
+    length = (tokens != 0).sum(dim=1, keepdim=True)
+    steps = torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
+    return torch.where(steps < length, length - 1 - steps, steps)
+
 
 class CaptionEncoder(nn.Module):
-    """Token ids (N, L) -> a caption embedding (N, hidden): a GRU over word vectors, read at each
-    caption's last word (PAD id 0 after it). No packing, so the graph traces and exports as it is;
+    """Token ids (N, L) (PAD id 0 after the words) -> a caption embedding (N, hidden), by ``reader``:
+
+    - ``last``: a GRU read at the caption's last word (the first reader; it misread word orders never
+      seen in training);
+    - ``max`` / ``attention``: the GRU's states at every word pooled by their maximum over the words
+      (InferSent, Conneau et al. 2017) or by a learned attention (Lin et al. 2017's one hop);
+    - ``bigru_*``: a bidirectional GRU, ``hidden // 2`` each way (the backward one reads each
+      caption's words reversed, so padding never reaches it), read at the ends (the forward GRU at the
+      last word with the backward at the first), or pooled as above.
+
+    Padding never changes the embedding. No packing, so the graph traces and exports as it is;
     ``vectors``: a starting word matrix."""
 
     def __init__(
-        self, vocab_size: int, embed_dim: int = 50, hidden: int = 128, vectors: torch.Tensor | None = None
+        self,
+        vocab_size: int,
+        embed_dim: int = 50,
+        hidden: int = 128,
+        vectors: torch.Tensor | None = None,
+        reader: str = "last",
     ) -> None:
         super().__init__()
+        if reader not in READERS:
+            raise ValueError(f"reader={reader!r}: choose one of {', '.join(READERS)}")
+        self.reader = reader
+        self.bidirectional = reader.startswith("bigru_")
+        self.pooling = reader.removeprefix("bigru_")
+        if self.bidirectional and hidden % 2:
+            raise ValueError(f"text_hidden={hidden}: a bidirectional reader needs an even size")
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         if vectors is not None:
             self.embedding.weight.data.copy_(vectors)
-        self.gru = nn.GRU(embed_dim, hidden, batch_first=True)
+        each = hidden // 2 if self.bidirectional else hidden
+        self.gru = nn.GRU(embed_dim, each, batch_first=True)
+        self.backward_gru = nn.GRU(embed_dim, each, batch_first=True) if self.bidirectional else None
+        self.attention = (
+            nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1, bias=False))
+            if self.pooling == "attention"
+            else None
+        )
         self.dim = hidden
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        states, _ = self.gru(self.embedding(tokens))  # (N, L, hidden)
-        last = ((tokens != 0).sum(dim=1) - 1).clamp_min(0)  # each caption's last word
-        return states.gather(1, last.view(-1, 1, 1).expand(-1, 1, states.shape[2])).squeeze(1)
+        words = tokens != 0
+        states, _ = self.gru(self.embedding(tokens))  # (N, L, hidden or hidden // 2)
+        last = (words.sum(dim=1) - 1).clamp_min(0).view(-1, 1, 1)  # each caption's last word
+        if self.backward_gru is not None:
+            order = reversed_words(tokens).unsqueeze(2)
+            back, _ = self.backward_gru(self.embedding(tokens.gather(1, order.squeeze(2))))
+            back = back.gather(1, order.expand_as(back))  # back in the caption's own order
+            if self.pooling == "last":  # forward at the last word, backward at the first
+                at_last = states.gather(1, last.expand(-1, 1, states.shape[2])).squeeze(1)
+                return torch.cat([at_last, back[:, 0]], dim=1)
+            states = torch.cat([states, back], dim=2)
+        if self.pooling == "last":
+            return states.gather(1, last.expand(-1, 1, states.shape[2])).squeeze(1)
+        mask = words.unsqueeze(2)
+        if self.pooling == "max":  # GRU states lie in (-1, 1): padding at -1 never wins
+            return states.masked_fill(~mask, -1.0).amax(dim=1)
+        assert self.attention is not None
+        scores = self.attention(states).masked_fill(~mask, torch.finfo(states.dtype).min)
+        weights = scores.softmax(dim=1)  # (N, L, 1)
+        return (weights * states).sum(dim=1)
 
 
 class ConditioningAugmentation(nn.Module):
@@ -244,7 +300,8 @@ class StackGAN(nn.Module):
     ``properties``: how many property logits each discriminator also reads from an image (0: none);
     ``read_dim``: how many more numbers the text vector has after the caption embedding (the model joins
     the caption reader's property probabilities to it); ``every_scale``: the generators join the
-    code at each up-sampling; ``projection``: the discriminators take the text by projection.
+    code at each up-sampling; ``projection``: the discriminators take the text by projection;
+    ``reader``: how the caption encoder reads the GRU's states (:data:`READERS`).
     """
 
     def __init__(
@@ -264,6 +321,7 @@ class StackGAN(nn.Module):
         read_dim: int = 0,
         every_scale: bool = True,
         projection: bool = True,
+        reader: str = "last",
         vectors: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
@@ -272,7 +330,7 @@ class StackGAN(nn.Module):
                 f"StackGAN draws square canvases of a multiple of 16, at least 32: not {height}x{width}"
             )
         self.latent_dim, self.stage_one_size = latent_dim, height // 2
-        self.encoder = CaptionEncoder(vocab_size, embed_dim, text_hidden, vectors)
+        self.encoder = CaptionEncoder(vocab_size, embed_dim, text_hidden, vectors, reader)
         text_dim = self.encoder.dim + read_dim
         self.augmentation = ConditioningAugmentation(text_dim, code_dim)
         self.stage_one = StageIGenerator(
