@@ -56,7 +56,7 @@ class CaptionEncoder(nn.Module):
         self.bidirectional = reader.startswith("bigru_")
         self.pooling = reader.removeprefix("bigru_")
         if self.bidirectional and hidden % 2:
-            raise ValueError(f"text_hidden={hidden}: a bidirectional reader needs an even size")
+            raise ValueError(f"text_hidden={hidden}: reader={reader} (half each way) needs an even size")
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         if vectors is not None:
             self.embedding.weight.data.copy_(vectors)
