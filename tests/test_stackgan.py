@@ -323,7 +323,7 @@ def test_old_checkpoints_keep_the_last_word_reader() -> None:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["model=stackgan", "data=captioned_mnist"])
     assert cfg.model.net.reader == "bigru_max" and cfg.model.word_dropout == 0.1
-    with pytest.raises(ValueError, match="reader=bigru_max .* even"):
+    with pytest.raises(ValueError, match=r"reader=bigru_max .* even"):
         CaptionEncoder(20, hidden=7, reader="bigru_max")
     with pytest.raises(ValueError, match="choose one of last, max"):
         CaptionEncoder(20, reader="mean")
