@@ -346,7 +346,7 @@ class Seed002Discriminator(nn.Module):
 class GANSeed002(nn.Module):
     """The Keras GAN of seed 002 (dense + up-sampling generator, conv + max-pool discriminator);
     ``features``: the generator's last and the discriminator's first conv channels (64 in seed 002);
-    ``spectral_norm`` and ``minibatch_std`` as for :class:`DCGAN`."""
+    ``generator_features``, ``spectral_norm`` and ``minibatch_std`` as for :class:`DCGAN`."""
 
     def __init__(
         self,
@@ -358,11 +358,14 @@ class GANSeed002(nn.Module):
         features: int = 64,
         spectral_norm: bool = False,
         minibatch_std: bool = False,
+        generator_features: int | None = None,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.conditional = False
-        self.generator = Seed002Generator(latent_dim, in_channels, height, width, features)
+        self.generator = Seed002Generator(
+            latent_dim, in_channels, height, width, generator_features or features
+        )
         self.discriminator = Seed002Discriminator(
             in_channels, height, width, features, spectral_norm, minibatch_std
         )
