@@ -40,6 +40,13 @@ from dlforge.training import train
 RESULTS = Path(__file__).resolve().parent / "results" / "gan_recipes.json"
 RUNS = Path("outputs/gan_recipes")
 SAMPLES = 10_000
+
+
+def same_lr(lr: float) -> tuple[str, str]:
+    """The same learning rate for G and D."""
+    return (f"model.optimizer_g.lr={lr:g}", f"model.optimizer_d.lr={lr:g}")
+
+
 #: the defaults before this study: BCE + batch-norm discriminator, raw generator, 64 channels
 OLD_DEFAULT = (
     "model.loss=non_saturating",
@@ -55,6 +62,7 @@ OLD_DEFAULT = (
 #: discriminator and BCE, with the weight average, 6 epochs. The cases in ``BEFORE`` were measured then:
 #: their overrides are relative to it, and a rerun puts it first
 PREVIOUS = (
+    *same_lr(2e-4),
     "model.loss=non_saturating",
     "model.net.spectral_norm=false",
     "model.net.minibatch_std=false",
@@ -69,6 +77,8 @@ TEN_EPOCHS = ("trainer.max_epochs=10",)
 #: the three single options that helped, together: least squares, spectral norm, minibatch std
 LS_MBSTD = ("model.loss=least_squares", "model.net.minibatch_std=true")
 SN_LS_MBSTD = ("model.net.spectral_norm=true", *LS_MBSTD)
+
+
 #: name -> (data set, overrides after data=<data set>, with the FID-against-minutes curve)
 CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     # the previous default (PREVIOUS): DCGAN's batch-norm discriminator and BCE, weight average, 6 epochs
@@ -107,15 +117,40 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "sn_ls_mbstd_r1_10ep": ("mnist", (*TEN_EPOCHS, *SN_LS_MBSTD, "model.r1_gamma=1"), True),
     # the new default (SN_LS_MBSTD, 7 epochs: its steps cost more, so 7 epochs fit the 5 minutes)
     "sn_ls_mbstd_7ep": ("mnist", ("trainer.max_epochs=7", *SN_LS_MBSTD), False),
-    # today's default (conf/model/dcgan.yaml), run alone on both cores: a user's minutes, with its curve
+    # that default (SEVEN_EPOCHS), run alone on both cores: a user's minutes, with its curve
     "new_default_alone": ("mnist", (), True),
+    # after the minibatch-std speed-up (a step costs 34 ms, not 66), what 10 epochs (5 minutes) give
+    # with learning rates doubled from 2e-4 (one seed each), and with a generator twice as wide
+    "lr4e4_10ep": ("mnist", (*TEN_EPOCHS, *same_lr(4e-4)), True),
+    "lr8e4_10ep": ("mnist", (*TEN_EPOCHS, *same_lr(8e-4)), True),
+    "lr16e4_10ep": ("mnist", (*TEN_EPOCHS, *same_lr(1.6e-3)), True),
+    "lr32e4_10ep": ("mnist", (*TEN_EPOCHS, *same_lr(3.2e-3)), True),
+    "lr8e4_g64_10ep": ("mnist", (*TEN_EPOCHS, *same_lr(8e-4), "model.net.generator_features=64"), True),
+    # today's default (lr 3.2e-3, 10 epochs: lr32e4_10ep): alone on both cores (a user's minutes),
+    # its curve further on, Fashion-MNIST, and the conditional GAN at the same rate
+    "default_now_alone": ("mnist", (), True),
+    "default_now_20ep": ("mnist", ("trainer.max_epochs=20",), True),
+    "fashion_default_now": ("fashion_mnist", (), False),
+    "cgan_lr32e4_10ep": ("mnist", ("model=cgan", *TEN_EPOCHS, *same_lr(3.2e-3)), False),
 }
 
 
-#: the cases measured against PREVIOUS (every DCGAN case but the new default's)
-BEFORE = frozenset(CASES) - {"cgan", "cgan_input_channels", "seed002", "sn_ls_mbstd_7ep", "new_default_alone"}
+#: the default of the morning of 2026-12-07 (SN_LS_MBSTD, lr 2e-4, 7 epochs), against which the cases
+#: in AT_SEVEN_EPOCHS were measured: a rerun puts it first
+SEVEN_EPOCHS = ("trainer.max_epochs=7", *same_lr(2e-4))
+AT_SEVEN_EPOCHS = frozenset(
+    {"sn_ls_mbstd_7ep", "new_default_alone", *(n for n in CASES if n.startswith("lr"))}
+)
+#: the cases measured today (conf/model/dcgan.yaml as it is) or with every setting they need given
+TODAY = frozenset({"cgan", "cgan_input_channels", "seed002", "default_now_alone", "default_now_20ep",
+                   "fashion_default_now", "cgan_lr32e4_10ep"})  # fmt: skip
+#: the cases measured against PREVIOUS (every other DCGAN case)
+BEFORE = frozenset(CASES) - AT_SEVEN_EPOCHS - TODAY
 #: the cases whose samples the figure shows
-GRIDS = ("default", "sn_ls_mbstd_7ep", "default_xlong")
+GRIDS = ("default", "sn_ls_mbstd_7ep", "lr32e4_10ep", "default_xlong")
+#: the cases whose FID-against-minutes curves it draws (those measured of them)
+CURVES = ("default_alone", "default_xlong", "sn_ls_mbstd_10ep", "new_default_alone", "lr8e4_10ep",
+          "lr32e4_10ep", "lr8e4_g64_10ep", "default_now_alone", "default_now_20ep")  # fmt: skip
 #: what a case's overrides amount to, where listing them would not fit a table cell
 LABELS = {
     "old_default": "the old default: raw weights, 64 channels (OLD_DEFAULT)",
@@ -208,7 +243,7 @@ def run(
     data, overrides, curve = CASES[name]
     run_name = f"{name}_seed{seed}"
     threading = (f"threads={threads}",) if threads else ()
-    base = PREVIOUS if name in BEFORE else ()
+    base = PREVIOUS if name in BEFORE else SEVEN_EPOCHS if name in AT_SEVEN_EPOCHS else ()
     cfg = config(
         run_name, (f"data={data}", *base, *overrides, f"seed={seed}", "test=false", *threading), runs=RUNS
     )
@@ -339,7 +374,7 @@ def figure(results: dict[str, Any], path: Path) -> None:
     from torchvision.utils import make_grid
 
     cases = grouped(results)
-    curves = {name: runs[0] for name, runs in cases.items() if runs[0].get("curve")}
+    curves = {name: cases[name][0] for name in CURVES if name in cases and cases[name][0].get("curve")}
     grids = [name for name in GRIDS if name in cases]
     fig = Figure(figsize=(5.5 + 2.4 * len(grids), 3.8), layout="constrained")
     axes = fig.subplots(1, 1 + len(grids), width_ratios=[2.2] + [1] * len(grids))

@@ -76,13 +76,19 @@ def test_nets_refuse_impossible_sizes() -> None:
 def test_default_model_of_train_is_dcgan(make_cfg) -> None:
     cfg = make_cfg()
     assert cfg.model.kind == "gan" and cfg.model.net.name == "dcgan"
-    assert cfg.model.optimizer_g.lr == 2e-4 and list(cfg.model.optimizer_d.betas) == [0.5, 0.999]
+    assert cfg.model.optimizer_g.lr == cfg.model.optimizer_d.lr == 3.2e-3  # measured (docs/gan.md)
+    assert list(cfg.model.optimizer_d.betas) == [0.5, 0.999]
+    assert (
+        make_cfg("model=cgan").model.optimizer_g.lr
+        == make_cfg("model=gan_seed002").model.optimizer_d.lr
+        == 2e-4
+    )
     recipe = (cfg.model.loss, cfg.model.net.spectral_norm, cfg.model.ema_decay)
     assert recipe == ("least_squares", True, 0.999) and cfg.model.net.minibatch_std
 
 
 def test_a_model_brings_its_own_training_length_and_the_command_line_still_wins(make_cfg) -> None:
-    assert make_cfg().trainer.max_epochs == 7  # conf/trainer/model/dcgan.yaml
+    assert make_cfg().trainer.max_epochs == 10  # conf/trainer/model/dcgan.yaml
     assert make_cfg("model=cgan", "trainer=cpu").trainer.max_epochs == 6
     assert make_cfg("model=lenet").trainer.max_epochs == 10  # no file of its own: trainer/default.yaml
     assert make_cfg("trainer.max_epochs=2").trainer.max_epochs == 2
@@ -158,7 +164,7 @@ def test_k_discriminator_steps_smoothing_noise_and_schedule(make_cfg) -> None:
         name: next(iter(opt.state.values()))["step"].item() for name, opt in (("g", opt_g), ("d", opt_d))
     }
     assert steps == {"g": 4, "d": 8}  # 2 epochs x 4 batches; the generator on every 2nd batch
-    assert opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * 0.5**2)
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(cfg.model.optimizer_g.lr * 0.5**2)
     noise = logged(Path(cfg.paths.output_dir) / "metrics.csv", "train/instance_noise_epoch")
     assert len(noise) == 2 and 0 < noise[1] < noise[0] < 0.2  # annealed towards 0
 
@@ -185,7 +191,8 @@ def test_manual_optimization_models_step_plateau_schedulers_on_their_metric(
     datamodule, module, trainer = build_run(cfg)
     trainer.fit(module, datamodule=datamodule)
     lrs = [opt.param_groups[0]["lr"] for opt in module.optimizers()]
-    assert lrs == pytest.approx([2e-4 * 0.5**2] * 2)  # 2 epochs, generator and discriminator alike
+    start = [cfg.model.optimizer_g.lr, cfg.model.optimizer_d.lr]
+    assert lrs == pytest.approx([lr * 0.5**2 for lr in start])  # 2 epochs, generator and discriminator alike
 
 
 def test_checkpoint_reloads_weights_only_and_generates_the_same(make_cfg) -> None:
