@@ -45,6 +45,8 @@ GAN = (
     "model.net.spectral_norm=false",
     "model.net.minibatch_std=false",
     "model.ema_decay=0",
+    "model.optimizer_g.lr=2e-4",
+    "model.optimizer_d.lr=2e-4",
 )
 CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     # name: (data set, overrides of train.py after data=<data set>)
