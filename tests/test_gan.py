@@ -15,6 +15,7 @@ from dlforge.checkpoint import load_model
 from dlforge.errors import DlforgeError
 from dlforge.models import GAN
 from dlforge.nets import build_net
+from dlforge.nets.gan import coded, latent_code
 from dlforge.training import build_run, train
 from tests.conftest import FAST
 from tests.test_quality import classifier_run  # noqa: F401  (module fixture)
@@ -64,6 +65,42 @@ def test_conditional_generator_follows_its_label() -> None:
     assert not torch.allclose(sevens, threes)
     one_hot = torch.nn.functional.one_hot(torch.tensor([7, 7]), 10).float()
     assert torch.allclose(net.generator(z, one_hot), sevens)  # class vectors work as labels
+
+
+def test_a_latent_code_enters_the_generator_as_the_one_hot_of_its_argmax_and_is_read_back() -> None:
+    net = build_net("dcgan", in_channels=1, height=28, width=28, num_classes=10, features=8, codes=4).eval()
+    z = torch.randn(3, 100)
+    z[:, :4] = torch.tensor([[0.1, 2.0, -1.0, 0.5], [3.0, 0.0, 0.0, 0.0], [0.0, 0.0, -2.0, 0.1]])
+    assert latent_code(z, 4).tolist() == [1, 0, 3]
+    assert coded(z, 4)[:, :4].tolist() == [[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]]
+    assert torch.equal(coded(z, 4)[:, 4:], z[:, 4:])
+    same_code = z.clone()
+    same_code[:, :4] *= 5  # other values, the same argmax: the same images
+    assert torch.allclose(net.generator(same_code), net.generator(z))
+    other_code = z.clone()
+    other_code[:, :4] = other_code[:, :4].roll(1, dims=1)  # another argmax: other images
+    assert not torch.allclose(net.generator(other_code), net.generator(z))
+    logits, code_logits = net.discriminator(net.generator(z), None, read_code=True)
+    assert logits.shape == (3,) and code_logits.shape == (3, 4)
+    assert torch.allclose(net.discriminator(net.generator(z)), logits)  # the same adversarial logit
+    with pytest.raises(ValueError, match="reads no latent code"):
+        uncoded = build_net("dcgan", in_channels=1, height=28, width=28, num_classes=10)
+        uncoded.discriminator(torch.zeros(1, 1, 28, 28), None, read_code=True)
+    for name, codes in (("cgan", 10), ("dcgan", 1), ("dcgan", 101), ("gan_seed002", 10)):
+        with pytest.raises(ValueError, match=f"codes={codes}"):
+            build_net(name, in_channels=1, height=28, width=28, num_classes=10, codes=codes)
+
+
+def test_the_latent_code_is_learned_its_cross_entropy_falls_and_samples_need_no_code(make_cfg) -> None:
+    every_batch = ("trainer.max_epochs=3", "trainer.limit_train_batches=1.0", "test=false")
+    cfg = make_cfg(*FAST, NARROW, "model.net.codes=4", *every_batch)
+    summary = train(cfg)
+    info = logged(Path(cfg.paths.output_dir) / "metrics.csv", "train/info_step")
+    assert len(info) == 39 and all(map(math.isfinite, info))  # 3 epochs of 13 batches (the synthetic set)
+    assert abs(info[0] - math.log(4)) < 0.3  # the code head starts at chance
+    assert sum(info[-8:]) / 8 < 0.7 * info[0]  # and learns to read the code back (0.73 against 1.38)
+    model = load_model(summary["last_checkpoint"])
+    assert model.codes == 4 and model.sample(3, seed=0).shape == (3, 1, 28, 28)
 
 
 def test_nets_refuse_impossible_sizes() -> None:

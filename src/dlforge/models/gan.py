@@ -15,7 +15,7 @@ from torchmetrics.classification import BinaryAccuracy
 
 from dlforge.models.base import IMAGE_DATA, AdversarialModule, GenerativeModule
 from dlforge.nets import build_net
-from dlforge.nets.gan import DiffAugment
+from dlforge.nets.gan import DiffAugment, latent_code
 from dlforge.registry import register_model
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -180,6 +180,10 @@ class GAN(GenerativeModule, AdversarialModule):
     projection discriminator are options of the networks (``net.spectral_norm`` etc.). Separate
     learning rates for G and D (TTUR, Heusel et al. 2017) are the two optimizer configs.
 
+    With a latent code (``net.codes``: InfoGAN, Chen et al. 2016), both steps also add ``info_weight``
+    times the cross-entropy of the discriminator's code head on the fakes against the code each was
+    drawn with (a lower bound on their mutual information), so the code comes to name a mode.
+
     With ``ema_decay`` > 0 the generator's weights are averaged (torch's ``AveragedModel``; Yazici
     et al. 2019), ``decay`` warmed up as ``min(decay, (1 + n) / (10 + n))`` after n updates; samples,
     FID, ``generate``, ``export`` and the app use the average, whose batch-norm statistics are
@@ -202,6 +206,7 @@ class GAN(GenerativeModule, AdversarialModule):
         instance_noise: standard deviation of the noise added to the discriminator's inputs.
         instance_noise_anneal: decay the noise linearly to 0 over training.
         d_steps: discriminator steps per generator step.
+        info_weight: weight of the latent code's cross-entropy (``net.codes`` > 0 only; InfoGAN's lambda).
         samples: options of the fixed-latent sample grids (:class:`dlforge.callbacks.generative.SampleGrid`;
             null: none).
         training: ``optimizer_g``, ``optimizer_d`` (the optimizer configs of the generator and the
@@ -224,6 +229,7 @@ class GAN(GenerativeModule, AdversarialModule):
         instance_noise: float = 0.0,
         instance_noise_anneal: bool = True,
         d_steps: int = 1,
+        info_weight: float = 1.0,
         samples: dict[str, Any] | None = None,
         **training: Any,
     ) -> None:
@@ -241,9 +247,10 @@ class GAN(GenerativeModule, AdversarialModule):
             )
         if not 0 <= ema_decay < 1:
             raise ValueError(f"ema_decay={ema_decay}: use a value in [0, 1), e.g. 0.999 (0: no average)")
-        if r1_gamma < 0 or gp_weight < 0:
+        if r1_gamma < 0 or gp_weight < 0 or info_weight < 0:
             raise ValueError(
-                f"r1_gamma={r1_gamma}, gp_weight={gp_weight}: penalty weights cannot be negative"
+                f"r1_gamma={r1_gamma}, gp_weight={gp_weight}, info_weight={info_weight}: "
+                "loss weights cannot be negative"
             )
         self.require_data(data, ("channels", "height", "width", "num_classes"), IMAGE_DATA)
         self.save_hyperparameters()
@@ -258,6 +265,7 @@ class GAN(GenerativeModule, AdversarialModule):
         self.generator, self.discriminator = pair.generator, pair.discriminator
         self.latent_dim = pair.latent_dim
         self.num_classes = data["num_classes"] if pair.conditional else 0
+        self.codes = getattr(pair, "codes", 0)
         self.augment = DiffAugment(diffaugment or ())
         if ema_decay:  # torch's weight average; its batch-norm statistics are refreshed, not averaged
             self.generator_ema = AveragedModel(self.generator, avg_fn=warmed_up_average(ema_decay))
@@ -343,14 +351,23 @@ class GAN(GenerativeModule, AdversarialModule):
         def critic(x: torch.Tensor) -> torch.Tensor:
             return self.discriminate(self.seen(x, std), labels)
 
+        def coded_critic(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """Logits and, with a latent code, its cross-entropy against the codes of ``z`` (else 0)."""
+            if not self.codes:
+                return critic(x), x.new_zeros(())
+            logits, code_logits = self.discriminator(self.seen(x, std), None, read_code=True)
+            return logits, F.cross_entropy(code_logits.float(), latent_code(z, self.codes))
+
         self.toggle_optimizer(opt_d)
-        real_logits, fake_logits = critic(real), critic(fake.detach())
+        real_logits, (fake_logits, fake_info) = critic(real), coded_critic(fake.detach())
         d_loss = discriminator_loss(kind, real_logits, fake_logits, self.hparams.label_smoothing)
         log: dict[str, torch.Tensor | float] = {
             "d_loss": d_loss.detach(),
             "d_real": real_logits.detach().float().sigmoid().mean(),
             "d_fake": fake_logits.detach().float().sigmoid().mean(),
         }
+        if self.codes:
+            d_loss, log["info"] = d_loss + self.hparams.info_weight * fake_info, fake_info.detach()
         if self.hparams.r1_gamma:
             penalty = r1_penalty(critic, real, self.hparams.r1_gamma)
             d_loss, log["r1"] = d_loss + penalty, penalty.detach()
@@ -364,7 +381,8 @@ class GAN(GenerativeModule, AdversarialModule):
 
         if train_g:
             self.toggle_optimizer(opt_g)
-            g_loss = generator_loss(kind, critic(fake))
+            fake_logits, fake_info = coded_critic(fake)
+            g_loss = generator_loss(kind, fake_logits) + self.hparams.info_weight * fake_info
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()

@@ -45,6 +45,18 @@ def class_vectors(labels: torch.Tensor, num_classes: int, like: torch.Tensor) ->
     return vectors.to(device=like.device, dtype=like.dtype)
 
 
+def latent_code(z: torch.Tensor, codes: int) -> torch.Tensor:
+    """The categorical code of each latent (N,): the index of the largest of its first ``codes`` numbers."""
+    return z[:, :codes].argmax(dim=1)
+
+
+def coded(z: torch.Tensor, codes: int) -> torch.Tensor:
+    """``z`` with its first ``codes`` numbers replaced by the one-hot of its code (:func:`latent_code`).
+    Written as a comparison with the maximum, which ONNX and TorchScript export as they are."""
+    head = z[:, :codes]
+    return torch.cat([(head == head.amax(dim=1, keepdim=True)).to(z.dtype), z[:, codes:]], dim=1)
+
+
 def dcgan_init(module: nn.Module) -> None:
     """Radford et al.: convolution weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -132,14 +144,22 @@ class DCGANGenerator(nn.Module):
 
     The first transposed convolution maps the noise to a ``base`` x ``base`` map (7x7 for 28x28
     images, 4x4 for 32x32), then each 4x4 stride-2 transposed convolution doubles the size and
-    halves the channels, down to ``features`` before the output layer.
+    halves the channels, down to ``features`` before the output layer. With ``codes``, z's first
+    ``codes`` numbers enter as the one-hot of their argmax (:func:`coded`).
     """
 
     def __init__(
-        self, latent_dim: int, channels: int, height: int, width: int, features: int, num_classes: int = 0
+        self,
+        latent_dim: int,
+        channels: int,
+        height: int,
+        width: int,
+        features: int,
+        num_classes: int = 0,
+        codes: int = 0,
     ) -> None:
         super().__init__()
-        self.num_classes = num_classes
+        self.num_classes, self.codes = num_classes, codes
         n = upsamplings(height, width)
         widths = [features * 2**i for i in reversed(range(n))]  # e.g. [256, 128, 64] for 32x32
         layers: list[nn.Module] = [
@@ -157,6 +177,8 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.codes:
+            z = coded(z, self.codes)
         if self.num_classes:
             z = torch.cat([z, class_vectors(labels, self.num_classes, z)], dim=1)
         return self.net(z[:, :, None, None])
@@ -169,7 +191,8 @@ class DCGANDiscriminator(nn.Module):
 
     A conditional discriminator sees the class vector as extra constant input channels, or with
     ``projection`` as the inner product of a class embedding with its last features, added to the logit.
-    ``minibatch_std`` gives the last layer one more channel (:class:`MinibatchStd`).
+    ``minibatch_std`` gives the last layer one more channel (:class:`MinibatchStd`). With ``codes``, a
+    second head (InfoGAN's Q, sharing every other layer) reads ``codes`` logits of the latent code.
     """
 
     def __init__(
@@ -182,6 +205,7 @@ class DCGANDiscriminator(nn.Module):
         spectral_norm: bool = False,
         minibatch_std: bool = False,
         projection: bool = False,
+        codes: int = 0,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -206,8 +230,14 @@ class DCGANDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
         if self.projection:
             self.embed = normed(nn.Linear(num_classes, last, bias=False), spectral_norm)
+        self.code_head = nn.Conv2d(last, codes, (height >> n, width >> n)) if codes else None
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, read_code: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits (N,); with ``read_code``, also the code head's logits (N, codes)."""
+        if read_code and self.code_head is None:
+            raise ValueError("this discriminator reads no latent code (codes=0)")
         vectors = class_vectors(labels, self.num_classes, images) if self.num_classes else None
         if vectors is not None and not self.projection:
             maps = vectors[:, :, None, None].expand(-1, -1, *images.shape[2:])
@@ -216,7 +246,7 @@ class DCGANDiscriminator(nn.Module):
         logits = self.net[-1](hidden).flatten()
         if vectors is not None and self.projection:
             logits = logits + (self.embed(vectors) * hidden.sum(dim=(2, 3))).sum(dim=1)
-        return logits
+        return (logits, self.code_head(hidden).flatten(1)) if read_code else logits
 
 
 @register_net("dcgan")
@@ -233,6 +263,8 @@ class DCGAN(nn.Module):
         spectral_norm: spectral normalization of every discriminator layer, in place of its batch-norm.
         minibatch_std: a minibatch standard-deviation channel before the discriminator's last layer.
         projection: a conditional discriminator takes the class by projection, not as input channels.
+        codes: InfoGAN's categorical code of the unconditional pair: z's first ``codes`` numbers choose
+            a category, which the discriminator's second head learns to read back (0: none).
     """
 
     def __init__(
@@ -248,18 +280,25 @@ class DCGAN(nn.Module):
         minibatch_std: bool = False,
         projection: bool = False,
         generator_features: int | None = None,
+        codes: int = 0,
     ) -> None:
         super().__init__()
         if conditional and num_classes < 2:
             raise ValueError("a conditional GAN needs class labels: a data set with at least 2 classes")
+        if codes and (conditional or not 2 <= codes <= latent_dim):
+            raise ValueError(
+                f"codes={codes}: a latent code needs an unconditional GAN and 2..latent_dim "
+                f"({latent_dim}) categories, e.g. codes=10 (0: none)"
+            )
         self.latent_dim = latent_dim
         self.conditional = conditional
+        self.codes = codes
         classes = num_classes if conditional else 0
         self.generator = DCGANGenerator(
-            latent_dim, in_channels, height, width, generator_features or features, classes
+            latent_dim, in_channels, height, width, generator_features or features, classes, codes
         )
         self.discriminator = DCGANDiscriminator(
-            in_channels, height, width, features, classes, spectral_norm, minibatch_std, projection
+            in_channels, height, width, features, classes, spectral_norm, minibatch_std, projection, codes
         )
         self.apply(dcgan_init)
 
@@ -346,7 +385,7 @@ class Seed002Discriminator(nn.Module):
 class GANSeed002(nn.Module):
     """The Keras GAN of seed 002 (dense + up-sampling generator, conv + max-pool discriminator);
     ``features``: the generator's last and the discriminator's first conv channels (64 in seed 002);
-    ``generator_features``, ``spectral_norm`` and ``minibatch_std`` as for :class:`DCGAN`."""
+    ``generator_features``, ``spectral_norm`` and ``minibatch_std`` as for :class:`DCGAN` (no ``codes``)."""
 
     def __init__(
         self,
@@ -359,8 +398,11 @@ class GANSeed002(nn.Module):
         spectral_norm: bool = False,
         minibatch_std: bool = False,
         generator_features: int | None = None,
+        codes: int = 0,
     ) -> None:
         super().__init__()
+        if codes:
+            raise ValueError(f"codes={codes}: gan_seed002 has no latent code; use model=dcgan (or codes=0)")
         self.latent_dim = latent_dim
         self.conditional = False
         self.generator = Seed002Generator(
