@@ -18,6 +18,7 @@ docs/img/text_to_image_<case>.png.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -138,11 +139,14 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="more overrides, e.g. model.property_weight=0")
     parser.add_argument("--tag", default="", help="a name for this recipe, added to the case's")
     args = parser.parse_args()
-    document = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}
     result = run(args.data, args.items, args.minutes, args.set, args.tag)
-    document["machine"] = machine()
-    document["runs"][result["case"]] = result
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    RUNS.mkdir(parents=True, exist_ok=True)
+    with open(RUNS / "text_to_image.lock", "w") as lock:  # read now, under a lock: runs may overlap
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        document = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}
+        document["machine"] = machine()
+        document["runs"][result["case"]] = result
+        RESULTS.write_text(json.dumps(document, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -28,6 +28,7 @@ from dlforge.data.captioned import (
     sample_properties,
     sample_templates,
 )
+from dlforge.errors import DlforgeError
 from dlforge.models import StackGAN
 from dlforge.models.classifier import ImageClassifier
 from dlforge.models.stackgan import drop_words
@@ -137,6 +138,28 @@ def test_the_text_vector_joins_the_reader_s_property_probabilities(data_dir: Pat
     for part, read in zip(probabilities.split(model.sizes, 1), logits.split(model.sizes, 1), strict=True):
         torch.testing.assert_close(part.sum(dim=1), torch.ones(2))
         torch.testing.assert_close(part, read.softmax(dim=1))
+
+
+def test_without_the_embedding_the_drawings_see_the_reader_s_probabilities_alone(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    cfg = compose_run(data_dir, tmp_path, "model.embedding_in_condition=false", "trainer.max_epochs=1")
+    _, model, _ = build_run(cfg)
+    tokens = encode_caption(CAPTION, model.hparams.data)[None].expand(2, -1)
+    embedding = model.embed(tokens)
+    vector = model.condition(embedding)
+    read = model.reader(embedding).split(model.sizes, dim=1)
+    torch.testing.assert_close(vector, torch.cat([part.softmax(dim=1) for part in read], dim=1))
+    assert model.generator["augmentation"].fc.in_features == sum(model.sizes)  # no embedding numbers
+    summary = train(cfg)
+    drawn = load_model(summary["last_checkpoint"], StackGAN).draw(tokens)
+    assert drawn[1].shape == (2, 1, 64, 64)
+    with pytest.raises(DlforgeError, match="read_properties=true"):
+        build_run(
+            compose_run(
+                data_dir, tmp_path, "model.embedding_in_condition=false", "model.read_properties=false"
+            )
+        )
 
 
 def test_a_few_steps_move_the_losses_and_teach_the_encoder_the_captions(

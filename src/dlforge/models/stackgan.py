@@ -57,6 +57,9 @@ class StackGAN(AdversarialModule):
         read_properties: the text vector the generators and discriminators see is the caption's embedding
             joined with the caption reader's property probabilities (what the caption says, read from
             its words); False: the embedding alone.
+        embedding_in_condition: with ``read_properties``, False leaves the embedding out: the generators
+            and discriminators see the reader's probabilities alone, so a caption of new wording or of a
+            new pairing of known values gives them only values they have seen.
         caption_lr: the caption encoder's learning rate (``optimizer_d``'s optimizer at this rate).
         word_dropout: the rate of :func:`drop_words` on the captions the encoder trains on (0: none).
         embeddings: starting word vectors (the data's GloVe rows), or None.
@@ -72,6 +75,7 @@ class StackGAN(AdversarialModule):
         kl_weight: float = 1.0,
         property_weight: float = 1.0,
         read_properties: bool = True,
+        embedding_in_condition: bool = True,
         caption_lr: float = 0.001,
         word_dropout: float = 0.0,
         embeddings: torch.Tensor | None = None,
@@ -81,6 +85,11 @@ class StackGAN(AdversarialModule):
         super().__init__(**training)
         if loss not in LOSSES or loss == "wgan_gp":
             raise ValueError(f"loss={loss}: choose one of non_saturating, hinge, least_squares")
+        if not (embedding_in_condition or read_properties):
+            raise ValueError(
+                "embedding_in_condition=false leaves the drawings only the caption reader's probabilities: "
+                "set read_properties=true with it"
+            )
         self.save_hyperparameters(ignore=["embeddings"])
         self.properties = [p for p in PROPERTIES if p in data.get("properties", PROPERTIES[:3])]
         self.items = int(data.get("items", 1))
@@ -93,6 +102,7 @@ class StackGAN(AdversarialModule):
             vocab_size=len(data["vocab"]),
             properties=outputs if property_weight else 0,
             read_dim=outputs if read_properties else 0,
+            embedding_in_text=embedding_in_condition,
             vectors=embeddings,
             **net,
         )
@@ -111,11 +121,13 @@ class StackGAN(AdversarialModule):
     @torch.no_grad()
     def condition(self, embedding: torch.Tensor) -> torch.Tensor:
         """The text vector the stages and critics see: the caption's embedding, joined (``read_properties``)
-        with the caption reader's probabilities of each property of each item; no gradient to the reader."""
+        with the caption reader's probabilities of each property of each item (or those alone:
+        ``embedding_in_condition=False``); no gradient to the reader."""
         if not self.hparams.read_properties:
             return embedding
         parts = self.reader(embedding).unflatten(1, (self.items, -1)).split(self.sizes, dim=2)
-        return torch.cat([embedding, *(part.softmax(dim=2).flatten(1) for part in parts)], dim=1)
+        read = [part.softmax(dim=2).flatten(1) for part in parts]
+        return torch.cat([embedding, *read] if self.hparams.embedding_in_condition else read, dim=1)
 
     def draw(
         self, tokens: torch.Tensor, z: torch.Tensor | None = None, generator: torch.Generator | None = None

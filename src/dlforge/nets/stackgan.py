@@ -299,7 +299,8 @@ class StackGAN(nn.Module):
     Stage I works at ``height // 2`` (e.g. 32x32 for 64x64 canvases), stage II at ``height``;
     ``properties``: how many property logits each discriminator also reads from an image (0: none);
     ``read_dim``: how many more numbers the text vector has after the caption embedding (the model joins
-    the caption reader's property probabilities to it); ``every_scale``: the generators join the
+    the caption reader's property probabilities to it); ``embedding_in_text``: false when the text
+    vector is those ``read_dim`` numbers alone; ``every_scale``: the generators join the
     code at each up-sampling; ``projection``: the discriminators take the text by projection;
     ``reader``: how the caption encoder reads the GRU's states (:data:`READERS`).
     """
@@ -319,6 +320,7 @@ class StackGAN(nn.Module):
         spectral_norm: bool = True,
         properties: int = 0,
         read_dim: int = 0,
+        embedding_in_text: bool = True,
         every_scale: bool = True,
         projection: bool = True,
         reader: str = "last",
@@ -331,7 +333,9 @@ class StackGAN(nn.Module):
             )
         self.latent_dim, self.stage_one_size = latent_dim, height // 2
         self.encoder = CaptionEncoder(vocab_size, embed_dim, text_hidden, vectors, reader)
-        text_dim = self.encoder.dim + read_dim
+        text_dim = self.encoder.dim * embedding_in_text + read_dim
+        if not text_dim:
+            raise ValueError("the text vector would be empty: keep the embedding or read the properties")
         self.augmentation = ConditioningAugmentation(text_dim, code_dim)
         self.stage_one = StageIGenerator(
             latent_dim, code_dim, in_channels, height // 2, features, every_scale
