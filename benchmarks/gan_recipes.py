@@ -175,7 +175,7 @@ GRIDS = ("default", "sn_ls_mbstd_7ep", "default_now_alone", "default_now_20ep", 
 #: the cases whose FID-against-minutes curves it draws (those measured of them)
 CURVES = ("default_alone", "default_xlong", "sn_ls_mbstd_10ep", "new_default_alone", "lr8e4_10ep",
           "lr32e4_10ep", "lr8e4_g64_10ep", "lr32e4_10ep_alone", "default_now_alone", "default_now_20ep",
-          "cgan_20ep")  # fmt: skip
+          "cgan_20ep", "g64_10ep")  # fmt: skip
 #: what a case's overrides amount to, where listing them would not fit a table cell
 LABELS = {
     "old_default": "the old default: raw weights, 64 channels (OLD_DEFAULT)",
@@ -443,6 +443,7 @@ def markdown(results: dict[str, Any]) -> str:
 def figure(results: dict[str, Any], path: Path) -> None:
     """FID against training minutes for the cases with a curve, and samples of the default and of
     each curve's last checkpoint (``GRIDS``)."""
+    import matplotlib
     from matplotlib.figure import Figure
     from torchvision.utils import make_grid
 
@@ -451,10 +452,12 @@ def figure(results: dict[str, Any], path: Path) -> None:
     grids = [name for name in GRIDS if name in cases]
     fig = Figure(figsize=(5.5 + 2.4 * len(grids), 3.8), layout="constrained")
     axes = fig.subplots(1, 1 + len(grids), width_ratios=[2.2] + [1] * len(grids))
-    for name, run in curves.items():
+    colours = matplotlib.colormaps["tab20"].colors  # one colour per curve (the default cycle has 10)
+    for (name, run), colour in zip(curves.items(), colours[::2] + colours[1::2], strict=False):
         points = run["curve"]
         label = f"{name} ({run['threads']} thread{'s' * (run['threads'] > 1)})"
-        axes[0].plot([p["seconds"] / 60 for p in points], [p["fid"] for p in points], marker="o", label=label)
+        minutes, fids = [p["seconds"] / 60 for p in points], [p["fid"] for p in points]
+        axes[0].plot(minutes, fids, marker="o", color=colour, label=label)
     floor = results["floors"]["mnist"]["fid"]
     axes[0].axhline(3 * floor, color="grey", linestyle="--", label=f"goal: 3x the floor ({3 * floor:.1f})")
     axes[0].axhline(2 * floor, color="grey", linestyle="-.", label=f"cgan's goal: 2x ({2 * floor:.1f})")
