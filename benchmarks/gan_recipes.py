@@ -216,6 +216,11 @@ class TimedCheckpoints(Callback):
         self.paused += time.perf_counter() - pause
 
 
+def inked(images: torch.Tensor) -> torch.Tensor:
+    """Each image's share of pixels brighter than half (its strokes' area; thin strokes ink less)."""
+    return (images > 0.5).float().flatten(1).mean(dim=1)
+
+
 class Scorer:
     """The docs' recipe: LeNet features of 10,000 samples against the 10,000 test images."""
 
@@ -254,14 +259,22 @@ class Scorer:
     def sure(self, ckpt: str, threshold: float = SURE) -> dict[str, Any]:
         """How many of the 10,000 samples the LeNet is sure of (top probability >= ``threshold``) and
         the FID of those alone: how much of a case's FID is samples between classes."""
-        kept = 0
+        kept, ink = 0, []
         for images, _ in self.samples(load_model(ckpt).eval()):
+            ink.append(inked(images))
             images = images[self.quality.classifier(images).softmax(dim=1).amax(dim=1) >= threshold]
             self.quality.update_fake(images)
             kept += len(images)
         fid = self.quality.compute()["fid"]
         self.quality.reset_fake()
-        return {"threshold": threshold, "sure_share": kept / SAMPLES, "fid_sure": fid}
+        real_ink = inked(self.module.preprocess(self.module.splits["test"].tensors[0][:SAMPLES]))
+        return {
+            "threshold": threshold,
+            "sure_share": kept / SAMPLES,
+            "fid_sure": fid,
+            "ink": float(torch.cat(ink).mean()),
+            "real_ink": float(real_ink.mean()),
+        }
 
     @torch.no_grad()
     def __call__(self, ckpt: str) -> dict[str, Any]:
@@ -369,7 +382,10 @@ def main() -> None:
                 scorers[data] = Scorer(data)
             found = scorers[data].sure(str(RUNS / f"{name}_seed0" / "checkpoints" / "last.ckpt"))
             record(name, found, section="sure")
-            print(f"{name}: {100 * found['sure_share']:.1f}% sure, FID of those {found['fid_sure']:.1f}")
+            print(
+                f"{name}: {100 * found['sure_share']:.1f}% sure, FID of those {found['fid_sure']:.1f}",
+                flush=True,
+            )
         return
     for seed in args.seeds:
         for name in args.cases:
@@ -429,10 +445,12 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     sure_rows = [
         [name, f"{results['runs'][f'{name}/seed0']['quality']['fid']:.1f}",
-         f"{100 * found['sure_share']:.1f}", f"{found['fid_sure']:.1f}"]
+         f"{100 * found['sure_share']:.1f}", f"{found['fid_sure']:.1f}",
+         f"{100 * found['ink']:.1f} ({100 * found['real_ink']:.1f})" if "ink" in found else "-"]
         for name, found in results.get("sure", {}).items()
     ]  # fmt: skip
-    sure_head = ["case (seed 0)", "FID", f"sure samples (p >= {SURE}) %", "FID of the sure ones"]
+    sure_head = ["case (seed 0)", "FID", f"sure samples (p >= {SURE}) %", "FID of the sure ones",
+                 "inked pixels % (real)"]  # fmt: skip
     return "\n\n".join([
         table(head, rows),
         table(["case", "generator steps", "train min", "FID"], curve_rows),
