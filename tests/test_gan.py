@@ -10,14 +10,17 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from dlforge.export import export
 
 from dlforge.checkpoint import load_model
 from dlforge.errors import DlforgeError
 from dlforge.models import GAN
 from dlforge.nets import build_net
-from dlforge.nets.gan import coded, latent_code
+from dlforge.nets.gan import PixelClusters, cluster_of, coded, latent_code
 from dlforge.training import build_run, train
+from tests.app_fixtures import export_cfg
 from tests.conftest import FAST
+from tests.test_export import run_onnx
 from tests.test_quality import classifier_run  # noqa: F401  (module fixture)
 
 #: narrower DCGANs (16 channels where the paper has 64): the same code paths, a fraction of the time
@@ -101,6 +104,77 @@ def test_the_latent_code_is_learned_its_cross_entropy_falls_and_samples_need_no_
     assert sum(info[-8:]) / 8 < 0.7 * info[0]  # and learns to read the code back (0.73 against 1.38)
     model = load_model(summary["last_checkpoint"])
     assert model.codes == 4 and model.sample(3, seed=0).shape == (3, 1, 28, 28)
+
+
+def test_a_latent_draws_its_cluster_in_the_clusters_shares_from_its_first_number() -> None:
+    cdf = torch.tensor([0.25, 0.5, 1.0])
+    z = torch.zeros(4, 3)
+    z[:, 0] = torch.distributions.Normal(0, 1).icdf(torch.tensor([0.1, 0.3, 0.6, 0.99]))
+    assert cluster_of(z, cdf).tolist() == [0, 1, 2, 2]
+    many = torch.randn(100_000, 3, generator=torch.Generator().manual_seed(0))
+    shares = torch.bincount(cluster_of(many, cdf), minlength=3) / len(many)
+    assert torch.allclose(shares, torch.tensor([0.25, 0.25, 0.5]), atol=0.01)
+
+
+def test_online_k_means_finds_separated_groups_in_their_shares() -> None:
+    torch.manual_seed(0)
+    means = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [0.0, 1.0]])
+    clusters = PixelClusters(3, 2)
+    for _ in range(60):
+        group = torch.multinomial(torch.tensor([0.5, 0.3, 0.2]), 64, replacement=True)
+        found = clusters.update(means[group] + 0.1 * torch.randn(64, 2))
+        # one cluster per group, whatever its number
+        assert len({(int(g), int(f)) for g, f in zip(group, found, strict=True)}) == 3
+    order = torch.cdist(means, clusters.centres).argmin(dim=1)
+    assert sorted(order.tolist()) == [0, 1, 2]
+    assert torch.allclose(clusters.centres[order], means, atol=0.03)
+    shares = clusters.counts[order] / clusters.counts.sum()
+    assert torch.allclose(shares, torch.tensor([0.5, 0.3, 0.2]), atol=0.03)
+    assert torch.allclose(clusters.cdf(), (clusters.counts / clusters.counts.sum()).cumsum(0))
+    with pytest.raises(ValueError, match="clusters=3: the first batch has only 2 images"):
+        PixelClusters(3, 2).update(torch.zeros(2, 2))
+
+
+def test_a_self_conditioned_generator_needs_z_alone_and_its_cluster_changes_the_image() -> None:
+    net = build_net("dcgan", in_channels=1, height=28, width=28, num_classes=10, features=8, clusters=4)
+    net.eval()
+    assert net.clusters.k == 4 and net.discriminator.projection and not net.conditional
+    z = torch.zeros(2, 100)
+    z[:, 0] = torch.tensor([-2.0, 2.0])  # uniform shares: clusters 0 and 3
+    assert cluster_of(z, net.generator.cluster_cdf).tolist() == [0, 3]
+    images = net.generator(z)
+    net.generator.cluster_cdf.copy_(torch.tensor([0.0, 0.0, 0.0, 1.0]))  # every latent draws cluster 3
+    redrawn = net.generator(z)
+    assert not torch.allclose(redrawn[0], images[0]) and torch.allclose(redrawn[1], images[1])
+    logits = net.discriminator(images, torch.tensor([0, 3]))
+    assert not torch.allclose(logits, net.discriminator(images, torch.tensor([1, 2])))  # reads the cluster
+    for name, options in (("cgan", {}), ("dcgan", {"codes": 4}), ("dcgan", {}), ("gan_seed002", {})):
+        clusters = 1 if name == "dcgan" and not options else 4
+        with pytest.raises(ValueError, match=f"clusters={clusters}"):
+            build_net(name, in_channels=1, height=28, width=28, num_classes=10, clusters=clusters, **options)
+
+
+def test_self_conditioning_learns_clusters_draws_them_in_their_shares_and_exports(
+    make_cfg, data_dir: Path, tmp_path: Path
+) -> None:
+    cfg = make_cfg(*FAST, NARROW, "model.net.clusters=4", "test=false")
+    summary = train(cfg)
+    for key in ("train/d_loss_step", "train/g_loss_step"):
+        values = logged(Path(cfg.paths.output_dir) / "metrics.csv", key)
+        assert len(set(values)) > 1 and all(map(math.isfinite, values))
+    model = load_model(summary["last_checkpoint"]).eval()
+    counts = model.clusters.counts
+    assert counts.sum() == 2 * 4 * cfg.data.batch_size  # every real image of 2 epochs of 4 batches
+    cdf = (counts / counts.sum()).cumsum(0)
+    assert torch.allclose(model.generator.cluster_cdf, cdf)
+    assert torch.allclose(model.generator_ema.module.cluster_cdf, cdf)  # samples draw the same shares
+    assert model.num_classes == 0 and model.sample(3, seed=0).shape == (3, 1, 28, 28)
+    output = tmp_path / "clustered.onnx"
+    export(export_cfg(data_dir, summary["last_checkpoint"], output))
+    z = torch.randn(64, 100, generator=torch.Generator().manual_seed(1))
+    (images,) = run_onnx(output, z.numpy())
+    with torch.no_grad():
+        assert torch.allclose(torch.from_numpy(images), model.decode_latent(z), atol=1e-5)
 
 
 def test_nets_refuse_impossible_sizes() -> None:

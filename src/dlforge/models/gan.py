@@ -15,7 +15,7 @@ from torchmetrics.classification import BinaryAccuracy
 
 from dlforge.models.base import IMAGE_DATA, AdversarialModule, GenerativeModule
 from dlforge.nets import build_net
-from dlforge.nets.gan import DiffAugment, latent_code
+from dlforge.nets.gan import DiffAugment, cluster_of, latent_code
 from dlforge.registry import register_model
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -184,6 +184,11 @@ class GAN(GenerativeModule, AdversarialModule):
     times the cross-entropy of the discriminator's code head on the fakes against the code each was
     drawn with (a lower bound on their mutual information), so the code comes to name a mode.
 
+    Self-conditioned (``net.clusters``; Liu et al. 2020, on pixel clusters): each real batch first moves
+    the online k-means of the real images (:class:`~dlforge.nets.gan.PixelClusters`); the discriminator
+    then reads real images with their nearest cluster and fakes with the cluster each latent drew, in
+    the clusters' shares so far. No labels are used, and a sample still needs only z.
+
     With ``ema_decay`` > 0 the generator's weights are averaged (torch's ``AveragedModel``; Yazici
     et al. 2019), ``decay`` warmed up as ``min(decay, (1 + n) / (10 + n))`` after n updates; samples,
     FID, ``generate``, ``export`` and the app use the average, whose batch-norm statistics are
@@ -266,6 +271,7 @@ class GAN(GenerativeModule, AdversarialModule):
         self.latent_dim = pair.latent_dim
         self.num_classes = data["num_classes"] if pair.conditional else 0
         self.codes = getattr(pair, "codes", 0)
+        self.clusters = getattr(pair, "clusters", None)
         self.augment = DiffAugment(diffaugment or ())
         if ema_decay:  # torch's weight average; its batch-norm statistics are refreshed, not averaged
             self.generator_ema = AveragedModel(self.generator, avg_fn=warmed_up_average(ema_decay))
@@ -311,8 +317,24 @@ class GAN(GenerativeModule, AdversarialModule):
         return ((images.float() + 1) / 2).clamp(0, 1)
 
     def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """Discriminator logits for images in [-1, 1]."""
-        return self.discriminator(images, labels if self.num_classes else None)
+        """Discriminator logits for images in [-1, 1] (and their classes or clusters, if it reads them)."""
+        return self.discriminator(images, labels if self.num_classes or self.clusters is not None else None)
+
+    def conditions(
+        self, real: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, learn: bool = False
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """What the discriminator reads with the real images and with the fakes of ``z``: a conditional
+        GAN's classes (the same for both), a self-conditioned one's clusters (each real image's
+        nearest, after moving the centres with them if ``learn``; the ones the latents draw), or None."""
+        if self.clusters is None:
+            return (labels, labels) if self.num_classes else (None, None)
+        real_clusters = self.clusters.update(real) if learn else self.clusters.assign(real)
+        if learn:  # the generators draw clusters in their shares so far
+            cdf = self.clusters.cdf()
+            self.generator.cluster_cdf.copy_(cdf)
+            if self.hparams.ema_decay:
+                self.generator_ema.module.cluster_cdf.copy_(cdf)
+        return real_clusters, cluster_of(z, self.generator.cluster_cdf)
 
     # --- training ----------------------------------------------------------------------------
     def noise_std(self, batch_idx: int) -> float:
@@ -337,7 +359,6 @@ class GAN(GenerativeModule, AdversarialModule):
         images, labels = batch
         real = images * 2 - 1
         n = real.shape[0]
-        labels = labels if self.num_classes else None
         opt_g, opt_d = self.optimizers()
         train_g = (batch_idx + 1) % self.hparams.d_steps == 0
         std = self.noise_std(batch_idx)
@@ -345,16 +366,17 @@ class GAN(GenerativeModule, AdversarialModule):
 
         # one batch of fakes: detached for the discriminator, with its graph for the generator
         z = torch.randn(n, self.latent_dim, device=self.device)
+        real_labels, fake_labels = self.conditions(real, z, labels, learn=True)
         with torch.set_grad_enabled(train_g):
-            fake = self.generate(z, labels)
+            fake = self.generate(z, fake_labels)
 
-        def critic(x: torch.Tensor) -> torch.Tensor:
+        def critic(x: torch.Tensor, labels: torch.Tensor | None = real_labels) -> torch.Tensor:
             return self.discriminate(self.seen(x, std), labels)
 
         def coded_critic(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             """Logits and, with a latent code, its cross-entropy against the codes of ``z`` (else 0)."""
             if not self.codes:
-                return critic(x), x.new_zeros(())
+                return critic(x, fake_labels), x.new_zeros(())
             logits, code_logits = self.discriminator(self.seen(x, std), None, read_code=True)
             return logits, F.cross_entropy(code_logits.float(), latent_code(z, self.codes))
 
@@ -412,11 +434,12 @@ class GAN(GenerativeModule, AdversarialModule):
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         images, labels = batch
         real = images * 2 - 1
-        labels = labels if self.num_classes else None
         z = torch.randn(real.shape[0], self.latent_dim, device=self.device)
-        fake = self.generate(z, labels)
+        real_labels, fake_labels = self.conditions(real, z, labels)
+        fake = self.generate(z, fake_labels)
         with batch_statistics(self.discriminator):  # one real, one generated batch: as in training
-            real_logits, fake_logits = self.discriminate(real, labels), self.discriminate(fake, labels)
+            real_logits = self.discriminate(real, real_labels)
+            fake_logits = self.discriminate(fake, fake_labels)
         kind = self.hparams.loss
         d_loss = discriminator_loss(kind, real_logits, fake_logits)
         g_loss = generator_loss(kind, fake_logits)

@@ -57,6 +57,70 @@ def coded(z: torch.Tensor, codes: int) -> torch.Tensor:
     return torch.cat([(head == head.amax(dim=1, keepdim=True)).to(z.dtype), z[:, codes:]], dim=1)
 
 
+def cluster_of(z: torch.Tensor, cdf: torch.Tensor) -> torch.Tensor:
+    """The cluster each latent draws (N,): its first number's normal CDF, ``u ~ U(0, 1)``, read against
+    the clusters' cumulative shares ``cdf`` (K,), so cluster k comes with probability ``cdf[k] - cdf[k-1]``.
+    Comparisons and a sum, which ONNX and TorchScript export as they are."""
+    u = 0.5 * (1 + torch.erf(z[:, 0] / math.sqrt(2)))
+    return (u[:, None] > cdf[None, :-1].to(u.dtype)).sum(dim=1)
+
+
+class PixelClusters(nn.Module):
+    """Online k-means of the real images (mini-batch k-means, Sculley 2010), whose clusters a
+    self-conditioned GAN draws from (Liu et al. 2020 cluster the discriminator's features; here pixels).
+
+    The first batch seeds the ``k`` centres (k-means++); each later batch moves every centre towards the
+    mean of its images by their share of all images it has been given (step ``n_batch / n_total``), so the
+    centres settle and a cluster keeps its meaning while the GAN learns it. ``counts`` (K,) are the
+    images given to each, from which the clusters' shares come.
+    """
+
+    def __init__(self, k: int, size: int) -> None:
+        super().__init__()
+        self.k = k
+        self.register_buffer("centres", torch.zeros(k, size))
+        self.register_buffer("counts", torch.zeros(k))
+
+    def assign(self, images: torch.Tensor) -> torch.Tensor:
+        """The nearest centre of each image (N,)."""
+        return torch.cdist(images.flatten(1).float(), self.centres).argmin(dim=1)
+
+    def cdf(self) -> torch.Tensor:
+        """The clusters' cumulative shares (K,) (uniform before any image)."""
+        total = self.counts.sum()
+        shares = self.counts / total if total > 0 else torch.full_like(self.counts, 1 / self.k)
+        return shares.cumsum(dim=0)
+
+    @torch.no_grad()
+    def update(self, images: torch.Tensor) -> torch.Tensor:
+        """Move the centres with one batch; returns its images' clusters (N,) after the move."""
+        x = images.flatten(1).float()
+        if self.counts.sum() == 0:
+            self.seed(x)
+        clusters = self.assign(images)
+        batch_counts = torch.bincount(clusters, minlength=self.k).to(x.dtype)
+        sums = torch.zeros_like(self.centres).index_add_(0, clusters, x)
+        self.counts += batch_counts
+        step = (batch_counts / self.counts.clamp(min=1))[:, None]
+        means = sums / batch_counts.clamp(min=1)[:, None]
+        self.centres += step * (means - self.centres)
+        return self.assign(images)
+
+    def seed(self, x: torch.Tensor) -> None:
+        """k-means++ (Arthur & Vassilvitskii 2007): each next centre drawn with probability
+        proportional to its squared distance from the nearest centre so far."""
+        if len(x) < self.k:
+            raise ValueError(
+                f"clusters={self.k}: the first batch has only {len(x)} images to seed them from; "
+                f"use data.batch_size >= {self.k} or fewer clusters"
+            )
+        chosen = [int(torch.randint(len(x), ()))]
+        for _ in range(self.k - 1):
+            distance = torch.cdist(x, x[chosen]).amin(dim=1).square()
+            chosen.append(int(torch.multinomial(distance + 1e-12, 1)))
+        self.centres.copy_(x[chosen])
+
+
 def dcgan_init(module: nn.Module) -> None:
     """Radford et al.: convolution weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -145,7 +209,8 @@ class DCGANGenerator(nn.Module):
     The first transposed convolution maps the noise to a ``base`` x ``base`` map (7x7 for 28x28
     images, 4x4 for 32x32), then each 4x4 stride-2 transposed convolution doubles the size and
     halves the channels, down to ``features`` before the output layer. With ``codes``, z's first
-    ``codes`` numbers enter as the one-hot of their argmax (:func:`coded`).
+    ``codes`` numbers enter as the one-hot of their argmax (:func:`coded`); with ``clusters``, the
+    one-hot of the cluster z draws (:func:`cluster_of`, from the buffer ``cluster_cdf``) is appended.
     """
 
     def __init__(
@@ -157,13 +222,17 @@ class DCGANGenerator(nn.Module):
         features: int,
         num_classes: int = 0,
         codes: int = 0,
+        clusters: int = 0,
     ) -> None:
         super().__init__()
-        self.num_classes, self.codes = num_classes, codes
+        self.num_classes, self.codes, self.clusters = num_classes, codes, clusters
+        if clusters:
+            self.register_buffer("cluster_cdf", torch.arange(1, clusters + 1) / clusters)
         n = upsamplings(height, width)
         widths = [features * 2**i for i in reversed(range(n))]  # e.g. [256, 128, 64] for 32x32
+        inputs = latent_dim + num_classes + clusters
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(latent_dim + num_classes, widths[0], (height >> n, width >> n), bias=False),
+            nn.ConvTranspose2d(inputs, widths[0], (height >> n, width >> n), bias=False),
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
         ]
@@ -181,6 +250,8 @@ class DCGANGenerator(nn.Module):
             z = coded(z, self.codes)
         if self.num_classes:
             z = torch.cat([z, class_vectors(labels, self.num_classes, z)], dim=1)
+        if self.clusters:
+            z = torch.cat([z, class_vectors(cluster_of(z, self.cluster_cdf), self.clusters, z)], dim=1)
         return self.net(z[:, :, None, None])
 
 
@@ -265,6 +336,10 @@ class DCGAN(nn.Module):
         projection: a conditional discriminator takes the class by projection, not as input channels.
         codes: InfoGAN's categorical code of the unconditional pair: z's first ``codes`` numbers choose
             a category, which the discriminator's second head learns to read back (0: none).
+        clusters: self-conditioning of the unconditional pair (0: none): ``clusters`` online k-means
+            clusters of the real images (:class:`PixelClusters`, attribute ``clusters``) take the place
+            of classes, the discriminator reading them by projection; the generator draws each
+            latent's cluster itself (:func:`cluster_of`), so it still needs z alone.
     """
 
     def __init__(
@@ -281,6 +356,7 @@ class DCGAN(nn.Module):
         projection: bool = False,
         generator_features: int | None = None,
         codes: int = 0,
+        clusters: int = 0,
     ) -> None:
         super().__init__()
         if conditional and num_classes < 2:
@@ -290,16 +366,30 @@ class DCGAN(nn.Module):
                 f"codes={codes}: a latent code needs an unconditional GAN and 2..latent_dim "
                 f"({latent_dim}) categories, e.g. codes=10 (0: none)"
             )
+        if clusters and (conditional or codes or clusters < 2):
+            raise ValueError(
+                f"clusters={clusters}: self-conditioning needs an unconditional GAN without codes and at "
+                "least 2 clusters, e.g. clusters=20 (0: none)"
+            )
         self.latent_dim = latent_dim
         self.conditional = conditional
         self.codes = codes
         classes = num_classes if conditional else 0
         self.generator = DCGANGenerator(
-            latent_dim, in_channels, height, width, generator_features or features, classes, codes
+            latent_dim, in_channels, height, width, generator_features or features, classes, codes, clusters
         )
         self.discriminator = DCGANDiscriminator(
-            in_channels, height, width, features, classes, spectral_norm, minibatch_std, projection, codes
+            in_channels,
+            height,
+            width,
+            features,
+            classes or clusters,
+            spectral_norm,
+            minibatch_std,
+            projection or bool(clusters),
+            codes,
         )
+        self.clusters = PixelClusters(clusters, in_channels * height * width) if clusters else None
         self.apply(dcgan_init)
 
 
@@ -385,7 +475,8 @@ class Seed002Discriminator(nn.Module):
 class GANSeed002(nn.Module):
     """The Keras GAN of seed 002 (dense + up-sampling generator, conv + max-pool discriminator);
     ``features``: the generator's last and the discriminator's first conv channels (64 in seed 002);
-    ``generator_features``, ``spectral_norm`` and ``minibatch_std`` as for :class:`DCGAN` (no ``codes``)."""
+    ``generator_features``, ``spectral_norm`` and ``minibatch_std`` as for :class:`DCGAN` (no ``codes``,
+    no ``clusters``)."""
 
     def __init__(
         self,
@@ -399,10 +490,14 @@ class GANSeed002(nn.Module):
         minibatch_std: bool = False,
         generator_features: int | None = None,
         codes: int = 0,
+        clusters: int = 0,
     ) -> None:
         super().__init__()
-        if codes:
-            raise ValueError(f"codes={codes}: gan_seed002 has no latent code; use model=dcgan (or codes=0)")
+        if codes or clusters:
+            raise ValueError(
+                f"codes={codes}, clusters={clusters}: gan_seed002 has neither a latent code nor "
+                "self-conditioning; use model=dcgan (or 0)"
+            )
         self.latent_dim = latent_dim
         self.conditional = False
         self.generator = Seed002Generator(
