@@ -4,6 +4,7 @@ grids, the judge at test time, generate with a caption, the app panel, and a Tor
 from __future__ import annotations
 
 import base64
+import csv
 import io
 from pathlib import Path
 
@@ -31,9 +32,9 @@ from dlforge.data.captioned import (
 from dlforge.errors import DlforgeError
 from dlforge.models import StackGAN
 from dlforge.models.classifier import ImageClassifier
-from dlforge.models.stackgan import drop_words
+from dlforge.models.stackgan import drop_words, placement_boxes
 from dlforge.nets import build_net
-from dlforge.nets.stackgan import READERS, CaptionEncoder
+from dlforge.nets.stackgan import READERS, CaptionEncoder, PlacedStageIGenerator, StageIGenerator
 from dlforge.training import build_run, train
 from tests.conftest import FAST
 from tests.test_quality import classifier_run  # noqa: F401  (module fixture: a tiny LeNet)
@@ -160,6 +161,115 @@ def test_without_the_embedding_the_drawings_see_the_reader_s_probabilities_alone
                 data_dir, tmp_path, "model.embedding_in_condition=false", "model.read_properties=false"
             )
         )
+
+
+def one_hot_condition(classes: list[int], positions: list[int], sizes: list[int]) -> torch.Tensor:
+    """The reader's probabilities as a sure reader gives them: 10 classes, 9 positions, 2 sizes."""
+    parts = [(classes, 10), (positions, 9), (sizes, 2)]
+    return torch.cat([torch.nn.functional.one_hot(torch.tensor(v), k).float() for v, k in parts], dim=1)
+
+
+def test_placement_draws_what_from_the_class_and_puts_it_where_position_and_size_say() -> None:
+    spec = CaptionedDataModule(data_dir="unused", properties=["class", "position", "size"]).spec
+    parts, boxes = [("class", 10), ("position", 9), ("size", 2)], placement_boxes(spec, spec["properties"])
+    torch.manual_seed(0)
+    nets = build_net(
+        "stackgan", in_channels=1, height=64, width=64, vocab_size=20, features=8, text_hidden=16,
+        read_dim=21, embedding_in_text=False, placement=True, parts=parts, items=1, boxes=boxes,
+    )  # fmt: skip
+    stage = nets.stage_one.eval()  # conditioning augmentation's mean, batch-norm's running statistics
+    assert isinstance(stage, PlacedStageIGenerator)
+    z = torch.randn(3, nets.latent_dim)
+    asked = one_hot_condition([4, 4, 7], [8, 8, 0], [1, 0, 1])  # "4 at the bottom right": held out
+    moved = one_hot_condition([4, 4, 7], [0, 4, 2], [0, 1, 0])  # the same classes elsewhere, resized
+    drawn, kl = stage.draw_items(z, asked)
+    assert drawn.shape == (3, 1, 16, 16) and kl.item() > 0
+    # position and size changed alone: the same drawings, warped to the new boxes
+    torch.testing.assert_close(stage.draw_items(z, moved)[0], drawn, rtol=0, atol=0)
+    picture, _ = stage(z, moved)
+    torch.testing.assert_close(picture, stage.place(drawn, stage.where(moved)), rtol=0, atol=0)
+    assert picture.shape == (3, 1, 32, 32) and not torch.allclose(picture, stage(z, asked)[0])
+    # the class changed alone: the same boxes, other drawings
+    other = one_hot_condition([1, 2, 3], [8, 8, 0], [1, 0, 1])
+    torch.testing.assert_close(stage.where(other), stage.where(asked), rtol=0, atol=0)
+    assert not torch.allclose(stage.draw_items(z, other)[0], drawn)
+    # by construction, not by chance: no gradient from the class to the box, nor from the box's
+    # properties to the drawing, at any condition (soft probabilities here)
+    soft = torch.rand(3, 21, requires_grad=True)
+    to_drawing = torch.autograd.grad(stage.draw_items(z, soft)[0].sum(), soft)[0]
+    to_box = torch.autograd.grad(stage.where(soft).sum(), soft)[0]
+    assert to_drawing[:, 10:].abs().max() == 0 and to_drawing[:, :10].abs().min() > 0
+    assert to_box[:, :10].abs().max() == 0 and to_box[:, 10:].abs().min() > 0
+    # the boxes start as the canvas builder's: a white drawing lands in a large item's box at the top
+    # left (1 to 29 px of 64, 0.5 to 14.5 of 32 at stage I) and every pixel outside it stays black (-1)
+    white = stage.place(torch.ones(1, 1, 16, 16), stage.where(asked[2:]))
+    torch.testing.assert_close(white[..., 1:14, 1:14], torch.ones(1, 1, 13, 13))
+    assert (white[..., 15:, :] == -1).all() and (white[..., :, 15:] == -1).all()
+    assert (white > -1).sum() == 15 * 15  # the rows and columns 0 to 14, partly covered at the edges
+    # two items: each drawn with its own noise (the noise rolled) and placed; combined by the maximum
+    two = PlacedStageIGenerator(8, 4, 1, 32, 4, True, parts, 2, boxes).eval()
+    # a large 3 at the top left, a small one at the bottom right; the condition property by property
+    rows = one_hot_condition([3, 3], [0, 8], [1, 0])
+    pair = torch.cat([part.reshape(1, -1) for part in rows.split([10, 9, 2], dim=1)], dim=1)
+    z = torch.randn(1, 8)
+    drawn, _ = two.draw_items(z, pair)
+    black = torch.full_like(drawn[:1], -1.0)
+    alone = [
+        two.place(torch.cat(items), two.where(pair)) for items in ((drawn[:1], black), (black, drawn[1:]))
+    ]
+    torch.testing.assert_close(two(z, pair)[0], torch.maximum(*alone), rtol=0, atol=0)
+    assert (alone[0][..., 16:, :] == -1).all() and (alone[1][..., :16, :] == -1).all()  # top / bottom
+    assert not torch.equal(drawn[0], drawn[1])  # the same class, other noise
+
+
+def test_placement_needs_the_probabilities_alone_and_old_configs_draw_as_before(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(DlforgeError, match=r"placement=true .* set model.embedding_in_condition=false"):
+        build_run(compose_run(data_dir, tmp_path, "model.net.placement=true"))
+    cfg = compose_run(data_dir, tmp_path, "model.embedding_in_condition=false")
+    with open_dict(cfg):
+        del cfg.model.net.placement  # as checkpoints saved before the option hold their net
+    _, model, _ = build_run(cfg)
+    assert not model.placement and isinstance(model.generator["one"], StageIGenerator)
+
+
+def test_placement_trains_and_its_checkpoint_generates_and_exports(
+    data_dir: Path, tmp_path: Path, run_main
+) -> None:
+    from dlforge.inference import load
+
+    cfg = compose_run(data_dir, tmp_path, "model.embedding_in_condition=false", "model.net.placement=true")
+    _, model, _ = build_run(cfg)
+    before = {name: p.clone() for name, p in model.generator["one"].named_parameters()}
+    summary = train(cfg)
+    ckpt = summary["last_checkpoint"]
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)  # plain data
+    assert saved["hyper_parameters"]["net"]["placement"] is True
+    trained = load_model(ckpt, StackGAN)
+    after = dict(trained.generator["one"].named_parameters())
+    assert [
+        n for n in ("boxes", "augmentation.fc.weight", "item.fc.0.weight") if torch.equal(after[n], before[n])
+    ] == []
+    # each epoch's mean losses move (d_loss 7.44 -> 6.92, g_one 1.34 -> 1.25 when measured)
+    rows = csv.DictReader((tmp_path / "metrics.csv").open())
+    epochs = [{k: float(v) for k, v in row.items() if v} for row in rows if row["train/d_loss_epoch"]]
+    assert len(epochs) == 2 and all(0 < epoch["train/kl_epoch"] < 10 for epoch in epochs)
+    for loss in ("d_loss", "g_one", "g_two"):
+        assert epochs[1][f"train/{loss}_epoch"] != epochs[0][f"train/{loss}_epoch"], loss
+    one, two = trained.draw(encode_caption(CAPTION, trained.hparams.data)[None].expand(2, -1))
+    assert one.shape == (2, 1, 32, 32) and two.shape == (2, 1, 64, 64)
+    result = run_main(
+        "-m", "dlforge.generate", f"ckpt_path={ckpt}", f"caption={CAPTION}", "n=2", "output=x.png"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    drawn = load(ckpt).draw(CAPTION, 2, 5)
+    for fmt, name in (("torchscript", "drawer.pt"), ("onnx", "drawer.onnx")):
+        result = run_main(
+            "-m", "dlforge.export", f"ckpt_path={ckpt}", f"format={fmt}", f"output={tmp_path / name}"
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        torch.testing.assert_close(load(tmp_path / name).draw(CAPTION, 2, 5), drawn, atol=1e-4, rtol=0)
 
 
 def test_a_few_steps_move_the_losses_and_teach_the_encoder_the_captions(

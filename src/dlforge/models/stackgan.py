@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlforge.data.captioned import PAD, TEST_SETS, UNK
+from dlforge.data.captioned import CENTRE, LARGE, PAD, TEST_SETS, UNK, item_boxes
 from dlforge.models.base import AdversarialModule
 from dlforge.models.gan import LOSSES, discriminator_loss, generator_loss
 from dlforge.nets import build_net
@@ -26,6 +26,23 @@ def drop_words(tokens: torch.Tensor, rate: float, generator: torch.Generator | N
         return tokens
     drop = torch.rand(tokens.shape, generator=generator).to(tokens.device) < rate
     return tokens.masked_fill(drop & (tokens != PAD), UNK)
+
+
+def placement_boxes(spec: dict[str, Any], properties: list[str]) -> list[list[list[float]]]:
+    """``[position][size] -> [centre x, centre y, half side]`` of an item's box in [-1, 1] canvas
+    coordinates, as the canvas builder places items (one position, the centre, when captions say none;
+    one size, large, likewise): where :class:`~dlforge.nets.stackgan.PlacedStageIGenerator` starts."""
+    canvas = float(spec["height"])
+    boxes = item_boxes(spec)
+    positions = range(len(boxes)) if "position" in properties else [CENTRE]
+    sizes = range(len(spec["size_px"])) if "size" in properties else [LARGE]
+    return [
+        [
+            [(2 * left + side) / canvas - 1, (2 * top + side) / canvas - 1, side / canvas]
+            for top, left, side in row
+        ]
+        for row in ([boxes[p][s] for s in sizes] for p in positions)
+    ]
 
 
 @register_model("stackgan")
@@ -60,6 +77,11 @@ class StackGAN(AdversarialModule):
         embedding_in_condition: with ``read_properties``, False leaves the embedding out: the generators
             and discriminators see the reader's probabilities alone, so a caption of new wording or of a
             new pairing of known values gives them only values they have seen.
+            ``net.placement`` (which needs it) composes stage I of what and where: each item drawn at
+            the centre from its class (and colour) alone, then moved to its box by a spatial
+            transformer read from its position and size alone
+            (:class:`~dlforge.nets.stackgan.PlacedStageIGenerator`); stage II and the discriminators
+            are unchanged, and the KL term is the mean over both codes' numbers.
         caption_lr: the caption encoder's learning rate (``optimizer_d``'s optimizer at this rate).
         word_dropout: the rate of :func:`drop_words` on the captions the encoder trains on (0: none).
         embeddings: starting word vectors (the data's GloVe rows), or None.
@@ -90,11 +112,26 @@ class StackGAN(AdversarialModule):
                 "embedding_in_condition=false leaves the drawings only the caption reader's probabilities: "
                 "set read_properties=true with it"
             )
+        self.placement = bool(net.get("placement", False))  # checkpoints saved before it: False
+        if self.placement and (embedding_in_condition or not read_properties):
+            raise ValueError(
+                "model.net.placement=true reads the class, position and size from the caption reader's "
+                "probabilities alone: set model.embedding_in_condition=false (and model.read_properties=true)"
+            )
         self.save_hyperparameters(ignore=["embeddings"])
         self.properties = [p for p in PROPERTIES if p in data.get("properties", PROPERTIES[:3])]
         self.items = int(data.get("items", 1))
         self.sizes = [len(data[VALUES[p]]) for p in self.properties]
         outputs = sum(self.sizes) * self.items  # every property of every item
+        layout = (
+            {
+                "parts": list(zip(self.properties, self.sizes, strict=True)),
+                "items": self.items,
+                "boxes": placement_boxes(data, self.properties),
+            }
+            if self.placement
+            else {}
+        )
         nets = build_net(
             in_channels=data["channels"],
             height=data["height"],
@@ -104,6 +141,7 @@ class StackGAN(AdversarialModule):
             read_dim=outputs if read_properties else 0,
             embedding_in_text=embedding_in_condition,
             vectors=embeddings,
+            **layout,
             **net,
         )
         self.encoder = nets.encoder
@@ -129,6 +167,18 @@ class StackGAN(AdversarialModule):
         read = [part.softmax(dim=2).flatten(1) for part in parts]
         return torch.cat([embedding, *read] if self.hparams.embedding_in_condition else read, dim=1)
 
+    def draw_stage_one(
+        self, z: torch.Tensor, condition: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stage I's picture in [-1, 1] from noise and the text vector, the code stage II draws with, and
+        conditioning augmentation's KL term (with ``placement``: the mean of the stage-II code's and
+        the what-code's, a mean over both codes' numbers)."""
+        code, kl = self.generator["augmentation"](condition)
+        if not self.placement:
+            return self.generator["one"](z, code), code, kl
+        one, what_kl = self.generator["one"](z, condition)
+        return one, code, (kl + what_kl) / 2
+
     def draw(
         self, tokens: torch.Tensor, z: torch.Tensor | None = None, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,8 +186,7 @@ class StackGAN(AdversarialModule):
         ``generator`` unless ``z`` is given); stage I at half the size."""
         if z is None:
             z = torch.randn(len(tokens), self.latent_dim, generator=generator).to(self.device)
-        code, _ = self.generator["augmentation"](self.condition(self.embed(tokens)))
-        one = self.generator["one"](z, code)
+        one, code, _ = self.draw_stage_one(z, self.condition(self.embed(tokens)))
         two = self.generator["two"](one, code)
         return (one.float() + 1) / 2, (two.float() + 1) / 2
 
@@ -183,8 +232,7 @@ class StackGAN(AdversarialModule):
         real_two = images * 2 - 1
         real_one = F.avg_pool2d(real_two, 2)
         z = torch.randn(len(images), self.latent_dim, device=self.device)
-        code, kl = self.generator["augmentation"](embedding)
-        fake_one = self.generator["one"](z, code)
+        fake_one, code, kl = self.draw_stage_one(z, embedding)
         fake_two = self.generator["two"](fake_one.detach(), code)
 
         critics = self.discriminator

@@ -217,6 +217,112 @@ class StageIGenerator(nn.Module):
         return self.out(self.body(x, code))
 
 
+#: the properties that say where an item stands (the rest, class and colour, say what it is)
+WHERE = ("position", "size")
+
+
+class PlacedStageIGenerator(nn.Module):
+    """Stage I composed of what and where (``placement``), for a condition that is the caption reader's
+    property probabilities alone, laid out as ``parts`` (each property's name and number of values, in
+    the condition's order, ``items`` per property).
+
+    - **What**: each item is drawn at the centre of a ``size // 2`` frame (its canonical box: a large
+      item's box at stage I is ``size * 7 / 16``) from the noise and a code of its own drawn by
+      conditioning augmentation from the properties that are not :data:`WHERE` (the class, and the
+      colour where the data has one) only. Item ``k`` gets the noise rolled by ``k`` numbers.
+    - **Where**: a spatial transformer (scale and translation only) puts each drawing in its box on a
+      black canvas. The box is a learned table of (centre x, centre y, log half side) per position and
+      size, started at the boxes the canvas builder uses (``boxes``, from the data); the reader's
+      probabilities pick the expected entry (a one-hot reading picks one). A table rather than a
+      linear layer: on the canvas an item's centre depends on its size at the edges (a large item at
+      the left stands further in), which a layer adding a position term and a size term cannot
+      express; and starting at the data's boxes, not at the identity, because a spatial transformer's
+      gradient moves a drawing by a few pixels, not across the canvas. Position and size feed it
+      directly, without conditioning augmentation: there is nothing to smooth in a box.
+    - Several items are combined by their maximum, as the canvas builder pastes them.
+
+    The class never reaches the where part and the position and size never reach the what part, so a
+    class drawn at one place is the same drawing at any other. ``forward`` gives the picture in
+    [-1, 1] and the what-code's KL term."""
+
+    def __init__(
+        self,
+        latent_dim: int,
+        code_dim: int,
+        channels: int,
+        size: int,
+        features: int,
+        every_scale: bool,
+        parts: list[tuple[str, int]],
+        items: int,
+        boxes: list[list[list[float]]],
+    ) -> None:
+        super().__init__()
+        self.parts, self.items, self.size = [(str(n), int(k)) for n, k in parts], int(items), size
+        values = dict(self.parts)
+        what_dim = sum(k for n, k in self.parts if n not in WHERE)
+        if not what_dim:
+            raise ValueError(
+                "placement: the condition says nothing of what to draw (no class among the parts)"
+            )
+        # (positions, sizes, [centre x, centre y, half side]): one position or size where the data has none
+        table = torch.tensor(boxes, dtype=torch.float32)
+        expected = (*(values.get(name, 1) for name in WHERE), 3)
+        if table.shape != expected:
+            raise ValueError(f"placement: boxes of shape {tuple(table.shape)}, the parts need {expected}")
+        self.augmentation = ConditioningAugmentation(what_dim, code_dim)
+        # the stage-I generator's widths at 4x4, 8x8, ..., less its last up-sampling
+        self.item = StageIGenerator(latent_dim, code_dim, channels, size // 2, features * 2, every_scale)
+        self.boxes = nn.Parameter(torch.cat([table[..., :2], table[..., 2:].log()], dim=-1))
+
+    def read(self, condition: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each property's probabilities (N, items, values), from its slice of the condition."""
+        chunks = condition.split([k * self.items for _, k in self.parts], dim=1)
+        return {n: c.unflatten(1, (self.items, k)) for (n, k), c in zip(self.parts, chunks, strict=True)}
+
+    def draw_items(self, z: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each item drawn in its canonical box (N * items, C, size // 2, size // 2) in [-1, 1], from the
+        noise and the what-properties alone, and the what-code's KL term."""
+        parts = self.read(condition)
+        what = torch.cat([p for n, p in parts.items() if n not in WHERE], dim=2).flatten(0, 1)
+        code, kl = self.augmentation(what)
+        noise = torch.stack([z.roll(k, dims=1) for k in range(self.items)], dim=1).flatten(0, 1)
+        return self.item(noise, code), kl
+
+    def where(self, condition: torch.Tensor) -> torch.Tensor:
+        """Each item's box (N, items, [centre x, centre y, half side]) in [-1, 1] canvas coordinates, from
+        the position and size probabilities alone (a property the data does not use: its one entry)."""
+        parts = self.read(condition)
+        one = torch.ones_like(condition[:, : self.items]).unsqueeze(2)  # (N, items, 1)
+        position, size = (parts.get(name, one) for name in WHERE)
+        weights = (position[:, :, :, None] * size[:, :, None, :]).flatten(2)  # (N, items, positions x sizes)
+        box = weights @ self.boxes.flatten(0, 1)
+        return torch.cat([box[..., :2], box[..., 2:].exp()], dim=-1)
+
+    def place(self, drawn: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Canonical drawings (N * items, C, s, s) in [-1, 1] moved into their boxes (N, items, 3) on a
+        black ``size`` x ``size`` canvas (N, C, size, size): the warp samples the drawing plus 1 with zero
+        padding, less 1, so all but the drawing is -1; items combined by their maximum."""
+        cx, cy, half = boxes.flatten(0, 1).unbind(dim=1)
+        zero = torch.zeros_like(half)
+        theta = torch.stack(
+            [
+                torch.stack([1 / half, zero, -cx / half], dim=1),
+                torch.stack([zero, 1 / half, -cy / half], dim=1),
+            ],
+            dim=1,
+        )  # canvas coordinates -> the drawing's: (out - centre) / half side
+        grid = F.affine_grid(
+            theta, [drawn.shape[0], drawn.shape[1], self.size, self.size], align_corners=False
+        )
+        placed = F.grid_sample(drawn + 1, grid, padding_mode="zeros", align_corners=False) - 1  # bilinear
+        return placed.unflatten(0, (-1, self.items)).amax(dim=1)
+
+    def forward(self, z: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        drawn, kl = self.draw_items(z, condition)
+        return self.place(drawn, self.where(condition)), kl
+
+
 class StageIIGenerator(nn.Module):
     """A stage-I picture and the caption code -> the picture at twice the size: the picture is encoded
     down to a quarter of its size, joined with the code at every position, refined by residual blocks
@@ -302,7 +408,10 @@ class StackGAN(nn.Module):
     the caption reader's property probabilities to it); ``embedding_in_text``: false when the text
     vector is those ``read_dim`` numbers alone; ``every_scale``: the generators join the
     code at each up-sampling; ``projection``: the discriminators take the text by projection;
-    ``reader``: how the caption encoder reads the GRU's states (:data:`READERS`).
+    ``reader``: how the caption encoder reads the GRU's states (:data:`READERS`); ``placement``: stage I
+    is a :class:`PlacedStageIGenerator` (what and where apart; its ``forward`` takes the text vector
+    itself, which must be the ``read_dim`` probabilities alone, laid out as ``parts`` x ``items``, and
+    ``boxes`` start its table), and :attr:`augmentation`'s code goes to stage II only.
     """
 
     def __init__(
@@ -325,6 +434,10 @@ class StackGAN(nn.Module):
         projection: bool = True,
         reader: str = "last",
         vectors: torch.Tensor | None = None,
+        placement: bool = False,
+        parts: list[tuple[str, int]] | None = None,
+        items: int = 1,
+        boxes: list[list[list[float]]] | None = None,
     ) -> None:
         super().__init__()
         if height != width or height % 16 or height < 32:
@@ -337,8 +450,21 @@ class StackGAN(nn.Module):
         if not text_dim:
             raise ValueError("the text vector would be empty: keep the embedding or read the properties")
         self.augmentation = ConditioningAugmentation(text_dim, code_dim)
-        self.stage_one = StageIGenerator(
-            latent_dim, code_dim, in_channels, height // 2, features, every_scale
+        if placement and (
+            embedding_in_text
+            or parts is None
+            or boxes is None
+            or read_dim != items * sum(k for _, k in parts)
+        ):
+            raise ValueError(
+                "placement: the text vector must be the read properties alone, laid out as parts"
+            )
+        self.stage_one = (
+            PlacedStageIGenerator(
+                latent_dim, code_dim, in_channels, height // 2, features, every_scale, parts, items, boxes
+            )
+            if placement
+            else StageIGenerator(latent_dim, code_dim, in_channels, height // 2, features, every_scale)
         )
         self.stage_two = StageIIGenerator(code_dim, in_channels, features, residual_blocks, every_scale)
         d = {
@@ -351,5 +477,6 @@ class StackGAN(nn.Module):
         }
         self.critic_one = MatchingDiscriminator(in_channels, height // 2, **d)
         self.critic_two = MatchingDiscriminator(in_channels, height, **d)
-        for part in (self.stage_one, self.stage_two, self.critic_one, self.critic_two):
+        drawer = self.stage_one.item if isinstance(self.stage_one, PlacedStageIGenerator) else self.stage_one
+        for part in (drawer, self.stage_two, self.critic_one, self.critic_two):
             part.apply(dcgan_init)
