@@ -144,10 +144,12 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "info10": ("mnist", ("model.net.codes=10",), True),
     # a generator twice as wide at today's rate (1.3x the CPU time a step), 10 epochs with its curve
     "g64_10ep": ("mnist", (*TEN_EPOCHS, "model.net.generator_features=64"), True),
-    # self-conditioning (no labels): 20 or 50 online k-means clusters of the real images stand in for
+    # self-conditioning (no labels): 20 to 200 online k-means clusters of the real images stand in for
     # the classes the conditional GAN is given, read by a projection discriminator
     "clusters20": ("mnist", ("model.net.clusters=20",), True),
     "clusters50": ("mnist", ("model.net.clusters=50",), True),
+    "clusters100": ("mnist", ("model.net.clusters=100",), True),
+    "clusters200": ("mnist", ("model.net.clusters=200",), True),
     # the conditional GAN's own recipe draws thicker, cleaner strokes: its loss (hinge), and its
     # discriminator without the minibatch std too, in place of today's default's, at 10 epochs
     "hinge_10ep": ("mnist", (*TEN_EPOCHS, "model.loss=hinge"), False),
@@ -171,7 +173,8 @@ CGAN_AT_2E4 = frozenset({"cgan", "cgan_input_channels"})
 #: the cases measured today (conf/model/dcgan.yaml as it is) or with every setting they need given
 TODAY = frozenset({"seed002", "default_now_alone", "default_now_20ep", "fashion_default_now",
                    "cgan_lr32e4_10ep", "cgan_20ep", "info10", "g64_10ep",
-                   "hinge_10ep", "hinge_no_mbstd_10ep", "clusters20", "clusters50"})  # fmt: skip
+                   "hinge_10ep", "hinge_no_mbstd_10ep", "clusters20", "clusters50",
+                   "clusters100", "clusters200"})  # fmt: skip
 #: the cases measured against PREVIOUS (every other DCGAN case)
 BEFORE = frozenset(CASES) - AT_SEVEN_EPOCHS - CGAN_AT_2E4 - TODAY
 #: the cases whose samples the figure shows

@@ -131,8 +131,11 @@ def test_online_k_means_finds_separated_groups_in_their_shares() -> None:
     shares = clusters.counts[order] / clusters.counts.sum()
     assert torch.allclose(shares, torch.tensor([0.5, 0.3, 0.2]), atol=0.03)
     assert torch.allclose(clusters.cdf(), (clusters.counts / clusters.counts.sum()).cumsum(0))
-    with pytest.raises(ValueError, match="clusters=3: the first batch has only 2 images"):
-        PixelClusters(3, 2).update(torch.zeros(2, 2))
+    small = PixelClusters(5, 2)  # more clusters than a batch has images: seeded over batches
+    for batch, seeded in ((means[:2], 2), (means[2:], 3), (means, 3), (torch.ones(4, 2), 4)):
+        small.update(batch)
+        assert int(small.seeded) == seeded and small.counts[seeded:].sum() == 0  # never drawn unseeded
+    assert small.cdf()[3:].tolist() == [1.0, 1.0]
 
 
 def test_a_self_conditioned_generator_needs_z_alone_and_its_cluster_changes_the_image() -> None:

@@ -69,10 +69,11 @@ class PixelClusters(nn.Module):
     """Online k-means of the real images (mini-batch k-means, Sculley 2010), whose clusters a
     self-conditioned GAN draws from (Liu et al. 2020 cluster the discriminator's features; here pixels).
 
-    The first batch seeds the ``k`` centres (k-means++); each later batch moves every centre towards the
-    mean of its images by their share of all images it has been given (step ``n_batch / n_total``), so the
-    centres settle and a cluster keeps its meaning while the GAN learns it. ``counts`` (K,) are the
-    images given to each, from which the clusters' shares come.
+    The first batches seed the ``k`` centres (k-means++, as many from each batch as it has images);
+    each batch then moves every centre towards the mean of its images by their share of all images it
+    has been given (step ``n_batch / n_total``), so the centres settle and a cluster keeps its meaning
+    while the GAN learns it. ``counts`` (K,) are the images given to each, from which the clusters'
+    shares come (a centre not yet seeded has none, so no latent draws it).
     """
 
     def __init__(self, k: int, size: int) -> None:
@@ -80,10 +81,19 @@ class PixelClusters(nn.Module):
         self.k = k
         self.register_buffer("centres", torch.zeros(k, size))
         self.register_buffer("counts", torch.zeros(k))
+        self.register_buffer("seeded", torch.zeros((), dtype=torch.long))
+        self.register_load_state_dict_pre_hook(self.all_seeded_before_counting)
+
+    def all_seeded_before_counting(
+        self, module: nn.Module, state: dict[str, Any], prefix: str, *args: Any
+    ) -> None:
+        """Clusters saved before ``seeded`` was counted were all seeded from their first batch."""
+        state.setdefault(f"{prefix}seeded", torch.tensor(self.k))
 
     def assign(self, images: torch.Tensor) -> torch.Tensor:
-        """The nearest centre of each image (N,)."""
-        return torch.cdist(images.flatten(1).float(), self.centres).argmin(dim=1)
+        """The nearest seeded centre of each image (N,)."""
+        centres = self.centres[: max(int(self.seeded), 1)]
+        return torch.cdist(images.flatten(1).float(), centres).argmin(dim=1)
 
     def cdf(self) -> torch.Tensor:
         """The clusters' cumulative shares (K,) (uniform before any image)."""
@@ -95,7 +105,7 @@ class PixelClusters(nn.Module):
     def update(self, images: torch.Tensor) -> torch.Tensor:
         """Move the centres with one batch; returns its images' clusters (N,) after the move."""
         x = images.flatten(1).float()
-        if self.counts.sum() == 0:
+        if self.seeded < self.k:
             self.seed(x)
         clusters = self.assign(images)
         batch_counts = torch.bincount(clusters, minlength=self.k).to(x.dtype)
@@ -107,18 +117,18 @@ class PixelClusters(nn.Module):
         return self.assign(images)
 
     def seed(self, x: torch.Tensor) -> None:
-        """k-means++ (Arthur & Vassilvitskii 2007): each next centre drawn with probability
-        proportional to its squared distance from the nearest centre so far."""
-        if len(x) < self.k:
-            raise ValueError(
-                f"clusters={self.k}: the first batch has only {len(x)} images to seed them from; "
-                f"use data.batch_size >= {self.k} or fewer clusters"
-            )
-        chosen = [int(torch.randint(len(x), ()))]
-        for _ in range(self.k - 1):
-            distance = torch.cdist(x, x[chosen]).amin(dim=1).square()
-            chosen.append(int(torch.multinomial(distance + 1e-12, 1)))
-        self.centres.copy_(x[chosen])
+        """k-means++ (Arthur & Vassilvitskii 2007) on this batch, after the centres seeded so far: each
+        next centre drawn with probability proportional to its squared distance from the nearest."""
+        seeded = int(self.seeded)
+        chosen = [] if seeded else [int(torch.randint(len(x), ()))]
+        while seeded + len(chosen) < self.k and len(chosen) < len(x):
+            centres = torch.cat([self.centres[:seeded], x[chosen]])
+            distance = torch.cdist(x, centres).amin(dim=1).square()
+            if distance.sum() <= 0:  # every image of the batch is a centre already
+                break
+            chosen.append(int(torch.multinomial(distance, 1)))
+        self.centres[seeded : seeded + len(chosen)] = x[chosen]
+        self.seeded += len(chosen)
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -369,7 +379,7 @@ class DCGAN(nn.Module):
         if clusters and (conditional or codes or clusters < 2):
             raise ValueError(
                 f"clusters={clusters}: self-conditioning needs an unconditional GAN without codes and at "
-                "least 2 clusters, e.g. clusters=20 (0: none)"
+                "least 2 clusters, e.g. clusters=50; set clusters=0 for a conditional GAN or codes"
             )
         self.latent_dim = latent_dim
         self.conditional = conditional
