@@ -65,6 +65,7 @@ OLD_DEFAULT = (
 #: discriminator and BCE, with the weight average, 6 epochs. The cases in ``BEFORE`` were measured then:
 #: their overrides are relative to it, and a rerun puts it first
 PREVIOUS = (
+    "model.net.clusters=0",
     *same_lr(2e-4),
     "model.loss=non_saturating",
     "model.net.spectral_norm=false",
@@ -141,7 +142,7 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "cgan_20ep": ("mnist", ("model=cgan", "trainer.max_epochs=20"), True),
     "lr64e4_10ep": ("mnist", (*TEN_EPOCHS, *same_lr(6.4e-3)), True),
     # InfoGAN's categorical code (no labels): 10 categories, which can come to name the digits
-    "info10": ("mnist", ("model.net.codes=10",), True),
+    "info10": ("mnist", ("model.net.codes=10",), True),  # (clusters=0: UNCLUSTERED)
     # a generator twice as wide at today's rate (1.3x the CPU time a step), 10 epochs with its curve
     "g64_10ep": ("mnist", (*TEN_EPOCHS, "model.net.generator_features=64"), True),
     # self-conditioning (no labels): 20 to 200 online k-means clusters of the real images stand in for
@@ -150,6 +151,11 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "clusters50": ("mnist", ("model.net.clusters=50",), True),
     "clusters100": ("mnist", ("model.net.clusters=100",), True),
     "clusters200": ("mnist", ("model.net.clusters=200",), True),
+    # the self-conditioned default (conf/model/dcgan.yaml: 100 clusters, 9 epochs): alone on both cores
+    # (a user's minutes), its curve further on, and Fashion-MNIST at 10 epochs as fashion_default_now
+    "clustered_alone": ("mnist", (), True),
+    "clustered_20ep": ("mnist", ("trainer.max_epochs=20",), True),
+    "fashion_clustered": ("fashion_mnist", TEN_EPOCHS, False),
     # the conditional GAN's own recipe draws thicker, cleaner strokes: its loss (hinge), and its
     # discriminator without the minibatch std too, in place of today's default's, at 10 epochs
     "hinge_10ep": ("mnist", (*TEN_EPOCHS, "model.loss=hinge"), False),
@@ -163,18 +169,24 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
 
 #: the default of the morning of 2026-12-07 (SN_LS_MBSTD, lr 2e-4, 7 epochs), relative to which the cases
 #: in AT_SEVEN_EPOCHS list their overrides (the lr* cases set both epochs and rate): a rerun puts it first
-SEVEN_EPOCHS = ("trainer.max_epochs=7", *same_lr(2e-4))
+SEVEN_EPOCHS = ("trainer.max_epochs=7", *same_lr(2e-4), "model.net.clusters=0")
 AT_SEVEN_EPOCHS = frozenset({"sn_ls_mbstd_7ep", "new_default_alone", "lr4e4_10ep", "lr8e4_10ep",
                              "lr16e4_10ep", "lr32e4_10ep", "lr8e4_g64_10ep", "lr32e4_10ep_alone",
                              "lr64e4_10ep"})  # fmt: skip
 #: the conditional GAN's cases measured before it took dcgan's 3.2e-3 and 10 epochs, with their settings
 CGAN_BEFORE = ("trainer.max_epochs=6", *same_lr(2e-4))
 CGAN_AT_2E4 = frozenset({"cgan", "cgan_input_channels"})
-#: the cases measured today (conf/model/dcgan.yaml as it is) or with every setting they need given
+#: the cases measured on 2026-12-07, relative to conf/model/dcgan.yaml as it is (self-conditioned) or
+#: with every setting they need given; those in UNCLUSTERED ran before self-conditioning was the
+#: default, and a rerun gives them NO_CLUSTERS first (model=cgan and model=gan_seed002 have none)
 TODAY = frozenset({"seed002", "default_now_alone", "default_now_20ep", "fashion_default_now",
                    "cgan_lr32e4_10ep", "cgan_20ep", "info10", "g64_10ep",
                    "hinge_10ep", "hinge_no_mbstd_10ep", "clusters20", "clusters50",
-                   "clusters100", "clusters200"})  # fmt: skip
+                   "clusters100", "clusters200", "clustered_alone", "clustered_20ep",
+                   "fashion_clustered"})  # fmt: skip
+UNCLUSTERED = frozenset({"default_now_alone", "default_now_20ep", "fashion_default_now", "info10",
+                         "g64_10ep", "hinge_10ep", "hinge_no_mbstd_10ep"})  # fmt: skip
+NO_CLUSTERS = ("model.net.clusters=0",)
 #: the cases measured against PREVIOUS (every other DCGAN case)
 BEFORE = frozenset(CASES) - AT_SEVEN_EPOCHS - CGAN_AT_2E4 - TODAY
 #: the cases whose samples the figure shows
@@ -275,13 +287,27 @@ class Scorer:
         fid = self.quality.compute()["fid"]
         self.quality.reset_fake()
         real_ink = inked(self.module.preprocess(self.module.splits["test"].tensors[0][:SAMPLES]))
+        samples, _ = next(self.samples(load_model(ckpt).eval()))
         return {
             "threshold": threshold,
             "sure_share": kept / SAMPLES,
             "fid_sure": fid,
             "ink": float(torch.cat(ink).mean()),
             "real_ink": float(real_ink.mean()),
+            **self.nearest(samples),
         }
+
+    def nearest(self, samples: torch.Tensor) -> dict[str, float]:
+        """Copies? The median pixel distance (L2, [0, 1] pixels) from each of the first 500 samples to
+        its nearest training image, against the same for 500 test images (which no model has seen): a
+        generator that copies its training images sits far below the test images' distance."""
+        train = self.module.preprocess(self.module.splits["train"].tensors[0]).flatten(1)
+        test = self.module.preprocess(self.module.splits["test"].tensors[0][: len(samples)]).flatten(1)
+
+        def median_nearest(images: torch.Tensor) -> float:
+            return float(torch.cdist(images.flatten(1).float(), train.float()).amin(dim=1).median())
+
+        return {"nearest_train_sample": median_nearest(samples), "nearest_train_test": median_nearest(test)}
 
     @torch.no_grad()
     def __call__(self, ckpt: str) -> dict[str, Any]:
@@ -310,7 +336,12 @@ def run(
     data, overrides, curve = CASES[name]
     run_name = f"{name}_seed{seed}"
     threading = (f"threads={threads}",) if threads else ()
-    bases = ((BEFORE, PREVIOUS), (AT_SEVEN_EPOCHS, SEVEN_EPOCHS), (CGAN_AT_2E4, CGAN_BEFORE))
+    bases = (
+        (BEFORE, PREVIOUS),
+        (AT_SEVEN_EPOCHS, SEVEN_EPOCHS),
+        (CGAN_AT_2E4, CGAN_BEFORE),
+        (UNCLUSTERED, NO_CLUSTERS),
+    )
     base = next((settings for cases, settings in bases if name in cases), ())
     cfg = config(
         run_name, (f"data={data}", *base, *overrides, f"seed={seed}", "test=false", *threading), runs=RUNS

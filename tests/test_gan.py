@@ -96,7 +96,7 @@ def test_a_latent_code_enters_the_generator_as_the_one_hot_of_its_argmax_and_is_
 
 def test_the_latent_code_is_learned_its_cross_entropy_falls_and_samples_need_no_code(make_cfg) -> None:
     every_batch = ("trainer.max_epochs=3", "trainer.limit_train_batches=1.0", "test=false")
-    cfg = make_cfg(*FAST, NARROW, "model.net.codes=4", *every_batch)
+    cfg = make_cfg(*FAST, NARROW, "model.net.codes=4", "model.net.clusters=0", *every_batch)
     summary = train(cfg)
     info = logged(Path(cfg.paths.output_dir) / "metrics.csv", "train/info_step")
     assert len(info) == 39 and all(map(math.isfinite, info))  # 3 epochs of 13 batches (the synthetic set)
@@ -538,7 +538,8 @@ def test_a_checkpoint_of_the_weight_average_before_averaged_model_still_loads(
 ) -> None:
     """Checkpoints written before the average was torch's AveragedModel held ``generator_ema.net.*`` and
     no update count: they load, with the same averaged weights and a finished warm-up."""
-    cfg = make_cfg(*FAST, NARROW, "model.ema_decay=0.9", "test=false", "trainer.max_epochs=1")
+    old_options = ("model.ema_decay=0.9", "model.net.clusters=0")  # such checkpoints had no clusters
+    cfg = make_cfg(*FAST, NARROW, *old_options, "test=false", "trainer.max_epochs=1")
     summary = train(cfg)
     checkpoint = torch.load(summary["last_checkpoint"], weights_only=True)
     state = checkpoint["state_dict"]
