@@ -196,10 +196,12 @@ def test_default_model_of_train_is_dcgan(make_cfg) -> None:
     assert make_cfg("model=gan_seed002").model.optimizer_d.lr == 2e-4  # its seed's
     recipe = (cfg.model.loss, cfg.model.net.spectral_norm, cfg.model.ema_decay)
     assert recipe == ("least_squares", True, 0.999) and cfg.model.net.minibatch_std
+    assert cfg.model.net.clusters == 100  # self-conditioned (docs/gan.md); cgan and seed 002 are not
+    assert make_cfg("model=cgan").model.net.clusters == make_cfg("model=gan_seed002").model.net.clusters == 0
 
 
 def test_a_model_brings_its_own_training_length_and_the_command_line_still_wins(make_cfg) -> None:
-    assert make_cfg().trainer.max_epochs == 9  # conf/trainer/model/dcgan.yaml
+    assert make_cfg().trainer.max_epochs == 6  # conf/trainer/model/dcgan.yaml
     assert make_cfg("model=cgan", "trainer=cpu").trainer.max_epochs == 10
     assert make_cfg("model=lenet").trainer.max_epochs == 10  # no file of its own: trainer/default.yaml
     assert make_cfg("trainer.max_epochs=2").trainer.max_epochs == 2
