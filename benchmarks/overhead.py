@@ -42,7 +42,8 @@ GLOVE = "${paths.data_dir}/glove/glove.6B.50d.top50k.txt"  # the shared copy; th
 CASES = {
     "lenet": ["model=lenet", "data=mnist", "data.batch_size=128"],
     "textcnn": ["model=textcnn_seed000", "data=mr", "data.batch_size=100", f"data.glove.path={GLOVE}"],
-    "dcgan": ["model=dcgan", "data=mnist", "data.batch_size=128"],
+    # the plain DCGAN step (plain_gan_step): no self-conditioning, which needs each image's cluster
+    "dcgan": ["model=dcgan", "data=mnist", "data.batch_size=128", "model.net.clusters=0"],
 }
 
 

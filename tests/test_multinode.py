@@ -237,6 +237,7 @@ def test_two_nodes_train_the_dcgan_with_manual_optimization(
     # checkpoint has rank 0's
     differ = {k for k in rank0 if not torch.equal(rank0[k], rank1[k])}
     assert differ and differ <= {k for k in rank0 if ".running_" in k}
+    assert {"clusters.centres", "clusters.counts"} <= set(rank0) - differ  # one k-means for both nodes
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["device"] == "cpu x2" and summary["kind"] == "gan"
     assert summary["global_step"] == torch.load(tmp_path / "weights" / "rank0.pt")["step"] > 0

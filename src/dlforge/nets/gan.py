@@ -21,6 +21,7 @@ from itertools import pairwise
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as spectrally_normed
@@ -73,7 +74,9 @@ class PixelClusters(nn.Module):
     each batch then moves every centre towards the mean of its images by their share of all images it
     has been given (step ``n_batch / n_total``), so the centres settle and a cluster keeps its meaning
     while the GAN learns it. ``counts`` (K,) are the images given to each, from which the clusters'
-    shares come (a centre not yet seeded has none, so no latent draws it).
+    shares come (a centre not yet seeded has none, so no latent draws it). Under DDP every process
+    keeps the same clusters: the first process's seeds are broadcast, and each move sums every
+    process's batch.
     """
 
     def __init__(self, k: int, size: int) -> None:
@@ -105,11 +108,18 @@ class PixelClusters(nn.Module):
     def update(self, images: torch.Tensor) -> torch.Tensor:
         """Move the centres with one batch; returns its images' clusters (N,) after the move."""
         x = images.flatten(1).float()
+        distributed = dist.is_available() and dist.is_initialized()
         if self.seeded < self.k:
             self.seed(x)
+            if distributed:  # every process keeps the first one's seeds
+                dist.broadcast(self.centres, src=0)
+                dist.broadcast(self.seeded, src=0)
         clusters = self.assign(images)
         batch_counts = torch.bincount(clusters, minlength=self.k).to(x.dtype)
         sums = torch.zeros_like(self.centres).index_add_(0, clusters, x)
+        if distributed:  # the move of all processes' images together
+            dist.all_reduce(batch_counts)
+            dist.all_reduce(sums)
         self.counts += batch_counts
         step = (batch_counts / self.counts.clamp(min=1))[:, None]
         means = sums / batch_counts.clamp(min=1)[:, None]
