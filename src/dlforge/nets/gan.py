@@ -389,7 +389,7 @@ class DCGAN(nn.Module):
         if clusters and (conditional or codes or clusters < 2):
             raise ValueError(
                 f"clusters={clusters}: self-conditioning needs an unconditional GAN without codes and at "
-                "least 2 clusters, e.g. clusters=50; set clusters=0 for a conditional GAN or codes"
+                "least 2 clusters, e.g. clusters=100; set clusters=0 for a conditional GAN or codes"
             )
         self.latent_dim = latent_dim
         self.conditional = conditional
