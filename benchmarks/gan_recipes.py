@@ -283,8 +283,9 @@ class Scorer:
     def sure(self, ckpt: str, threshold: float = SURE) -> dict[str, Any]:
         """How many of the 10,000 samples the LeNet is sure of (top probability >= ``threshold``) and
         the FID of those alone: how much of a case's FID is samples between classes."""
-        kept, ink = 0, []
+        kept, ink, first = 0, [], None
         for images, _ in self.samples(load_model(ckpt).eval()):
+            first = images if first is None else first
             ink.append(inked(images))
             images = images[self.quality.classifier(images).softmax(dim=1).amax(dim=1) >= threshold]
             self.quality.update_fake(images)
@@ -292,14 +293,13 @@ class Scorer:
         fid = self.quality.compute()["fid"]
         self.quality.reset_fake()
         real_ink = inked(self.module.preprocess(self.module.splits["test"].tensors[0][:SAMPLES]))
-        samples, _ = next(self.samples(load_model(ckpt).eval()))
         return {
             "threshold": threshold,
             "sure_share": kept / SAMPLES,
             "fid_sure": fid,
             "ink": float(torch.cat(ink).mean()),
             "real_ink": float(real_ink.mean()),
-            **self.nearest(samples),
+            **self.nearest(first),
         }
 
     def nearest(self, samples: torch.Tensor) -> dict[str, float]:

@@ -317,8 +317,8 @@ class GAN(GenerativeModule, AdversarialModule):
         return ((images.float() + 1) / 2).clamp(0, 1)
 
     def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """Discriminator logits for images in [-1, 1] (and their classes or clusters, if it reads them)."""
-        return self.discriminator(images, labels if self.num_classes or self.clusters is not None else None)
+        """Discriminator logits for images in [-1, 1] and what it reads with them (:meth:`conditions`)."""
+        return self.discriminator(images, labels)
 
     def conditions(
         self, real: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, learn: bool = False
