@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from dlforge.evaluate import evaluate
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from benchmarks.common import machine, table
 from dlforge import CONF_DIR
 from dlforge.data import FashionMNISTDataModule, MNISTDataModule
+from dlforge.evaluate import evaluate
 from dlforge.quality import SampleQuality
 from dlforge.speed import keep_freed_memory
 from dlforge.training import train

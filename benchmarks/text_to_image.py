@@ -116,13 +116,16 @@ def markdown(document: dict[str, Any]) -> str:
                 else "-"
                 for p in ("class", "position", "size", "colour")
             ]
+            one = model.get("caption_class_acc_stage_one")  # judged on stage I too since 2026-12-07
+            cells.insert(1, "-" if one is None else f"{100 * one:.1f}")
             fids = [model.get(f"fid_stage_{stage}", float("nan")) for stage in ("one", "two")]
             steps = result["global_step"] // 3  # three optimizers a step: generators, critics, caption reader
             first = f"| {case} | {name} | {result['fit_minutes']:.0f} | {steps} | "
             rows.append(first + " | ".join(cells) + f" | {fids[0]:.1f} | {fids[1]:.1f} |")
     head = (
-        "| run | test set | train min | steps | class % (real) | position % (real) | size % (real) | "
-        "colour % (real) | FID stage I | FID stage II |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| run | test set | train min | steps | class % (real) | class % stage I | position % (real) | "
+        "size % (real) | colour % (real) | FID stage I | FID stage II |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
     )
     return head + "\n" + "\n".join(rows)
 

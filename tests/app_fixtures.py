@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dlforge.export import export
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 from PIL import Image, ImageDraw
 
 from dlforge import CONF_DIR
+from dlforge.export import export
 from dlforge.training import train
 from tests.conftest import FAST, once_per_session
 from tests.test_audio import FAST_AUDIO, TINY_WAVENET, write_spoken_digits

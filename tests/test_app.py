@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dlforge.app import PANELS, create_app, listening_socket, load_panels, serve
-from dlforge.export import write_onnx
 from fastapi.testclient import TestClient
 from PIL import Image
 from torch import nn
 
+from dlforge.app import PANELS, create_app, listening_socket, load_panels, serve
 from dlforge.errors import DlforgeError
+from dlforge.export import write_onnx
 from dlforge.inference import describe, graph_of, load
 from dlforge.models.base import GenerativeModule
 from dlforge.preprocess import load_image
@@ -257,7 +257,6 @@ def tiny_translator(factory: pytest.TempPathFactory) -> dict[str, str]:
     """The tiny seq2seq of tests/test_seq2seq.py (it translates "Hello, world!" right): its checkpoint
     and its TorchScript export, made once per test session."""
     from dlforge.export import export
-
     from tests.app_fixtures import export_cfg
     from tests.conftest import once_per_session
     from tests.test_seq2seq import TINY_DATA

@@ -416,7 +416,6 @@ def test_an_exported_audio_classifier_hears_what_its_checkpoint_hears(
     make_cfg, tmp_path: Path, digits_root: Path, classifier_ckpt: Path
 ) -> None:
     from dlforge.export import export
-
     from dlforge.inference import load
 
     data = ("data=spoken_digits", f"data.root={digits_root}", "data.clip_seconds=0.25")

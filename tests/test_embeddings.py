@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from dlforge.embeddings import hydra_arguments
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
@@ -27,6 +26,7 @@ from dlforge import CONF_DIR, embeddings
 from dlforge.data.glove import embedding_matrix, load_glove
 from dlforge.data.word2vec_corpus import TextCorpusDataModule, Windows, keep_probabilities
 from dlforge.data.word_benchmarks import read_analogies, read_pairs
+from dlforge.embeddings import hydra_arguments
 from dlforge.errors import DlforgeError
 from dlforge.models.word2vec import Word2Vec
 from dlforge.nets.word2vec import CBOW, SkipGram

@@ -9,11 +9,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from dlforge.export import export
 
 from dlforge.checkpoint import load_model
 from dlforge.data.text_encoder import TextEncoder
 from dlforge.errors import DlforgeError
+from dlforge.export import export
 from dlforge.inference import describe, from_export
 from dlforge.models.autoencoder import Autoencoder
 from tests.app_fixtures import export_cfg, tiny_checkpoints, tiny_export

@@ -162,9 +162,9 @@ def served_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
 def test_the_family_serves_itself_through_every_tool_unedited(
     data_dir: Path, tmp_path: Path, served_family: type[ServedModel], run_main: Any
 ) -> None:
-    from dlforge.app import create_app, load_panels
     from fastapi.testclient import TestClient
 
+    from dlforge.app import create_app, load_panels
     from dlforge.inference import load
 
     ckpt = train_family(data_dir, tmp_path)[1]["last_checkpoint"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from dlforge.export import export
 
 from dlforge.checkpoint import load_model
 from dlforge.errors import DlforgeError
+from dlforge.export import export
 from dlforge.models import GAN
 from dlforge.nets import build_net
 from dlforge.nets.gan import PixelClusters, cluster_of, coded, latent_code

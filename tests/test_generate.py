@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from dlforge.generate import generate
 from PIL import Image
 
 from dlforge.checkpoint import load_model
 from dlforge.errors import CheckpointError, DlforgeError
+from dlforge.generate import generate
 from dlforge.models import GenerativeModule
 from dlforge.serving.generative import (
     grid_samples,

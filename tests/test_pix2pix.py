@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from dlforge.pix2pix import model_input, translate
 from hydra.utils import instantiate
 from PIL import Image
 
@@ -16,6 +15,7 @@ from dlforge.data.paired import edge_map, make_input, to_grey
 from dlforge.errors import DlforgeError
 from dlforge.models.pix2pix import Pix2Pix
 from dlforge.nets.pix2pix import PatchDiscriminator, UNetGenerator
+from dlforge.pix2pix import model_input, translate
 from dlforge.training import train
 from tests.conftest import FAST
 

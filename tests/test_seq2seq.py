@@ -13,9 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from dlforge.export import export
-from dlforge.export import main as export_main
-from dlforge.predict import main as predict_main
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
@@ -41,11 +38,14 @@ from dlforge.data.piglatin import (
     word_pairs,
 )
 from dlforge.errors import DlforgeError
+from dlforge.export import export
+from dlforge.export import main as export_main
 from dlforge.inference import from_export, load
 from dlforge.models import Seq2Seq
 from dlforge.nets import build_net
 from dlforge.nets import seq2seq as seq2seq_nets
 from dlforge.nets.seq2seq import beam_search
+from dlforge.predict import main as predict_main
 from dlforge.serving.seq2seq import TranslatorModel
 from dlforge.training import train
 from tests.app_fixtures import export_cfg

@@ -239,13 +239,14 @@ def test_placement_trains_and_its_checkpoint_generates_and_exports(
 ) -> None:
     from dlforge.inference import load
 
-    cfg = compose_run(data_dir, tmp_path, "model.embedding_in_condition=false", "model.net.placement=true")
+    placed = ("model.embedding_in_condition=false", "model.net.placement=true")
+    cfg = compose_run(data_dir, tmp_path, *placed, "model.net.refine=true")  # stage II's export checked too
     _, model, _ = build_run(cfg)
     before = {name: p.clone() for name, p in model.generator["one"].named_parameters()}
     summary = train(cfg)
     ckpt = summary["last_checkpoint"]
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)  # plain data
-    assert saved["hyper_parameters"]["net"]["placement"] is True
+    assert saved["hyper_parameters"]["net"]["placement"] is saved["hyper_parameters"]["net"]["refine"] is True
     trained = load_model(ckpt, StackGAN)
     after = dict(trained.generator["one"].named_parameters())
     assert [
@@ -270,6 +271,39 @@ def test_placement_trains_and_its_checkpoint_generates_and_exports(
         )
         assert result.returncode == 0, result.stderr[-2000:]
         torch.testing.assert_close(load(tmp_path / name).draw(CAPTION, 2, 5), drawn, atol=1e-4, rtol=0)
+
+
+def test_refine_starts_stage_two_at_stage_one_and_leaves_stage_one_s_training_alone(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from dlforge.nets.stackgan import REFINE_LIMIT
+
+    nets = build_net(
+        "stackgan", in_channels=1, height=64, width=64, vocab_size=30, features=8, text_hidden=16, refine=True
+    )
+    one = torch.rand(3, 1, 32, 32) * 2 - 1
+    one[:, :, :8] = -1.0  # background, as stage I draws it
+    code = torch.randn(3, 64)
+    up = one.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    torch.testing.assert_close(nets.stage_two(one, code), up.clamp(-REFINE_LIMIT, REFINE_LIMIT))
+    # trained together, stage II's correction learns and stage I learns exactly as without it: with
+    # placement, nothing of stage I's reaches stage II's loss (its picture is detached, its codes its own)
+    stages = {}
+    for refine in (False, True):
+        cfg = compose_run(
+            data_dir,
+            tmp_path / str(refine),
+            "model.embedding_in_condition=false",
+            "model.net.placement=true",
+            f"model.net.refine={refine}",
+            "model.samples=null",
+        )
+        model = load_model(train(cfg)["last_checkpoint"], StackGAN)
+        stages[refine] = {part: model.generator[part].state_dict() for part in ("one", "two")}
+    for name, value in stages[False]["one"].items():
+        assert torch.equal(stages[True]["one"][name], value), name
+    last = stages[True]["two"]["out.0.weight"]
+    assert last.abs().sum() > 0 and not torch.equal(last, stages[False]["two"]["out.0.weight"])
 
 
 def test_a_few_steps_move_the_losses_and_teach_the_encoder_the_captions(
@@ -310,15 +344,16 @@ def test_caption_grids_and_the_judge_at_test_time(stackgan_run, classifier_run) 
             correct: dict[str, list[torch.Tensor]] = {}
             for batch in loader:
                 _, tokens, properties = datamodule.on_after_batch_transfer(batch, 0)
-                drawn = model.draw(tokens, generator=generator)[1]
-                for prop, ok in judge(drawn, properties, model.hparams.data, classifier).items():
-                    correct.setdefault(prop, []).append(ok.flatten())
+                one, two = model.draw(tokens, generator=generator)
+                one = one.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # judged up-sampled
+                for stage, drawn in (("", two), ("_stage_one", one)):
+                    for prop, ok in judge(drawn, properties, model.hparams.data, classifier).items():
+                        correct.setdefault(prop + stage, []).append(ok.flatten())
             for prop in ("class", "position", "size"):
-                expected = torch.cat(correct[prop]).float().mean().item()
-                assert metrics[f"test/caption_{prop}_acc_{name}"] == pytest.approx(expected, abs=1e-6), (
-                    name,
-                    prop,
-                )
+                for stage in ("", "_stage_one"):
+                    expected = torch.cat(correct[prop + stage]).float().mean().item()
+                    logged = metrics[f"test/caption_{prop}_acc{stage}_{name}"]
+                    assert logged == pytest.approx(expected, abs=1e-6), (name, prop, stage)
             assert metrics[f"test/fid_stage_one_{name}"] != metrics[f"test/fid_stage_two_{name}"]
 
 
@@ -340,8 +375,9 @@ def test_generate_draws_a_caption_and_names_an_unknown_word(stackgan_run, run_ma
 
 
 def test_the_app_panel_draws_a_typed_caption(stackgan_run) -> None:
-    from dlforge.app import create_app, load_panels
     from fastapi.testclient import TestClient
+
+    from dlforge.app import create_app, load_panels
 
     _, summary, _ = stackgan_run
     client = TestClient(create_app(load_panels({"caption": summary["last_checkpoint"]})))

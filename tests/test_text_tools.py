@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 import torch
-from dlforge.crossval import crossval
-from dlforge.predict import main as predict_main
-from dlforge.predict import predict
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from dlforge import CONF_DIR
 from dlforge.checkpoint import load_model
+from dlforge.crossval import crossval
 from dlforge.data.text_encoder import TextEncoder
 from dlforge.errors import DlforgeError
+from dlforge.predict import main as predict_main
+from dlforge.predict import predict
 from dlforge.training import build_run, train
 from tests.conftest import FAST
 from tests.text_fixtures import text_overrides, write_text_data

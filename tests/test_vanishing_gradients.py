@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from dlforge.predict import main as predict_main
-from dlforge.train import main as train_main
 from hydra import compose, initialize_config_dir
 
 from dlforge import CONF_DIR
 from dlforge.data import FirstTokenDataModule
 from dlforge.models import TextClassifier
 from dlforge.nets.text import TextRNN
+from dlforge.predict import main as predict_main
+from dlforge.train import main as train_main
 from dlforge.training import train
 
 

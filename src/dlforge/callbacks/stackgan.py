@@ -75,7 +75,8 @@ class CaptionJudge(Callback):
     """At test time, for each test set (held-out phrasings, held-out combinations): draw every test
     caption once and score the stage-II drawing with :func:`dlforge.data.captioned.judge` (the
     ``quality_classifier`` reads each item's region; position, size and colour come from the ink),
-    logging ``test/caption_{class,position,size,colour}_acc_<set>``; and FID of stage I (up-sampled)
+    logging ``test/caption_{class,position,size,colour}_acc_<set>``, and the stage-I drawing
+    (up-sampled) as ``test/caption_{...}_acc_stage_one_<set>``; and FID of stage I (up-sampled)
     and stage II against the real canvases of the same captions, in the classifier's features
     (``test/fid_stage_one_<set>``, ``test/fid_stage_two_<set>``)."""
 
@@ -108,14 +109,13 @@ class CaptionJudge(Callback):
         images, tokens, properties = batch
         name = TEST_SETS[dataloader_idx]
         one, two = pl_module.draw(tokens, generator=self.generator)
-        verdict = judge(two, properties, pl_module.hparams.data, self.classifier)
-        for prop, ok in verdict.items():
-            self.correct.setdefault((prop, name), []).append(ok.flatten().cpu())
+        one = F.interpolate(one, size=images.shape[2:], mode="nearest")
         shape = self.quality[("two", name)].image_shape
-        for stage, drawn in (
-            ("one", F.interpolate(one, size=images.shape[2:], mode="nearest")),
-            ("two", two),
-        ):
+        for stage, drawn in (("one", one), ("two", two)):
+            verdict = judge(drawn, properties, pl_module.hparams.data, self.classifier)
+            for prop, ok in verdict.items():
+                key = (prop, name if stage == "two" else f"stage_one_{name}")
+                self.correct.setdefault(key, []).append(ok.flatten().cpu())
             quality = self.quality[(stage, name)]
             quality.update_real(as_item_images(images, shape))
             quality.update_fake(as_item_images(drawn, shape))

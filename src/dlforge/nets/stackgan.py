@@ -323,15 +323,31 @@ class PlacedStageIGenerator(nn.Module):
         return self.place(drawn, self.where(condition)), kl
 
 
+#: how near to -1 and 1 a stage-I pixel is taken when ``refine`` adds to it before tanh (atanh(1) is inf)
+REFINE_LIMIT = 1 - 1e-3
+
+
 class StageIIGenerator(nn.Module):
     """A stage-I picture and the caption code -> the picture at twice the size: the picture is encoded
     down to a quarter of its size, joined with the code at every position, refined by residual blocks
-    and up-sampled (StackGAN's stage II)."""
+    and up-sampled (StackGAN's stage II).
+
+    With ``refine`` the network's last layer gives a correction instead of a picture: it is added to
+    the stage-I picture, up-sampled by repeating pixels, before the tanh (``tanh(atanh(up) + out)``),
+    and starts at zero (:meth:`start_at_stage_one`), so stage II starts as stage I at full size and
+    learns only what to change; without it stage II redraws the picture from its features."""
 
     def __init__(
-        self, code_dim: int, channels: int, features: int, residual_blocks: int = 2, every_scale: bool = True
+        self,
+        code_dim: int,
+        channels: int,
+        features: int,
+        residual_blocks: int = 2,
+        every_scale: bool = True,
+        refine: bool = False,
     ) -> None:
         super().__init__()
+        self.refine = refine
         width = features * 4
         self.encode = nn.Sequential(
             nn.Conv2d(channels, features, 3, padding=1), nn.ReLU(True),
@@ -344,9 +360,18 @@ class StageIIGenerator(nn.Module):
         self.body = CodedUpsampling([width, width // 2, features, features // 2], code_dim, every_scale)
         self.out = nn.Sequential(nn.Conv2d(features // 2, channels, 3, padding=1), nn.Tanh())
 
+    def start_at_stage_one(self) -> None:
+        """With ``refine``: zero the last layer, so the first correction is none."""
+        nn.init.zeros_(self.out[0].weight)
+        nn.init.zeros_(self.out[0].bias)
+
     def forward(self, image: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
         x = self.join(with_code(self.encode(image), code))
-        return self.out(self.body(self.residual(x), code))
+        x = self.body(self.residual(x), code)
+        if not self.refine:
+            return self.out(x)
+        start = F.interpolate(image, scale_factor=2.0, mode="nearest").clamp(-REFINE_LIMIT, REFINE_LIMIT)
+        return torch.tanh(torch.atanh(start) + self.out[0](x))
 
 
 class MatchingDiscriminator(nn.Module):
@@ -411,7 +436,8 @@ class StackGAN(nn.Module):
     ``reader``: how the caption encoder reads the GRU's states (:data:`READERS`); ``placement``: stage I
     is a :class:`PlacedStageIGenerator` (what and where apart; its ``forward`` takes the text vector
     itself, which must be the ``read_dim`` probabilities alone, laid out as ``parts`` x ``items``, and
-    ``boxes`` start its table), and :attr:`augmentation`'s code goes to stage II only.
+    ``boxes`` start its table), and :attr:`augmentation`'s code goes to stage II only; ``refine``:
+    stage II corrects the up-sampled stage-I picture instead of redrawing it (:class:`StageIIGenerator`).
     """
 
     def __init__(
@@ -438,6 +464,7 @@ class StackGAN(nn.Module):
         parts: list[tuple[str, int]] | None = None,
         items: int = 1,
         boxes: list[list[list[float]]] | None = None,
+        refine: bool = False,
     ) -> None:
         super().__init__()
         if height != width or height % 16 or height < 32:
@@ -466,7 +493,9 @@ class StackGAN(nn.Module):
             if placement
             else StageIGenerator(latent_dim, code_dim, in_channels, height // 2, features, every_scale)
         )
-        self.stage_two = StageIIGenerator(code_dim, in_channels, features, residual_blocks, every_scale)
+        self.stage_two = StageIIGenerator(
+            code_dim, in_channels, features, residual_blocks, every_scale, refine
+        )
         d = {
             "text_dim": text_dim,
             "projection": projection,
@@ -480,3 +509,5 @@ class StackGAN(nn.Module):
         drawer = self.stage_one.item if isinstance(self.stage_one, PlacedStageIGenerator) else self.stage_one
         for part in (drawer, self.stage_two, self.critic_one, self.critic_two):
             part.apply(dcgan_init)
+        if refine:  # after the initialization above, which it leaves as it was (the same random draws)
+            self.stage_two.start_at_stage_one()
