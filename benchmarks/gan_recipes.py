@@ -417,7 +417,9 @@ def main() -> None:
     )
     parser.add_argument("--table", action="store_true", help="print the docs' tables of the JSON and stop")
     parser.add_argument(
-        "--figure", type=Path, help="draw the FID-against-minutes figure (and samples) and stop"
+        "--figure",
+        type=Path,
+        help="draw the FID-against-minutes figure (and samples; of --cases when given) and stop",
     )
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"machine": machine(), "runs": {}}
@@ -425,7 +427,7 @@ def main() -> None:
         print(markdown(results))
         return
     if args.figure:
-        figure(results, args.figure)
+        figure(results, args.figure, args.cases if args.cases != list(CASES) else None)
         return
     scorers: dict[str, Scorer] = {}
     if args.sure:
@@ -435,7 +437,7 @@ def main() -> None:
             data = CASES[name][0]
             if data not in scorers:
                 scorers[data] = Scorer(data)
-            found = scorers[data].sure(str(RUNS / f"{name}_seed0" / "checkpoints" / "last.ckpt"))
+            found = scorers[data].sure(str(last_checkpoint(name, 0)))
             record(name, found, section="sure")
             print(
                 f"{name}: {100 * found['sure_share']:.1f}% sure, FID of those {found['fid_sure']:.1f}",
@@ -515,16 +517,24 @@ def markdown(results: dict[str, Any]) -> str:
     ])  # fmt: skip
 
 
-def figure(results: dict[str, Any], path: Path) -> None:
-    """FID against training minutes for the cases with a curve, and samples of the default and of
-    each curve's last checkpoint (``GRIDS``)."""
+def last_checkpoint(name: str, seed: int) -> Path:
+    return RUNS / f"{name}_seed{seed}" / "checkpoints" / "last.ckpt"
+
+
+def figure(results: dict[str, Any], path: Path, names: list[str] | None = None) -> None:
+    """FID against training minutes for the cases with a curve, and samples of the last checkpoint of
+    each case in ``GRIDS``; or, given ``names``, the curves of those and samples of those whose
+    checkpoint is on this machine."""
     import matplotlib
     from matplotlib.figure import Figure
     from torchvision.utils import make_grid
 
     cases = grouped(results)
-    curves = {name: cases[name][0] for name in CURVES if name in cases and cases[name][0].get("curve")}
+    chosen = names or CURVES
+    curves = {name: cases[name][0] for name in chosen if name in cases and cases[name][0].get("curve")}
     grids = [name for name in GRIDS if name in cases]
+    if names:
+        grids = [n for n in names if n in cases and last_checkpoint(n, cases[n][0]["seed"]).is_file()]
     fig = Figure(figsize=(5.5 + 2.4 * len(grids), 3.8), layout="constrained")
     axes = fig.subplots(1, 1 + len(grids), width_ratios=[2.2] + [1] * len(grids))
     colours = matplotlib.colormaps["tab20"].colors  # one colour per curve (the default cycle has 10)
@@ -542,7 +552,7 @@ def figure(results: dict[str, Any], path: Path) -> None:
     axes[0].legend(fontsize=7)
     for ax, name in zip(axes[1:], grids, strict=True):
         run = cases[name][0]
-        ckpt = RUNS / f"{name}_seed{run['seed']}" / "checkpoints" / "last.ckpt"
+        ckpt = last_checkpoint(name, run["seed"])
         ax.imshow(make_grid(load_model(ckpt).eval().sample(36, seed=0), nrow=6).permute(1, 2, 0).numpy())
         ax.set_title(
             f"{name}\n{run['global_step'] // 2} G steps, FID {run['quality']['fid']:.0f}", fontsize=8
