@@ -9,6 +9,7 @@ canvases of the same test captions is measured too, so a model's figure can be r
     DATA_DIR=../shared/data python -m benchmarks.text_to_image [--data mnist] [--items 1] [--minutes 30] \
         [--set model.property_weight=0 --tag matching_only]
     python -m benchmarks.text_to_image --table          # the docs' table from the JSON
+    python -m benchmarks.text_to_image --retest CASE    # a case's checkpoint judged again (newer metrics)
 
 Results: benchmarks/results/text_to_image.json (one entry per data set and item count);
 the run dir is outputs/text_to_image/<case>/ and its last caption grid is copied to
@@ -33,6 +34,7 @@ from benchmarks.common import machine
 from benchmarks.sample_quality import config, extractor
 from dlforge.checkpoint import load_model
 from dlforge.data.captioned import TEST_SETS, CaptionedDataModule, CaptionedFashionDataModule, judge
+from dlforge.evaluate import evaluate
 from dlforge.models.classifier import ImageClassifier
 from dlforge.speed import keep_freed_memory
 from dlforge.training import train
@@ -79,14 +81,7 @@ def run(data: str, items: int, minutes: float, extra: list[str], tag: str) -> di
     if samples:
         IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copy(samples[-1], IMAGES / f"text_to_image_{case}.png")
-    measured = {
-        name: {
-            key.removeprefix("test/").removesuffix(f"_{name}"): round(value, 4)
-            for key, value in metrics.items()
-            if key.startswith("test/") and key.endswith(f"_{name}") and value is not None
-        }
-        for name in TEST_SETS
-    }
+    measured = by_test_set(metrics)
     return {
         "case": case,
         "overrides": list(overrides),
@@ -119,15 +114,54 @@ def markdown(document: dict[str, Any]) -> str:
             one = model.get("caption_class_acc_stage_one")  # judged on stage I too since 2026-12-07
             cells.insert(1, "-" if one is None else f"{100 * one:.1f}")
             fids = [model.get(f"fid_stage_{stage}", float("nan")) for stage in ("one", "two")]
+            items = [model.get(f"item_fid_stage_{stage}") for stage in ("one", "two")]  # since 2026-12-07
             steps = result["global_step"] // 3  # three optimizers a step: generators, critics, caption reader
             first = f"| {case} | {name} | {result['fit_minutes']:.0f} | {steps} | "
-            rows.append(first + " | ".join(cells) + f" | {fids[0]:.1f} | {fids[1]:.1f} |")
+            item_cells = " | ".join("-" if fid is None else f"{fid:.1f}" for fid in items)
+            rows.append(first + " | ".join(cells) + f" | {fids[0]:.1f} | {fids[1]:.1f} | {item_cells} |")
     head = (
         "| run | test set | train min | steps | class % (real) | class % stage I | position % (real) | "
-        "size % (real) | colour % (real) | FID stage I | FID stage II |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|"
+        "size % (real) | colour % (real) | FID stage I | FID stage II | item FID stage I | "
+        "item FID stage II |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     return head + "\n" + "\n".join(rows)
+
+
+def by_test_set(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """``test/<metric>_<set>`` -> ``{set: {metric: value}}``."""
+    return {
+        name: {
+            key.removeprefix("test/").removesuffix(f"_{name}"): round(value, 4)
+            for key, value in metrics.items()
+            if key.startswith("test/") and key.endswith(f"_{name}") and value is not None
+        }
+        for name in TEST_SETS
+    }
+
+
+def retest(case: str, document: dict[str, Any]) -> dict[str, Any]:
+    """Test a measured case's last checkpoint again with today's judge (``python -m dlforge.evaluate``,
+    its data from the checkpoint): the metrics its entry lacks are added, and those it has must agree
+    (the judge's noise is seeded), or the case is left as it was."""
+    entry = document["runs"][case]
+    extractor_ckpt = entry["extractor"]
+    cfg = config(
+        f"{case}_retest",
+        (
+            f"ckpt_path={RUNS / case / 'checkpoints' / 'last.ckpt'}",
+            "data=" + "_".join(case.split("_")[:2]),  # captioned_mnist or captioned_fashion
+            f"quality_classifier={extractor_ckpt}",
+        ),
+        config_name="evaluate",
+    )
+    again = by_test_set(evaluate(cfg)["metrics"])
+    for name, measured in entry["model"].items():
+        differ = {k: (v, again[name][k]) for k, v in measured.items() if abs(again[name][k] - v) > 1e-3}
+        if differ:
+            raise SystemExit(f"{case}: the retest disagrees with the run on {name}: {differ}")
+        measured.update({k: v for k, v in again[name].items() if k not in measured})
+    return entry
 
 
 def main() -> None:
@@ -141,13 +175,20 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--set", nargs="*", default=[], help="more overrides, e.g. model.property_weight=0")
     parser.add_argument("--tag", default="", help="a name for this recipe, added to the case's")
+    parser.add_argument(
+        "--retest", metavar="CASE", help="test a measured case's checkpoint again, adding newer metrics"
+    )
     args = parser.parse_args()
-    result = run(args.data, args.items, args.minutes, args.set, args.tag)
+    if args.retest:
+        result = retest(args.retest, json.loads(RESULTS.read_text()))
+    else:
+        result = run(args.data, args.items, args.minutes, args.set, args.tag)
     RUNS.mkdir(parents=True, exist_ok=True)
     with open(RUNS / "text_to_image.lock", "w") as lock:  # read now, under a lock: runs may overlap
         fcntl.flock(lock, fcntl.LOCK_EX)
         document = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}
-        document["machine"] = machine()
+        if not args.retest:
+            document["machine"] = machine()
         document["runs"][result["case"]] = result
         RESULTS.write_text(json.dumps(document, indent=2) + "\n")
     print(json.dumps(result, indent=2))

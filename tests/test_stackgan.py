@@ -16,6 +16,7 @@ from omegaconf import open_dict
 from PIL import Image
 
 from dlforge import CONF_DIR
+from dlforge.callbacks.stackgan import item_crops
 from dlforge.checkpoint import load_model
 from dlforge.data.captioned import (
     TEST_SETS,
@@ -35,6 +36,7 @@ from dlforge.models.classifier import ImageClassifier
 from dlforge.models.stackgan import drop_words, placement_boxes
 from dlforge.nets import build_net
 from dlforge.nets.stackgan import READERS, CaptionEncoder, PlacedStageIGenerator, StageIGenerator
+from dlforge.quality import SampleQuality
 from dlforge.training import build_run, train
 from tests.conftest import FAST
 from tests.test_quality import classifier_run  # noqa: F401  (module fixture: a tiny LeNet)
@@ -342,19 +344,28 @@ def test_caption_grids_and_the_judge_at_test_time(stackgan_run, classifier_run) 
     with torch.no_grad():
         for name, loader in zip(TEST_SETS, datamodule.test_dataloader(), strict=True):
             correct: dict[str, list[torch.Tensor]] = {}
+            items = SampleQuality(classifier_run[0])  # stage II's items against the real ones
             for batch in loader:
-                _, tokens, properties = datamodule.on_after_batch_transfer(batch, 0)
+                images, tokens, properties = datamodule.on_after_batch_transfer(batch, 0)
                 one, two = model.draw(tokens, generator=generator)
                 one = one.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # judged up-sampled
                 for stage, drawn in (("", two), ("_stage_one", one)):
                     for prop, ok in judge(drawn, properties, model.hparams.data, classifier).items():
                         correct.setdefault(prop + stage, []).append(ok.flatten())
+                real_items = item_crops(images, properties, model.hparams.data)
+                assert real_items.shape == (len(images), 1, 28, 28)  # one item a canvas, at the LeNet's size
+                items.update_real(real_items)
+                items.update_fake(item_crops(two, properties, model.hparams.data))
+            logged = metrics[f"test/item_fid_stage_two_{name}"]
+            assert logged == pytest.approx(items.compute()["fid"], rel=1e-4), name
             for prop in ("class", "position", "size"):
                 for stage in ("", "_stage_one"):
                     expected = torch.cat(correct[prop + stage]).float().mean().item()
                     logged = metrics[f"test/caption_{prop}_acc{stage}_{name}"]
                     assert logged == pytest.approx(expected, abs=1e-6), (name, prop, stage)
             assert metrics[f"test/fid_stage_one_{name}"] != metrics[f"test/fid_stage_two_{name}"]
+            assert metrics[f"test/item_fid_stage_one_{name}"] != metrics[f"test/item_fid_stage_two_{name}"]
+            assert metrics[f"test/item_fid_stage_two_{name}"] != metrics[f"test/fid_stage_two_{name}"]
 
 
 def test_generate_draws_a_caption_and_names_an_unknown_word(stackgan_run, run_main, tmp_path: Path) -> None:

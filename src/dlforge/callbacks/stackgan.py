@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pytorch_lightning.callbacks import Callback
 
 from dlforge.checkpoint import load_model
-from dlforge.data.captioned import TEST_SETS, caption_text, judge
+from dlforge.data.captioned import TEST_SETS, caption_text, judge, measure_items
 from dlforge.models.classifier import ImageClassifier
 from dlforge.models.stackgan import StackGAN
 from dlforge.quality import SampleQuality
@@ -33,6 +33,13 @@ def as_item_images(canvases: torch.Tensor, shape: tuple[int, int, int]) -> torch
     """Canvases brought to the quality classifier's input (grey, 28x28) for the FID features."""
     grey = canvases.mean(dim=1, keepdim=True) if shape[0] == 1 and canvases.shape[1] != 1 else canvases
     return F.interpolate(grey, size=shape[1:], mode="area").clamp(0, 1)
+
+
+def item_crops(canvases: torch.Tensor, properties: torch.Tensor, spec: dict[str, Any]) -> torch.Tensor:
+    """Each asked item's square as the judge's classifier reads it (grey, 28x28: the crops of
+    :func:`dlforge.data.captioned.measure_items`), (M, 1, 28, 28) for the M items asked for."""
+    crops = measure_items(canvases, properties, spec)["crops"]
+    return crops[(properties != -1).any(dim=-1).to(crops.device)].clamp(0, 1)
 
 
 class CaptionGrid(Callback):
@@ -78,7 +85,9 @@ class CaptionJudge(Callback):
     logging ``test/caption_{class,position,size,colour}_acc_<set>``, and the stage-I drawing
     (up-sampled) as ``test/caption_{...}_acc_stage_one_<set>``; and FID of stage I (up-sampled)
     and stage II against the real canvases of the same captions, in the classifier's features
-    (``test/fid_stage_one_<set>``, ``test/fid_stage_two_<set>``)."""
+    (``test/fid_stage_one_<set>``, ``test/fid_stage_two_<set>``): of whole canvases brought to the
+    classifier's 28x28, and of each item's square at 28x28 (:func:`item_crops`,
+    ``test/item_fid_stage_{one,two}_<set>``), where a large item keeps the canvas's resolution."""
 
     def __init__(self, classifier_ckpt: str, seed: int = 0) -> None:
         self.classifier_ckpt, self.seed = classifier_ckpt, seed
@@ -90,7 +99,8 @@ class CaptionJudge(Callback):
         self.classifier.eval().requires_grad_(False)
         self.correct: dict[tuple[str, str], list[torch.Tensor]] = {}
         self.quality = {
-            (stage, name): SampleQuality(self.classifier_ckpt).to(pl_module.device)
+            (scale, stage, name): SampleQuality(self.classifier_ckpt).to(pl_module.device)
+            for scale in ("canvas", "item")
             for stage in ("one", "two")
             for name in TEST_SETS
         }
@@ -110,25 +120,30 @@ class CaptionJudge(Callback):
         name = TEST_SETS[dataloader_idx]
         one, two = pl_module.draw(tokens, generator=self.generator)
         one = F.interpolate(one, size=images.shape[2:], mode="nearest")
-        shape = self.quality[("two", name)].image_shape
+        spec = pl_module.hparams.data
+        shape = self.quality[("canvas", "two", name)].image_shape
         for stage, drawn in (("one", one), ("two", two)):
-            verdict = judge(drawn, properties, pl_module.hparams.data, self.classifier)
+            verdict = judge(drawn, properties, spec, self.classifier)
             for prop, ok in verdict.items():
                 key = (prop, name if stage == "two" else f"stage_one_{name}")
                 self.correct.setdefault(key, []).append(ok.flatten().cpu())
-            quality = self.quality[(stage, name)]
-            quality.update_real(as_item_images(images, shape))
-            quality.update_fake(as_item_images(drawn, shape))
+            for scale, real, fake in (
+                ("canvas", as_item_images(images, shape), as_item_images(drawn, shape)),
+                ("item", item_crops(images, properties, spec), item_crops(drawn, properties, spec)),
+            ):
+                self.quality[(scale, stage, name)].update_real(real)
+                self.quality[(scale, stage, name)].update_fake(fake)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: StackGAN) -> None:
         for (prop, name), parts in sorted(self.correct.items()):
             pl_module.log(
                 f"test/caption_{prop}_acc_{name}", torch.cat(parts).float().mean(), add_dataloader_idx=False
             )
-        for (stage, name), quality in self.quality.items():
+        for (scale, stage, name), quality in self.quality.items():
             if quality.real_seen >= 2:
                 fid = quality.compute()["fid"]
-                pl_module.log(f"test/fid_stage_{stage}_{name}", fid, add_dataloader_idx=False)
+                prefix = "" if scale == "canvas" else "item_"
+                pl_module.log(f"test/{prefix}fid_stage_{stage}_{name}", fid, add_dataloader_idx=False)
 
 
 @register_callbacks(StackGAN)
