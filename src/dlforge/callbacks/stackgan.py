@@ -122,17 +122,16 @@ class CaptionJudge(Callback):
         one = F.interpolate(one, size=images.shape[2:], mode="nearest")
         spec = pl_module.hparams.data
         shape = self.quality[("canvas", "two", name)].image_shape
+        real = {"canvas": as_item_images(images, shape), "item": item_crops(images, properties, spec)}
         for stage, drawn in (("one", one), ("two", two)):
             verdict = judge(drawn, properties, spec, self.classifier)
             for prop, ok in verdict.items():
                 key = (prop, name if stage == "two" else f"stage_one_{name}")
                 self.correct.setdefault(key, []).append(ok.flatten().cpu())
-            for scale, real, fake in (
-                ("canvas", as_item_images(images, shape), as_item_images(drawn, shape)),
-                ("item", item_crops(images, properties, spec), item_crops(drawn, properties, spec)),
-            ):
-                self.quality[(scale, stage, name)].update_real(real)
-                self.quality[(scale, stage, name)].update_fake(fake)
+            fake = {"canvas": as_item_images(drawn, shape), "item": item_crops(drawn, properties, spec)}
+            for scale in ("canvas", "item"):
+                self.quality[(scale, stage, name)].update_real(real[scale])
+                self.quality[(scale, stage, name)].update_fake(fake[scale])
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: StackGAN) -> None:
         for (prop, name), parts in sorted(self.correct.items()):
