@@ -83,6 +83,21 @@ LS_MBSTD = ("model.loss=least_squares", "model.net.minibatch_std=true")
 SN_LS_MBSTD = ("model.net.spectral_norm=true", *LS_MBSTD)
 
 
+#: the ablation from today's default: each case turns one option off, swaps the loss or turns one on
+ABLATION: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "abl_default": ("mnist", (), False),
+    "abl_no_clusters": ("mnist", ("model.net.clusters=0",), False),
+    "abl_no_ema": ("mnist", ("model.ema_decay=0",), False),
+    "abl_batchnorm_d": ("mnist", ("model.net.spectral_norm=false",), False),
+    "abl_no_mbstd": ("mnist", ("model.net.minibatch_std=false",), False),
+    "abl_non_saturating": ("mnist", ("model.loss=non_saturating",), False),
+    "abl_hinge": ("mnist", ("model.loss=hinge",), False),
+    "abl_wgan_gp": ("mnist", ("model.loss=wgan_gp",), False),
+    "abl_r1": ("mnist", ("model.r1_gamma=1",), False),
+    "abl_ttur": ("mnist", ("model.optimizer_g.lr=1.6e-3",), False),  # D's rate twice G's
+    "abl_diffaugment": ("mnist", ("model.diffaugment=[translation,cutout]",), False),
+}
+
 #: name -> (data set, overrides after data=<data set>, with the FID-against-minutes curve)
 CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     # the previous default (PREVIOUS): DCGAN's batch-norm discriminator and BCE, weight average, 6 epochs
@@ -176,6 +191,10 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
         (*TEN_EPOCHS, "model.loss=hinge", "model.net.minibatch_std=false"),
         False,
     ),
+    # the ablation around today's default (conf/model/dcgan.yaml, 6 epochs), three seeds each, all
+    # scored by the one-thread LeNet (sample_quality.extractor): each option it has turned off, its
+    # loss swapped, and each it leaves off turned on
+    **ABLATION,
 }
 
 
@@ -196,7 +215,7 @@ TODAY = frozenset({"seed002", "default_now_alone", "default_now_20ep", "fashion_
                    "hinge_10ep", "hinge_no_mbstd_10ep", "clusters20", "clusters50",
                    "clusters100", "clusters200", "clustered_alone", "clustered_9ep_alone",
                    "clustered", "clustered_20ep", "fashion_clustered", "cosine", "ema998",
-                   "fashion_clustered_20ep"})  # fmt: skip
+                   "fashion_clustered_20ep", *ABLATION})  # fmt: skip
 UNCLUSTERED = frozenset({"default_now_alone", "default_now_20ep", "fashion_default_now", "info10",
                          "g64_10ep", "hinge_10ep", "hinge_no_mbstd_10ep"})  # fmt: skip
 NO_CLUSTERS = ("model.net.clusters=0", "trainer.max_epochs=9")  # the default then (a case's epochs win)
