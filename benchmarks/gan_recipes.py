@@ -561,9 +561,37 @@ def markdown(results: dict[str, Any]) -> str:
                  "inked pixels % (real)", "nearest training image (test images)"]  # fmt: skip
     return "\n\n".join([
         table(head, rows),
+        *([ablation_table(results)] if "abl_default/seed0" in results["runs"] else []),
         table(["case", "generator steps", "train min", "FID"], curve_rows),
         *([table(sure_head, sure_rows)] if sure_rows else []),
     ])  # fmt: skip
+
+
+def ablation_table(results: dict[str, Any]) -> str:
+    """The ablation around today's default: each case's FID over its seeds and its change from the
+    default's run of the same seed (paired: a seed's runs share data order and first weights)."""
+    runs = results["runs"]
+    rows = []
+    for name, (_, overrides, _) in ABLATION.items():
+        seeds = sorted(int(k.split("seed")[1]) for k in runs if k.split("/")[0] == name)
+        if not seeds:
+            continue
+        fid = [runs[f"{name}/seed{s}"]["quality"]["fid"] for s in seeds]
+        base = {
+            s: runs[f"abl_default/seed{s}"]["quality"]["fid"] for s in seeds if f"abl_default/seed{s}" in runs
+        }
+        change = [f - base[s] for f, s in zip(fid, seeds, strict=True) if s in base]
+        shares = [runs[f"{name}/seed{s}"]["quality"]["class_shares"] for s in seeds]
+        rows.append([
+            name, " ".join(overrides) or "(the default)", " ".join(map(str, seeds)), spread(fid),
+            spread([f / runs[f"{name}/seed{s}"]["floor_fid"] for f, s in zip(fid, seeds, strict=True)]),
+            spread(change) if name != "abl_default" and change else "-",
+            spread([100 * min(x) for x in shares]) + " / " + spread([100 * max(x) for x in shares]),
+            spread([runs[f"{name}/seed{s}"]["fit_seconds"] / 60 for s in seeds]),
+        ])  # fmt: skip
+    head = ["case", "change from the default", "seeds", "FID", "x floor", "FID change (paired by seed)",
+            "rarest / commonest class %", "train min (1 thread)"]  # fmt: skip
+    return table(head, rows)
 
 
 def last_checkpoint(name: str, seed: int) -> Path:
