@@ -191,9 +191,10 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
         (*TEN_EPOCHS, "model.loss=hinge", "model.net.minibatch_std=false"),
         False,
     ),
-    # the ablation around today's default (conf/model/dcgan.yaml, 6 epochs), three seeds each, all
-    # scored by the one-thread LeNet (sample_quality.extractor): each option it has turned off, its
-    # loss swapped, and each it leaves off turned on
+    # the ablation around today's default (conf/model/dcgan.yaml, 6 epochs), seeds 0-2 where the
+    # session's time allowed (--table lists each case's), all scored by the one-thread LeNet
+    # (sample_quality.extractor): each option it has turned off, its loss swapped, each it leaves off
+    # turned on
     **ABLATION,
 }
 
