@@ -77,8 +77,8 @@ def config(
 
 def extractor(data: str) -> str:
     """The recipe's LeNet for ``data`` (trained once, then reused). It trains on one thread, so its sums,
-    weights and floor repeat on a fresh checkout (MNIST's: 10.70 twice; trained at torch's default, a
-    fresh checkout's came out with another floor, 9.88 against 7.78)."""
+    weights and floor repeat (MNIST's, trained twice so: floor 10.70 both times; trained at torch's
+    default, a fresh checkout's came out with another floor, 9.88 against 7.78)."""
     ckpt = RUNS / f"lenet20_{data}" / "checkpoints" / "last.ckpt"
     if not (RUNS / f"lenet20_{data}" / "metrics.json").is_file():  # written when training completed
         threads = torch.get_num_threads()
