@@ -94,8 +94,15 @@ ABLATION: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "abl_hinge": ("mnist", ("model.loss=hinge",), False),
     "abl_wgan_gp": ("mnist", ("model.loss=wgan_gp",), False),
     "abl_r1": ("mnist", ("model.r1_gamma=1",), False),
+    "abl_lazy_r1": ("mnist", ("model.r1_gamma=1", "model.r1_every=16"), False),  # StyleGAN2's lazy R1
     "abl_ttur": ("mnist", ("model.optimizer_g.lr=1.6e-3",), False),  # D's rate twice G's
     "abl_diffaugment": ("mnist", ("model.diffaugment=[translation,cutout]",), False),
+}
+#: the conditional GAN's recipe (conf/model/cgan.yaml: hinge, 10 epochs) against the loss that won the
+#: DCGAN's ablation: least squares
+CGAN_ABLATION: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "cgan_abl_default": ("mnist", ("model=cgan",), False),
+    "cgan_abl_least_squares": ("mnist", ("model=cgan", "model.loss=least_squares"), False),
 }
 
 #: name -> (data set, overrides after data=<data set>, with the FID-against-minutes curve)
@@ -196,6 +203,7 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     # (sample_quality.extractor): each option it has turned off, its loss swapped, each it leaves off
     # turned on
     **ABLATION,
+    **CGAN_ABLATION,
 }
 
 
@@ -216,7 +224,7 @@ TODAY = frozenset({"seed002", "default_now_alone", "default_now_20ep", "fashion_
                    "hinge_10ep", "hinge_no_mbstd_10ep", "clusters20", "clusters50",
                    "clusters100", "clusters200", "clustered_alone", "clustered_9ep_alone",
                    "clustered", "clustered_20ep", "fashion_clustered", "cosine", "ema998",
-                   "fashion_clustered_20ep", *ABLATION})  # fmt: skip
+                   "fashion_clustered_20ep", *ABLATION, *CGAN_ABLATION})  # fmt: skip
 UNCLUSTERED = frozenset({"default_now_alone", "default_now_20ep", "fashion_default_now", "info10",
                          "g64_10ep", "hinge_10ep", "hinge_no_mbstd_10ep"})  # fmt: skip
 NO_CLUSTERS = ("model.net.clusters=0", "trainer.max_epochs=9")  # the default then (a case's epochs win)

@@ -474,6 +474,25 @@ def test_r1_and_gradient_penalty_equal_their_closed_forms() -> None:
     assert torch.allclose(w.grad, w.detach())  # d/dw (|w|^2 / 2) = w
 
 
+def test_lazy_r1_applies_on_every_kth_batch_times_k(make_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dlforge.models.gan as gan
+
+    calls: list[float] = []
+
+    def half(critic, real: torch.Tensor, gamma: float) -> torch.Tensor:  # a known penalty, counted
+        calls.append(gamma)
+        return critic(real).sum() * 0 + 0.5
+
+    monkeypatch.setattr(gan, "r1_penalty", half)
+    cfg = make_cfg(*FAST, NARROW, "model.r1_gamma=2", "model.r1_every=3", "trainer.max_epochs=1", "test=false")
+    train(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert len(logged(out / "metrics.csv", "train/d_loss_step")) == 4  # batches 0-3: R1 on 0 and 3
+    assert calls == [2.0, 2.0]
+    assert logged(out / "metrics.csv", "train/r1_step") == [1.5, 0.0, 0.0, 1.5]  # 3 x the penalty, or none
+    assert logged(out / "metrics.csv", "train/r1_epoch") == [0.75]
+
+
 def test_spectral_norm_holds_each_discriminator_layer_at_unit_largest_singular_value() -> None:
     torch.manual_seed(0)
     for name in ("dcgan", "gan_seed002"):

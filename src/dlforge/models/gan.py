@@ -168,7 +168,8 @@ class GAN(GenerativeModule, AdversarialModule):
     Each training batch (images in [0, 1], mapped to [-1, 1] for the tanh generator):
 
     1. discriminator step: ``loss`` (:func:`discriminator_loss`) on the logits of a real and a
-       generated batch, plus the ``r1_gamma`` penalty on the real one and, for ``wgan_gp``, the
+       generated batch, plus the ``r1_gamma`` penalty on the real one (every ``r1_every``-th batch,
+       times ``r1_every``) and, for ``wgan_gp``, the
        gradient penalty (weight ``gp_weight``);
     2. generator step (every ``d_steps``-th batch): :func:`generator_loss` on the just-updated
        discriminator's logits for the same fakes; then the weight average (``ema_decay``) moves.
@@ -204,6 +205,9 @@ class GAN(GenerativeModule, AdversarialModule):
         data: the data module's ``spec`` (shape and classes).
         loss: non_saturating | hinge | least_squares | wgan_gp.
         r1_gamma: weight of the R1 penalty on real images (0: off).
+        r1_every: apply R1 on every ``r1_every``-th batch of an epoch only, times ``r1_every``
+            (StyleGAN2's lazy regularization, Karras et al. 2020: about the same penalty for a
+            ``1 / r1_every`` share of its cost).
         gp_weight: weight of WGAN-GP's gradient penalty (``loss=wgan_gp`` only).
         ema_decay: decay of the generator's weight average (0: none; samples use the raw weights).
         diffaugment: DiffAugment policies for the discriminator's inputs, e.g. ``[translation, cutout]``.
@@ -227,6 +231,7 @@ class GAN(GenerativeModule, AdversarialModule):
         data: dict[str, Any],
         loss: str = "non_saturating",
         r1_gamma: float = 0.0,
+        r1_every: int = 1,
         gp_weight: float = 10.0,
         ema_decay: float = 0.0,
         diffaugment: list[str] | None = None,
@@ -241,6 +246,8 @@ class GAN(GenerativeModule, AdversarialModule):
         super().__init__(**training)
         if d_steps < 1:
             raise ValueError(f"d_steps={d_steps}: need at least one discriminator step per generator step")
+        if r1_every < 1:
+            raise ValueError(f"r1_every={r1_every}: use a whole number >= 1 (1: R1 on every batch)")
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing={label_smoothing}: use a value in [0, 1), e.g. 0.1")
         if loss not in LOSSES:
@@ -390,9 +397,11 @@ class GAN(GenerativeModule, AdversarialModule):
         }
         if self.codes:
             d_loss, log["info"] = d_loss + self.hparams.info_weight * fake_info, fake_info.detach()
-        if self.hparams.r1_gamma:
-            penalty = r1_penalty(critic, real, self.hparams.r1_gamma)
-            d_loss, log["r1"] = d_loss + penalty, penalty.detach()
+        if self.hparams.r1_gamma:  # logged every step (0 where lazy R1 skips), so its mean is the penalty's
+            every, log["r1"] = self.hparams.r1_every, 0.0
+            if batch_idx % every == 0:
+                penalty = every * r1_penalty(critic, real, self.hparams.r1_gamma)
+                d_loss, log["r1"] = d_loss + penalty, penalty.detach()
         if kind == "wgan_gp":
             penalty = gradient_penalty(critic, real, fake, self.hparams.gp_weight)
             d_loss, log["gp"] = d_loss + penalty, penalty.detach()
