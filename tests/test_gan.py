@@ -484,7 +484,9 @@ def test_lazy_r1_applies_on_every_kth_batch_times_k(make_cfg, monkeypatch: pytes
         return critic(real).sum() * 0 + 0.5
 
     monkeypatch.setattr(gan, "r1_penalty", half)
-    cfg = make_cfg(*FAST, NARROW, "model.r1_gamma=2", "model.r1_every=3", "trainer.max_epochs=1", "test=false")
+    cfg = make_cfg(
+        *FAST, NARROW, "model.r1_gamma=2", "model.r1_every=3", "trainer.max_epochs=1", "test=false"
+    )
     train(cfg)
     out = Path(cfg.paths.output_dir)
     assert len(logged(out / "metrics.csv", "train/d_loss_step")) == 4  # batches 0-3: R1 on 0 and 3
