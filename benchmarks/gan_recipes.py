@@ -190,6 +190,9 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "ema998": ("mnist", ("model.ema_decay=0.998",), True),
     # where Fashion-MNIST's self-conditioned curve goes
     "fashion_clustered_20ep": ("fashion_mnist", ("trainer.max_epochs=20",), True),
+    # ... and further: the 20-epoch runs continued from their last checkpoints to 40 epochs (RESUMED)
+    "clustered_40ep": ("mnist", ("trainer.max_epochs=40",), True),
+    "fashion_clustered_40ep": ("fashion_mnist", ("trainer.max_epochs=40",), True),
     # the conditional GAN's own recipe draws thicker, cleaner strokes: its loss (hinge), and its
     # discriminator without the minibatch std too, in place of today's default's, at 10 epochs
     "hinge_10ep": ("mnist", (*TEN_EPOCHS, "model.loss=hinge"), False),
@@ -207,6 +210,11 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
 }
 
 
+#: cases that continue another case's run of the same seed from its last checkpoint (Lightning restores
+#: the weights, the weight average, the clusters, the optimizers and the step counts; not the random
+#: state, so the data order from there on differs from one uninterrupted run's); their curves' seconds
+#: count from the resumption
+RESUMED = {"clustered_40ep": "clustered_20ep", "fashion_clustered_40ep": "fashion_clustered_20ep"}
 #: the default of the morning of 2026-12-07 (SN_LS_MBSTD, lr 2e-4, 7 epochs), relative to which the cases
 #: in AT_SEVEN_EPOCHS list their overrides (the lr* cases set both epochs and rate): a rerun puts it first
 SEVEN_EPOCHS = ("trainer.max_epochs=7", *same_lr(2e-4), "model.net.clusters=0")
@@ -224,7 +232,7 @@ TODAY = frozenset({"seed002", "default_now_alone", "default_now_20ep", "fashion_
                    "hinge_10ep", "hinge_no_mbstd_10ep", "clusters20", "clusters50",
                    "clusters100", "clusters200", "clustered_alone", "clustered_9ep_alone",
                    "clustered", "clustered_20ep", "fashion_clustered", "cosine", "ema998",
-                   "fashion_clustered_20ep", *ABLATION, *CGAN_ABLATION})  # fmt: skip
+                   "fashion_clustered_20ep", *RESUMED, *ABLATION, *CGAN_ABLATION})  # fmt: skip
 UNCLUSTERED = frozenset({"default_now_alone", "default_now_20ep", "fashion_default_now", "info10",
                          "g64_10ep", "hinge_10ep", "hinge_no_mbstd_10ep"})  # fmt: skip
 NO_CLUSTERS = ("model.net.clusters=0", "trainer.max_epochs=9")  # the default then (a case's epochs win)
@@ -388,8 +396,16 @@ def run(
         (UNCLUSTERED, NO_CLUSTERS),
     )
     base = next((settings for cases, settings in bases if name in cases), ())
+    resume = ()
+    if name in RESUMED:
+        last = last_checkpoint(RESUMED[name], seed)
+        if not last.is_file():
+            raise SystemExit(f"{name} continues {RESUMED[name]}: no {last}; run that case first")
+        resume = (f"ckpt_path={last}",)
     cfg = config(
-        run_name, (f"data={data}", *base, *overrides, f"seed={seed}", "test=false", *threading), runs=RUNS
+        run_name,
+        (f"data={data}", *base, *overrides, f"seed={seed}", "test=false", *threading, *resume),
+        runs=RUNS,
     )
     timed = None
     if curve and curve_every:
@@ -415,6 +431,7 @@ def run(
         "loadavg_before": [round(x, 2) for x in load_before],  # 1, 5, 15 minutes
         "loadavg_after": [round(x, 2) for x in load_after],
         "quality": scorers[data](summary["last_checkpoint"]),
+        **({"resumed_from": f"{RESUMED[name]}/seed{seed}"} if name in RESUMED else {}),
         # this machine's LeNet (trained on first use) scores real images against real ones so: a session
         # that trains it again gets other features, so FIDs compare as multiples of this
         "floor_fid": round(float(scorers[data].floor()["fid"]), 3),
