@@ -587,35 +587,47 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n\n".join([
         table(head, rows),
         *([ablation_table(results)] if "abl_default/seed0" in results["runs"] else []),
+        *(
+            [ablation_table(results, CGAN_ABLATION, "cgan_abl_default")]
+            if "cgan_abl_default/seed0" in results["runs"]
+            else []
+        ),
         table(["case", "generator steps", "train min", "FID"], curve_rows),
         *([table(sure_head, sure_rows)] if sure_rows else []),
     ])  # fmt: skip
 
 
-def ablation_table(results: dict[str, Any]) -> str:
-    """The ablation around today's default: each case's FID over its seeds and its change from the
-    default's run of the same seed (paired: a seed's runs share data order and first weights)."""
+def ablation_table(
+    results: dict[str, Any],
+    cases: dict[str, tuple[str, tuple[str, ...], bool]] = ABLATION,
+    base: str = "abl_default",
+) -> str:
+    """An ablation around a default (``base``): each case's FID over its seeds and its change from the
+    default's run of the same seed (paired: a seed's runs share data order and first weights); for a
+    conditional GAN also the worst asked-class accuracy."""
     runs = results["runs"]
     rows = []
-    for name, (_, overrides, _) in ABLATION.items():
+    conditional = any("asked_class_acc" in runs[k]["quality"] for k in runs if k.split("/")[0] in cases)
+    for name, (_, overrides, _) in cases.items():
         seeds = sorted(int(k.split("seed")[1]) for k in runs if k.split("/")[0] == name)
         if not seeds:
             continue
         fid = [runs[f"{name}/seed{s}"]["quality"]["fid"] for s in seeds]
-        base = {
-            s: runs[f"abl_default/seed{s}"]["quality"]["fid"] for s in seeds if f"abl_default/seed{s}" in runs
-        }
-        change = [f - base[s] for f, s in zip(fid, seeds, strict=True) if s in base]
+        paired = {s: runs[f"{base}/seed{s}"]["quality"]["fid"] for s in seeds if f"{base}/seed{s}" in runs}
+        change = [f - paired[s] for f, s in zip(fid, seeds, strict=True) if s in paired]
         shares = [runs[f"{name}/seed{s}"]["quality"]["class_shares"] for s in seeds]
+        quality = [runs[f"{name}/seed{s}"]["quality"] for s in seeds]
         rows.append([
             name, " ".join(overrides) or "(the default)", " ".join(map(str, seeds)), spread(fid),
             spread([f / runs[f"{name}/seed{s}"]["floor_fid"] for f, s in zip(fid, seeds, strict=True)]),
-            spread(change) if name != "abl_default" and change else "-",
+            spread(change) if name != base and change else "-",
             spread([100 * min(x) for x in shares]) + " / " + spread([100 * max(x) for x in shares]),
+            *([spread([100 * min(q["asked_class_acc"]) for q in quality])] if conditional else []),
             spread([runs[f"{name}/seed{s}"]["fit_seconds"] / 60 for s in seeds]),
         ])  # fmt: skip
     head = ["case", "change from the default", "seeds", "FID", "x floor", "FID change (paired by seed)",
-            "rarest / commonest class %", "train min (1 thread)"]  # fmt: skip
+            "rarest / commonest class %", *(["worst asked-class %"] if conditional else []),
+            "train min (1 thread)"]  # fmt: skip
     return table(head, rows)
 
 
