@@ -401,6 +401,9 @@ def run(
         if not last.is_file():
             raise SystemExit(f"{name} continues {RESUMED[name]}: no {last}; run that case first")
         resume = (f"ckpt_path={last}",)
+    elif last_checkpoint(name, seed).is_file():  # a run of this case stopped before it was recorded
+        resume = (f"ckpt_path={last_checkpoint(name, seed)}",)
+        print(f"{run_name}: resuming from its last checkpoint (its fit_seconds will count from here)")
     cfg = config(
         run_name,
         (f"data={data}", *base, *overrides, f"seed={seed}", "test=false", *threading, *resume),
@@ -431,6 +434,7 @@ def run(
         "loadavg_after": [round(x, 2) for x in load_after],
         "quality": scorers[data](summary["last_checkpoint"]),
         **({"resumed_from": f"{RESUMED[name]}/seed{seed}"} if name in RESUMED else {}),
+        **({"resumed": True} if resume and name not in RESUMED else {}),  # fit_seconds: the last part's
         # this machine's LeNet (trained on first use) scores real images against real ones so: a session
         # that trains it again gets other features, so FIDs compare as multiples of this
         "floor_fid": round(float(scorers[data].floor()["fid"]), 3),
