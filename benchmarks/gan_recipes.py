@@ -12,7 +12,8 @@ and for a conditional GAN the share of samples recognized as the class asked for
 Cases with ``curve`` save a checkpoint every ``--curve-every`` generator steps and score each, for the
 FID-against-minutes figure (the clock stops while a checkpoint is saved). Results go to
 benchmarks/results/gan_recipes.json after every run (rerun-safe: a case and seed already there is
-skipped). Run dirs: outputs/gan_recipes/.
+skipped; one stopped before it was recorded resumes from its last epoch's checkpoint). Run dirs:
+outputs/gan_recipes/.
 """
 
 from __future__ import annotations
