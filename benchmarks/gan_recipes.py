@@ -96,6 +96,15 @@ ABLATION: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "abl_wgan_gp": ("mnist", ("model.loss=wgan_gp",), False),
     "abl_r1": ("mnist", ("model.r1_gamma=1",), False),
     "abl_lazy_r1": ("mnist", ("model.r1_gamma=1", "model.r1_every=16"), False),  # StyleGAN2's lazy R1
+    # the same 6 epochs in batches of 32 (twice the steps, each about half the cost) or 128
+    "abl_batch32": ("mnist", ("data.batch_size=32",), False),
+    "abl_batch128": ("mnist", ("data.batch_size=128",), False),
+    # Adam without momentum (beta1 0, beta2 0.99: StyleGAN's and BigGAN's) in place of DCGAN's 0.5/0.999
+    "abl_adam_beta0": (
+        "mnist",
+        ("model.optimizer_g.betas=[0,0.99]", "model.optimizer_d.betas=[0,0.99]"),
+        False,
+    ),
     "abl_ttur": ("mnist", ("model.optimizer_g.lr=1.6e-3",), False),  # D's rate twice G's
     "abl_diffaugment": ("mnist", ("model.diffaugment=[translation,cutout]",), False),
 }
