@@ -200,8 +200,10 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "ema998": ("mnist", ("model.ema_decay=0.998",), True),
     # where Fashion-MNIST's self-conditioned curve goes
     "fashion_clustered_20ep": ("fashion_mnist", ("trainer.max_epochs=20",), True),
-    # ... and further: the 20-epoch run continued from its last checkpoint to 40 epochs (RESUMED)
+    # ... and further: the 20-epoch run continued from its last checkpoint to 40 epochs (RESUMED), and
+    # the conditional GAN's 10-epoch run (cgan_abl_default) continued to 40
     "fashion_clustered_40ep": ("fashion_mnist", ("trainer.max_epochs=40",), True),
+    "cgan_40ep": ("mnist", ("model=cgan", "trainer.max_epochs=40"), True),
     # the conditional GAN's own recipe draws thicker, cleaner strokes: its loss (hinge), and its
     # discriminator without the minibatch std too, in place of today's default's, at 10 epochs
     "hinge_10ep": ("mnist", (*TEN_EPOCHS, "model.loss=hinge"), False),
@@ -223,7 +225,7 @@ CASES: dict[str, tuple[str, tuple[str, ...], bool]] = {
 #: the weights, the weight average, the clusters, the optimizers and the step counts; not the random
 #: state, so the data order from there on differs from one uninterrupted run's); their curves' seconds
 #: count from the resumption
-RESUMED = {"fashion_clustered_40ep": "fashion_clustered_20ep"}
+RESUMED = {"fashion_clustered_40ep": "fashion_clustered_20ep", "cgan_40ep": "cgan_abl_default"}
 #: the default of the morning of 2026-12-07 (SN_LS_MBSTD, lr 2e-4, 7 epochs), relative to which the cases
 #: in AT_SEVEN_EPOCHS list their overrides (the lr* cases set both epochs and rate): a rerun puts it first
 SEVEN_EPOCHS = ("trainer.max_epochs=7", *same_lr(2e-4), "model.net.clusters=0")
