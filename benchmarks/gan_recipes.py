@@ -413,7 +413,8 @@ def run(
         if not last.is_file():
             raise SystemExit(f"{name} continues {RESUMED[name]}: no {last}; run that case first")
         resume = (f"ckpt_path={last}",)
-    elif last_checkpoint(name, seed).is_file():  # a run of this case stopped before it was recorded
+    elif last_checkpoint(name, seed).is_file() and not (RUNS / run_name / "metrics.json").is_file():
+        # a run of this case stopped before training ended (train writes metrics.json at the end)
         resume = (f"ckpt_path={last_checkpoint(name, seed)}",)
         print(f"{run_name}: resuming from its last checkpoint (its fit_seconds will count from here)")
     cfg = config(
