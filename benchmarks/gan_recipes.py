@@ -666,22 +666,25 @@ def figure(results: dict[str, Any], path: Path, names: list[str] | None = None) 
     grids = [name for name in GRIDS if name in cases]
     if names:
         grids = [n for n in names if n in cases and last_checkpoint(n, cases[n][0]["seed"]).is_file()]
-    fig = Figure(figsize=(5.5 + 2.4 * len(grids), 3.8), layout="constrained")
-    axes = fig.subplots(1, 1 + len(grids), width_ratios=[2.2] + [1] * len(grids))
-    colours = matplotlib.colormaps["tab20"].colors  # one colour per curve (the default cycle has 10)
-    for (name, run), colour in zip(curves.items(), colours[::2] + colours[1::2], strict=False):
-        points = run["curve"]
-        label = f"{name} ({run['threads']} thread{'s' * (run['threads'] > 1)})"
-        minutes, fids = [p["seconds"] / 60 for p in points], [p["fid"] for p in points]
-        axes[0].plot(minutes, fids, marker="o", color=colour, label=label)
-    floor = results["floors"]["mnist"]["fid"]
-    axes[0].axhline(3 * floor, color="grey", linestyle="--", label=f"goal: 3x the floor ({3 * floor:.1f})")
-    axes[0].axhline(2 * floor, color="grey", linestyle="-.", label=f"cgan's goal: 2x ({2 * floor:.1f})")
-    axes[0].axvline(5, color="grey", linestyle=":", label="5 minutes")
-    axes[0].set(xlabel="training minutes", ylabel="FID (LeNet features)", yscale="log",
-                title="MNIST: FID of 10,000 samples")  # fmt: skip
-    axes[0].legend(fontsize=7)
-    for ax, name in zip(axes[1:], grids, strict=True):
+    fig = Figure(figsize=(5.5 * bool(curves) + 2.4 * len(grids), 3.8), layout="constrained")
+    widths = [2.2] * bool(curves) + [1] * len(grids)
+    axes = list(fig.subplots(1, len(widths), width_ratios=widths, squeeze=False)[0])
+    if curves:  # (a figure of sample grids alone has no curve panel)
+        plot = axes.pop(0)
+        colours = matplotlib.colormaps["tab20"].colors  # one colour per curve (the default cycle has 10)
+        for (name, run), colour in zip(curves.items(), colours[::2] + colours[1::2], strict=False):
+            points = run["curve"]
+            label = f"{name} ({run['threads']} thread{'s' * (run['threads'] > 1)})"
+            minutes, fids = [p["seconds"] / 60 for p in points], [p["fid"] for p in points]
+            plot.plot(minutes, fids, marker="o", color=colour, label=label)
+        floor = results["floors"]["mnist"]["fid"]
+        plot.axhline(3 * floor, color="grey", linestyle="--", label=f"goal: 3x the floor ({3 * floor:.1f})")
+        plot.axhline(2 * floor, color="grey", linestyle="-.", label=f"cgan's goal: 2x ({2 * floor:.1f})")
+        plot.axvline(5, color="grey", linestyle=":", label="5 minutes")
+        plot.set(xlabel="training minutes", ylabel="FID (LeNet features)", yscale="log",
+                 title="MNIST: FID of 10,000 samples")  # fmt: skip
+        plot.legend(fontsize=7)
+    for ax, name in zip(axes, grids, strict=True):
         run = cases[name][0]
         ckpt = last_checkpoint(name, run["seed"])
         ax.imshow(make_grid(load_model(ckpt).eval().sample(36, seed=0), nrow=6).permute(1, 2, 0).numpy())
