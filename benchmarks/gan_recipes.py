@@ -413,9 +413,11 @@ def run(
         if not last.is_file():
             raise SystemExit(f"{name} continues {RESUMED[name]}: no {last}; run that case first")
         resume = (f"ckpt_path={last}",)
-    elif last_checkpoint(name, seed).is_file() and not (RUNS / run_name / "metrics.json").is_file():
+    elif (stopped := last_checkpoint(name, seed)).is_file() and not (
+        RUNS / run_name / "metrics.json"
+    ).is_file():
         # a run of this case stopped before training ended (train writes metrics.json at the end)
-        resume = (f"ckpt_path={last_checkpoint(name, seed)}",)
+        resume = (f"ckpt_path={stopped}",)
         print(f"{run_name}: resuming from its last checkpoint (its fit_seconds will count from here)")
     cfg = config(
         run_name,
@@ -632,8 +634,8 @@ def ablation_table(
         fid = [runs[f"{name}/seed{s}"]["quality"]["fid"] for s in seeds]
         paired = {s: runs[f"{base}/seed{s}"]["quality"]["fid"] for s in seeds if f"{base}/seed{s}" in runs}
         change = [f - paired[s] for f, s in zip(fid, seeds, strict=True) if s in paired]
-        shares = [runs[f"{name}/seed{s}"]["quality"]["class_shares"] for s in seeds]
         quality = [runs[f"{name}/seed{s}"]["quality"] for s in seeds]
+        shares = [q["class_shares"] for q in quality]
         rows.append([
             name, " ".join(overrides) or "(the default)", " ".join(map(str, seeds)), spread(fid),
             spread([f / runs[f"{name}/seed{s}"]["floor_fid"] for f, s in zip(fid, seeds, strict=True)]),
